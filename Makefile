@@ -1,0 +1,49 @@
+# VitalBridge: `make demo` runs the whole system on its embedded default, `make test` runs the suite.
+# Both set themselves up on a fresh Debian/Ubuntu machine: apt packages, a .venv and the project.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_FOR ?= 60
+APT_PACKAGES := mosquitto mosquitto-clients influxdb
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench lint setup system-packages clean
+
+demo: setup
+	$(BIN)/vitalbridge demo --for $(DEMO_FOR)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m tests.bench
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=""; \
+	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb; do \
+	  command -v $${bin%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${bin%%:*} ] || missing="$$missing $${bin##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Subcommand groups of the ``vitalbridge`` command, one module each."""
