@@ -1,1 +1,1 @@
-"""cloud package."""
+"""Relational store, rules, API and ingest: the cloud side of VitalBridge."""

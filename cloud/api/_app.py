@@ -1,0 +1,191 @@
+"""FastAPI application factory; everything it needs is handed in, so tests can drive it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from cloud.ingest import IngestStats
+from cloud.store import AlertQuery, AlertRecord, Store
+from cloud.timeseries import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT, InfluxError, InfluxV1Client
+from vitals.catalogue import CATALOGUE, MetricKind
+from vitals.samples import is_identifier
+
+__all__ = ["create_app"]
+
+_MAX_POINTS = 100_000
+
+
+class VitalPoint(BaseModel):
+    """One stored value."""
+
+    time: dt.datetime
+    time_ns: int
+    value: float
+    quality: int
+
+
+class VitalsResponse(BaseModel):
+    """A patient's values of one metric over a time range."""
+
+    patient: str
+    metric: str
+    unit: str
+    start: dt.datetime
+    end: dt.datetime
+    points: list[VitalPoint]
+    truncated: bool
+
+
+class AlertOut(BaseModel):
+    """An alert episode as the dashboard shows it."""
+
+    id: int
+    rule: str
+    patient: str
+    metric: str
+    severity: str
+    state: str
+    message: str
+    threshold: float
+    worst_value: float
+    episode_start: dt.datetime
+    fired: dt.datetime
+    last: dt.datetime
+    resolved: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+
+
+class AckRequest(BaseModel):
+    """Who acknowledges an alert."""
+
+    by: str = Field(min_length=1, max_length=128)
+
+
+def _from_ns(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
+
+
+def _alert_out(record: AlertRecord) -> AlertOut:
+    return AlertOut(
+        id=record.id, rule=record.rule, patient=record.patient, metric=record.metric,
+        severity=record.severity, state=record.state, message=record.message,
+        threshold=record.threshold, worst_value=record.worst_value,
+        episode_start=_from_ns(record.episode_start_ns), fired=_from_ns(record.fired_ns),
+        last=_from_ns(record.last_ns),
+        resolved=_from_ns(record.resolved_ns) if record.resolved_ns is not None else None,
+        acknowledged_at=record.acknowledged_at, acknowledged_by=record.acknowledged_by,
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def create_app(
+    store: Store,
+    influx: InfluxV1Client,
+    *,
+    stats: Callable[[], IngestStats] | None = None,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> FastAPI:
+    """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters."""
+    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+
+    @app.get("/api/v1/health")
+    async def health() -> dict[str, Any]:
+        """Liveness and whether InfluxDB answers."""
+        influx_ok = await influx.ping()
+        return {"status": "ok" if influx_ok else "degraded", "influxdb": influx_ok}
+
+    @app.get("/api/v1/patients/{patient}/vitals", response_model=VitalsResponse)
+    async def patient_vitals(
+        patient: str,
+        metric: Annotated[str, Query(description="catalogue metric name, e.g. spo2")],
+        start: Annotated[dt.datetime | None, Query(description="ISO 8601; default end - 24 h")] = None,
+        end: Annotated[dt.datetime | None, Query(description="ISO 8601; default now")] = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_POINTS)] = 10_000,
+    ) -> VitalsResponse:
+        """A patient's values of one metric between ``start`` and ``end`` (inclusive), oldest first."""
+        if not is_identifier(patient):
+            raise HTTPException(422, f"patient id {patient[:80]!r} is not a valid identifier")
+        if metric not in CATALOGUE:
+            raise HTTPException(422, f"unknown metric {metric[:80]!r}; known: {', '.join(sorted(CATALOGUE))}")
+        end_at = _aware(end) if end is not None else clock()
+        start_at = _aware(start) if start is not None else end_at - dt.timedelta(hours=24)
+        if start_at > end_at:
+            raise HTTPException(422, "start must not be after end")
+        measurement = (
+            WAVEFORM_MEASUREMENT if CATALOGUE[metric].kind is MetricKind.WAVEFORM else NUMERIC_MEASUREMENT
+        )
+        statement = (
+            f'SELECT "value", "quality" FROM "{measurement}" WHERE "patient" = $patient '
+            'AND "metric" = $metric AND time >= $start AND time <= $end '
+            f"ORDER BY time ASC LIMIT {limit + 1}"
+        )
+        params = {
+            "patient": patient,
+            "metric": metric,
+            "start": start_at.isoformat().replace("+00:00", "Z"),
+            "end": end_at.isoformat().replace("+00:00", "Z"),
+        }
+        try:
+            series = await influx.query(statement, params)
+        except InfluxError as exc:
+            raise HTTPException(503, f"time-series store unavailable: {exc}") from None
+        rows: list[list[Any]] = series[0]["values"] if series else []
+        points = [
+            VitalPoint(time=_from_ns(int(row[0])), time_ns=int(row[0]), value=float(row[1]),
+                       quality=int(row[2] or 0))
+            for row in rows[:limit]
+        ]
+        return VitalsResponse(patient=patient, metric=metric, unit=CATALOGUE[metric].unit, start=start_at,
+                              end=end_at, points=points, truncated=len(rows) > limit)
+
+    @app.get("/api/v1/alerts", response_model=list[AlertOut])
+    async def list_alerts(
+        patient: str | None = None,
+        state: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AlertOut]:
+        """Alerts, newest first, optionally for one patient or one state."""
+        records = store.alerts(AlertQuery(patient=patient, state=state, limit=limit))
+        return [_alert_out(record) for record in records]
+
+    @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut)
+    async def acknowledge_alert(alert_id: int, request: AckRequest) -> AlertOut:
+        """Record that a clinician has seen the alert."""
+        record = store.acknowledge(alert_id, request.by, clock())
+        if record is None:
+            raise HTTPException(404, f"no alert with id {alert_id}")
+        return _alert_out(record)
+
+    @app.get("/api/v1/ingest/stats")
+    async def ingest_stats() -> dict[str, Any]:
+        """Counters of the ingest: stored, duplicates, rejected by reason, alerts opened."""
+        current = stats() if stats is not None else IngestStats()
+        return {
+            "stored_batches": current.stored_batches,
+            "stored_samples": current.stored_samples,
+            "duplicates": current.duplicates,
+            "rejected": current.rejected,
+            "rejected_by_reason": dict(current.rejected_by_reason),
+            "alerts_opened": current.alerts_opened,
+            "dead_letters": store.dead_letter_count(),
+        }
+
+    @app.get("/api/v1/dead-letters")
+    async def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        """The newest rejected messages with their reasons (payload shown as a hex prefix)."""
+        return [
+            {"id": letter.id, "received_at": letter.received_at, "topic": letter.topic,
+             "reason": letter.reason, "size": letter.size, "payload_hex": letter.payload[:64].hex()}
+            for letter in store.dead_letters(limit)
+        ]
+
+    return app

@@ -1,0 +1,65 @@
+"""Tables of the relational store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["AlertRecord", "Base", "DeadLetter", "IngestedBatch"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class AlertRecord(Base):
+    """One alert episode: a rule fired for a patient from ``episode_start_ns`` on.
+
+    ``(rule, patient, episode_start_ns)`` is unique, so replayed data updates the same alert.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("rule", "patient", "episode_start_ns", name="uq_alert_episode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    patient: Mapped[str] = mapped_column(String(64), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    episode_start_ns: Mapped[int] = mapped_column(BigInteger)
+    fired_ns: Mapped[int] = mapped_column(BigInteger)
+    last_ns: Mapped[int] = mapped_column(BigInteger)
+    worst_value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class DeadLetter(Base):
+    """A message the ingest rejected, kept with the reason so nothing vanishes unexplained."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    topic: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IngestedBatch(Base):
+    """The ingest log: one row per accepted ``(gateway, seq)``, so replays are recognised."""
+
+    __tablename__ = "ingested_batches"
+
+    gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    patient: Mapped[str] = mapped_column(String(64))
+    samples: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,13 @@
+"""The time-series store: batches become InfluxDB points through the v1-compatible HTTP API."""
+
+from cloud.timeseries._client import InfluxError, InfluxV1Client
+from cloud.timeseries._lines import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT, batch_to_lines, escape_tag
+
+__all__ = [
+    "NUMERIC_MEASUREMENT",
+    "WAVEFORM_MEASUREMENT",
+    "InfluxError",
+    "InfluxV1Client",
+    "batch_to_lines",
+    "escape_tag",
+]
