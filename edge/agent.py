@@ -1,0 +1,251 @@
+"""The gateway agent: devices -> decode -> pipeline -> batches -> spool -> MQTT.
+
+Each device has its own transport task, decoder lookup, pipeline and stream collector. Every
+``batch_interval_s`` the collected streams become batches in the durable spool, and the publisher
+drains the spool to the broker. The clock is passed in (``clock_ns``) so tests can drive time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from device_profiles.errors import DecodeError
+from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
+from edge.batcher import StreamCollector
+from edge.config import DeviceConfig, GatewayConfig
+from edge.publisher import MqttPublisher
+from edge.spool import BatchSpool, SpoolFullError
+from edge.transports import Payload, TransportRegistry
+from vitals.catalogue import CATALOGUE
+from vitals.codec import encode_batch
+from vitals.samples import Batch, Sample, Stream
+
+__all__ = ["AgentStats", "EdgeAgent", "ProfileLike", "StreamProcessor"]
+
+log = logging.getLogger(__name__)
+
+_EARLY_FLUSH_VALUES = 100_000  # a device that produces this much between ticks is flushed at once
+
+
+class ProfileLike(Protocol):
+    """What the agent needs of a device profile."""
+
+    id: str
+
+    def decoder_for(
+        self, channel: str, registry: DecoderRegistry
+    ) -> Callable[[bytes, DecodeContext], DecodeResult]:
+        """The decoder for payloads on ``channel``, applying the profile's scale and offset."""
+        ...
+
+
+class StreamProcessor(Protocol):
+    """The edge signal pipeline of one device (see :mod:`edge.pipeline`)."""
+
+    def process(self, stream: Stream) -> list[Stream]:
+        """Clean, derive and compress one chunk; returns what to send."""
+        ...
+
+    def flush(self, now_ns: int) -> list[Stream]:
+        """Heartbeats and anything held back, as of ``now_ns``."""
+        ...
+
+
+@dataclass
+class AgentStats:
+    """Counters since start."""
+
+    payloads: int = 0
+    samples_decoded: int = 0
+    decode_errors: int = 0
+    notes: int = 0
+    batches_spooled: int = 0
+    samples_spooled: int = 0
+    spool_full_drops: int = 0
+    errors_by_device: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class _Device:
+    config: DeviceConfig
+    profile: ProfileLike
+    pipeline: StreamProcessor | None
+    collector: StreamCollector = field(default_factory=StreamCollector)
+    decoders: dict[str, Callable[[bytes, DecodeContext], DecodeResult]] = field(default_factory=dict)
+    last_status: dict[str, Any] = field(default_factory=dict)
+
+
+class EdgeAgent:
+    """Runs one gateway. ``await agent.run(stop_event)``; counters in :attr:`stats`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        profiles: Mapping[str, ProfileLike],
+        decoders: DecoderRegistry,
+        transports: TransportRegistry,
+        pipeline_factory: Callable[[DeviceConfig], StreamProcessor | None] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        spool: BatchSpool | None = None,
+    ) -> None:
+        self.config = config
+        self.clock_ns = clock_ns
+        self.decoders = decoders
+        self.transports = transports
+        self.stats = AgentStats()
+        self.spool = spool or BatchSpool(config.spool)
+        self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
+                                       clock_s=lambda: self.clock_ns() / 1e9)
+        self.devices: dict[str, _Device] = {}
+        for device in config.devices:
+            if device.profile not in profiles:
+                raise KeyError(f"device {device.id}: unknown profile {device.profile!r}")
+            transports.get(device.transport)  # fail early on an unknown transport
+            pipeline = pipeline_factory(device) if pipeline_factory is not None else None
+            self.devices[device.id] = _Device(device, profiles[device.profile], pipeline)
+
+    # -- receiving -----------------------------------------------------------------------------------
+    def _decoder(self, device: _Device, channel: str) -> Callable[[bytes, DecodeContext], DecodeResult]:
+        decoder = device.decoders.get(channel)
+        if decoder is None:
+            decoder = device.profile.decoder_for(channel, self.decoders)
+            device.decoders[channel] = decoder
+        return decoder
+
+    def deliver(self, device_id: str, payload: Payload) -> None:
+        """Decode one payload from ``device_id`` and feed its samples through the pipeline."""
+        device = self.devices[device_id]
+        self.stats.payloads += 1
+        context = DecodeContext(received_ns=payload.received_ns, utc_offset_s=self.config.utc_offset_s)
+        try:
+            result = self._decoder(device, payload.channel)(payload.data, context)
+        except (DecodeError, KeyError) as exc:
+            self.stats.decode_errors += 1
+            self.stats.errors_by_device[device_id] += 1
+            log.warning("device %s: cannot decode %d bytes on %s: %s", device_id, len(payload.data),
+                        payload.channel, exc)
+            return
+        self.stats.notes += len(result.notes)
+        for note in result.notes:
+            log.info("device %s: %s", device_id, note)
+        self._report_status(device, result.status)
+        self.stats.samples_decoded += len(result.samples)
+        self.accept_samples(device_id, result.samples)
+
+    def accept_samples(self, device_id: str, samples: tuple[Sample, ...] | list[Sample]) -> None:
+        """Feed already decoded samples (grouped per metric) through the device's pipeline."""
+        by_metric: dict[str, list[Sample]] = defaultdict(list)
+        for sample in samples:
+            by_metric[sample.metric].append(sample)
+        for metric, group in by_metric.items():
+            group.sort(key=lambda s: s.time_ns)
+            self.accept_stream(device_id, Stream.from_samples(metric, CATALOGUE[metric].unit, group))
+
+    def accept_stream(self, device_id: str, stream: Stream) -> None:
+        """Feed one chunk (e.g. a waveform block) through the device's pipeline into its collector."""
+        device = self.devices[device_id]
+        outputs = device.pipeline.process(stream) if device.pipeline is not None else [stream]
+        for output in outputs:
+            device.collector.add(output)
+        if device.collector.value_count >= _EARLY_FLUSH_VALUES:
+            self._spool_device(device)
+
+    def _report_status(self, device: _Device, status: Mapping[str, Any]) -> None:
+        changed = {k: v for k, v in status.items() if device.last_status.get(k) != v}
+        if changed:
+            device.last_status.update(changed)
+            self.publisher.event("device_status", device=device.config.id, patient=device.config.patient,
+                                 **{k: _jsonable(v) for k, v in changed.items()})
+
+    def _device_event(self, device_id: str, kind: str, detail: dict[str, Any]) -> None:
+        device = self.devices[device_id]
+        log.info("device %s: %s %s", device_id, kind, detail)
+        self.publisher.event(kind, device=device_id, patient=device.config.patient,
+                             **{k: _jsonable(v) for k, v in detail.items()})
+
+    # -- sending -------------------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Flush pipelines and turn every device's collected streams into spooled batches."""
+        spooled = 0
+        now = self.clock_ns()
+        for device in self.devices.values():
+            if device.pipeline is not None:
+                for output in device.pipeline.flush(now):
+                    device.collector.add(output)
+            spooled += self._spool_device(device)
+        if spooled:
+            self.publisher.notify()
+        return spooled
+
+    def _spool_device(self, device: _Device) -> int:
+        spooled = 0
+        for streams in device.collector.take():
+            batch = Batch(self.config.gateway, 0, device.config.patient, device.config.id,
+                          device.profile.id, tuple(streams))
+            try:
+                self.spool.append(lambda seq, b=batch: encode_batch(dataclasses.replace(b, seq=seq)),
+                                  created_ns=self.clock_ns(), samples=batch.sample_count)
+            except SpoolFullError as exc:
+                self.stats.spool_full_drops += batch.sample_count
+                log.error("device %s: %s; %d values dropped", device.config.id, exc, batch.sample_count)
+                self.publisher.event("spool_full", device=device.config.id, dropped=batch.sample_count)
+                continue
+            self.stats.batches_spooled += 1
+            self.stats.samples_spooled += batch.sample_count
+            spooled += 1
+        return spooled
+
+    # -- running -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = 15.0) -> AgentStats:
+        """Run until ``stop`` is set, then spool what is left, drain the spool and say goodbye."""
+        tasks = [asyncio.create_task(self.publisher.run(), name="publisher")]
+        for device_id, device in self.devices.items():
+            factory = self.transports.get(device.config.transport)
+            transport = factory(device.config, device.profile, self.clock_ns)
+            tasks.append(asyncio.create_task(
+                transport.run(lambda p, d=device_id: self.deliver(d, p),
+                              lambda kind, detail, d=device_id: self._device_event(d, kind, detail)),
+                name=f"device-{device_id}",
+            ))
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.batch_interval_s)
+                for task in tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                self.tick()
+        finally:
+            for task in tasks[1:]:
+                task.cancel()
+            for task in tasks[1:]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.tick()
+            if not await self.publisher.flush(drain_timeout_s):
+                log.warning("%d batches still spooled at shutdown; they will be sent on the next start",
+                            len(self.spool))
+            await self.publisher.announce_offline()
+            tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tasks[0]
+        return self.stats
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)

@@ -1,0 +1,59 @@
+"""The transport interface and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["DeliverFn", "Payload", "ReportFn", "Transport", "TransportFactory", "TransportRegistry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Bytes from a device: ``channel`` is the characteristic UUID (BLE) or frame kind (serial)."""
+
+    channel: str
+    data: bytes
+    received_ns: int
+
+
+DeliverFn = Callable[[Payload], None]
+ReportFn = Callable[[str, dict[str, Any]], None]
+
+
+class Transport(Protocol):
+    """A connection to one device."""
+
+    async def run(self, deliver: DeliverFn, report: ReportFn) -> None:
+        """Receive until cancelled; reconnect after drops; never raise for a device problem."""
+        ...
+
+
+TransportFactory = Callable[..., Transport]
+"""``factory(device_config, profile, clock_ns) -> Transport``."""
+
+
+class TransportRegistry:
+    """Transport factories by config key (``ble``, ``serial``, ``virtual``...)."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, TransportFactory] = {}
+
+    def add(self, name: str, factory: TransportFactory) -> None:
+        """Register ``factory`` under ``name`` (once)."""
+        if name in self._factories:
+            raise ValueError(f"transport {name!r} is already registered")
+        self._factories[name] = factory
+
+    def get(self, name: str) -> TransportFactory:
+        """The factory for ``name``; ``KeyError`` lists the known transports."""
+        try:
+            return self._factories[name]
+        except KeyError:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise KeyError(f"unknown transport {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        """Registered transport names."""
+        return sorted(self._factories)
