@@ -1,0 +1,47 @@
+"""Shared fixtures: the real local stack (Mosquitto + influxd) started once per test session."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vitalbridge.stack import LocalStack, free_port
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Real Mosquitto and influxd on free loopback ports, stopped when the session ends."""
+    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Names (gateway ids, InfluxDB databases, client ids) no other test uses."""
+    return lambda prefix: f"{prefix}{next(_counter)}"
+
+
+@pytest.fixture
+async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], str]) -> AsyncIterator[object]:
+    """A running cloud service (ingest + API) on its own database and InfluxDB database."""
+    from cloud.service import CloudConfig, CloudService
+
+    config = CloudConfig(
+        mqtt_url=stack.mqtt_url,
+        influx_url=stack.influx_url,
+        influx_db=unique_name("vbtest"),
+        database_url=f"sqlite:///{tmp_path / 'cloud.db'}",
+        http_port=free_port(),
+        client_id=unique_name("ingest-"),
+    )
+    service = CloudService(config)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
