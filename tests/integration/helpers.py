@@ -8,8 +8,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from vitals.samples import Batch, Sample, Stream
 from vitals.codec import encode_batch
+from vitals.samples import Batch, Sample, Stream
 from vitals.topics import data_topic
 
 __all__ = ["count_points", "numeric_batch", "publish", "publish_batches", "wait_for"]
