@@ -1,0 +1,64 @@
+"""A virtual BLE pulse oximeter: scenario SpO2 and pulse rate as PLX Continuous (0x2A5F) notifications.
+
+It produces exactly the bytes a real Pulse Oximeter Service device notifies (no radio needed): the
+gateway's decoder cannot tell it from hardware. Pure: the scenario run is advanced by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from device_profiles.gatt.plx_continuous import PlxContinuousMeasurement
+from device_profiles.gatt.pulse_oximetry import SpO2PulseRate
+from device_profiles.ieee11073 import Measured
+from simulators.devices.gatt_encode import encode_plx_continuous
+
+__all__ = ["PLX_CONTINUOUS_UUID", "Notification", "VirtualPulseOximeter"]
+
+PLX_CONTINUOUS_UUID = "00002a5f-0000-1000-8000-00805f9b34fb"
+
+Notification = tuple[str, bytes, int]
+"""``(characteristic UUID, payload, time in Unix ns)``."""
+
+
+class VirtualPulseOximeter:
+    """Turns a scenario run's ``spo2`` and ``pulse_rate`` into PLX Continuous notifications.
+
+    ``run`` is a :class:`simulators.scenarios.ScenarioRun` (anything with ``advance(seconds)``
+    returning a chunk with ``numerics[metric] = (times_ns, values)``). Each SpO2 reading becomes one
+    notification, paired with the pulse rate at the same instant (interpolated if the scenario
+    samples it at other times); values are rounded to the device resolution of 1 % and 1 /min.
+    """
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.sent = 0
+
+    def advance(self, duration_s: float) -> list[Notification]:
+        """Advance the scenario by ``duration_s`` seconds; return the notifications it produced."""
+        chunk = self.run.advance(duration_s)
+        numerics = chunk.numerics
+        if "spo2" not in numerics:
+            return []
+        times, spo2 = (np.asarray(a) for a in numerics["spo2"])
+        if "pulse_rate" in numerics and len(numerics["pulse_rate"][0]):
+            pulse_times, pulse_values = (np.asarray(a, dtype=np.float64) for a in numerics["pulse_rate"])
+            pulse = np.interp(times.astype(np.float64), pulse_times.astype(np.float64), pulse_values)
+        elif "heart_rate" in numerics and len(numerics["heart_rate"][0]):
+            hr_times, hr_values = (np.asarray(a, dtype=np.float64) for a in numerics["heart_rate"])
+            pulse = np.interp(times.astype(np.float64), hr_times, hr_values)
+        else:
+            pulse = np.full(len(times), 70.0)
+        notifications: list[Notification] = []
+        for time_ns, saturation, rate in zip(times.tolist(), spo2.tolist(), pulse.tolist(), strict=True):
+            record = PlxContinuousMeasurement(
+                normal=SpO2PulseRate(
+                    spo2=Measured(float(min(100, max(0, round(saturation)))), exponent=0),
+                    pulse_rate=Measured(float(max(0, round(rate))), exponent=0),
+                )
+            )
+            notifications.append((PLX_CONTINUOUS_UUID, encode_plx_continuous(record), int(time_ns)))
+        self.sent += len(notifications)
+        return notifications
