@@ -86,19 +86,22 @@ def _decode(args: argparse.Namespace) -> int:
             print(f"name one with --characteristic: {', '.join(profile.decoder_keys())}", file=sys.stderr)
             return 1
         key = profile.decoder_keys()[0]
-    try:
-        if key is not None:
-            decoded = [(key, profile.decoder_for(key, registry)(payload, context))]
-        else:
-            # A serial capture: cut it into frames like the gateway does.
-            framer = profile.make_framer()
-            decoded = [(f.name, profile.decoder_for(f.name, registry)(f.payload, context))
-                       for f in framer.feed(payload)]
-            if framer.discarded_bytes:
-                print(json.dumps({"discarded_bytes": framer.discarded_bytes}), file=sys.stderr)
-    except (DecodeError, KeyError) as exc:
-        print(f"cannot decode: {exc}", file=sys.stderr)
-        return 1
+    decoded: list[tuple[str, Any]] = []
+    failures = 0
+    if key is not None:
+        frames = [(key, payload)]
+    else:
+        # A serial capture: cut it into frames like the gateway does; a bad frame does not stop the rest.
+        framer = profile.make_framer()
+        frames = [(frame.name, frame.payload) for frame in framer.feed(payload)]
+        if framer.discarded_bytes:
+            print(json.dumps({"discarded_bytes": framer.discarded_bytes}), file=sys.stderr)
+    for name, frame_bytes in frames:
+        try:
+            decoded.append((name, profile.decoder_for(name, registry)(frame_bytes, context)))
+        except (DecodeError, KeyError) as exc:
+            failures += 1
+            print(json.dumps({"source": name, "error": str(exc)}), file=sys.stderr)
     for name, result in decoded:
         for sample in result.samples:
             unit = profile.streams[sample.metric].unit
@@ -107,7 +110,7 @@ def _decode(args: argparse.Namespace) -> int:
         if result.status or result.notes:
             print(json.dumps({"source": name, "status": dict(result.status), "notes": list(result.notes)},
                              default=str), file=sys.stderr)
-    return 0
+    return 1 if failures and not decoded else 0
 
 
 def add_parser(subparsers: Any) -> None:
@@ -115,7 +118,12 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "profiles", help="list, validate and try device profiles"
     )
-    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=show_help)
     commands = parser.add_subparsers(dest="profiles_command", metavar="SUBCOMMAND")
 
     def with_dirs(sub: argparse.ArgumentParser) -> None:
@@ -129,7 +137,8 @@ def add_parser(subparsers: Any) -> None:
     validate = commands.add_parser(
         "validate", help="check profile files against the schema and decode their example frames"
     )
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="a profile file, or a folder of <vendor>/<model>.yaml")
+    validate.add_argument("paths", nargs="+", metavar="PATH",
+                          help="a profile file, or a folder of <vendor>/<model>.yaml")
     validate.set_defaults(func=_validate)
 
     decode = commands.add_parser("decode", help="decode bytes with a profile; prints one JSON sample per line")
