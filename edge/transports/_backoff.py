@@ -1,0 +1,53 @@
+"""Reconnect delays: exponential growth with jitter, reset once a connection has proved stable."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["Backoff"]
+
+
+@dataclass
+class Backoff:
+    """Delays (s) between reconnect attempts: ``initial_s * factor**n`` capped at ``max_s``, jittered.
+
+    Jitter takes up to ``jitter`` (a fraction) off each delay so that gateways that lost their
+    devices together (a power cut, a broker restart) do not retry in lockstep. ``rng`` is
+    injected; seed it in tests for a reproducible sequence.
+    """
+
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    factor: float = 2.0
+    jitter: float = 0.25
+    rng: random.Random = field(default_factory=random.Random)
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial_s <= self.max_s:
+            raise ValueError("backoff needs 0 < initial_s <= max_s")
+        if self.factor < 1 or not 0 <= self.jitter < 1:
+            raise ValueError("backoff needs factor >= 1 and 0 <= jitter < 1")
+
+    def ceiling_s(self) -> float:
+        """The un-jittered delay (s) the next call to :meth:`next_delay` starts from."""
+        ceiling = self.initial_s
+        if self.factor == 1:
+            return ceiling
+        # Multiply step by step and stop at the cap, so a long outage cannot overflow the float.
+        for _ in range(self.attempts):
+            ceiling *= self.factor
+            if ceiling >= self.max_s:
+                return self.max_s
+        return ceiling
+
+    def next_delay(self) -> float:
+        """The delay (s) before the next attempt; each call makes the following one longer."""
+        ceiling = self.ceiling_s()
+        self.attempts += 1
+        return ceiling * (1.0 - self.jitter * self.rng.random())
+
+    def reset(self) -> None:
+        """Start again from ``initial_s`` (after a connection that stayed up)."""
+        self.attempts = 0

@@ -1,0 +1,325 @@
+"""The ``ble`` transport: one Bluetooth Low Energy health device, kept connected.
+
+Per connection ("session") the transport scans for the configured address (filtered on the
+services the profile says the device advertises, when it matches on services alone), connects,
+subscribes to every notify/indicate characteristic the profile lists, polls its ``read``
+characteristics, reads the Battery Level (0x2A19) on connect and every ``battery_poll_s`` unless
+the profile lists it itself, and reports ``attached``. Each notification
+becomes a :class:`~edge.transports.Payload` whose channel is the characteristic's 128-bit UUID and
+whose ``received_ns`` is the injected clock's time at arrival.
+
+A session ends on the disconnect callback, on a link the stack says is down although no callback
+came (checked every ``liveness_check_s``), on a failed poll of a dead link, or - if
+``idle_timeout_s`` is set - when a device that streams continuously goes quiet. Then the
+transport reports ``lost``, ignores any notification still queued from the old link (a stale
+notification would otherwise carry a wrong arrival time into the new session), and reconnects
+after an exponential, jittered backoff. The backoff is reset only once a connection has stayed up
+``stable_after_s``, so a device that connects and drops at once is not hammered.
+
+Device options (``options:`` in the gateway config), all in seconds: ``connect_timeout_s`` (scan +
+connect + subscribe, 40), ``scan_timeout_s`` (20), ``reconnect_initial_s`` (1), ``reconnect_max_s``
+(60), ``stable_after_s`` (30), ``battery_poll_s`` (3600), ``liveness_check_s`` (5),
+``read_timeout_s`` (10), ``idle_timeout_s`` (off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from device_profiles.gatt.battery import decode_battery_level
+from device_profiles.profile import Characteristic, DeviceProfile, normalize_uuid
+from edge.config import DeviceConfig
+from edge.transports._backoff import Backoff
+from edge.transports._base import DeliverFn, Payload, ReportFn
+from edge.transports._ble_client import (
+    BleakBleClient,
+    BleClient,
+    BleClientFactory,
+    BleDeviceNotFoundError,
+    NotificationCallback,
+    bleak_client_factory,
+)
+from edge.transports._ble_fake import FakeBleClient, FakeBlePeripheral
+
+__all__ = [
+    "BATTERY_LEVEL_UUID",
+    "BATTERY_SERVICE_UUID",
+    "BleClient",
+    "BleClientFactory",
+    "BleDeviceNotFoundError",
+    "BleOptions",
+    "BleStats",
+    "BleTransport",
+    "BleakBleClient",
+    "FakeBleClient",
+    "FakeBlePeripheral",
+    "LinkLostError",
+    "bleak_client_factory",
+]
+
+log = logging.getLogger(__name__)
+
+BATTERY_SERVICE_UUID = normalize_uuid("180f")
+BATTERY_LEVEL_UUID = normalize_uuid("2a19")
+
+_DISCONNECT_TIMEOUT_S = 10.0
+
+
+class LinkLostError(ConnectionError):
+    """The link is gone (or no longer trusted); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BleOptions:
+    """Timing of one BLE device's connection handling, all in seconds (see the module docstring)."""
+
+    connect_timeout_s: float = 40.0
+    scan_timeout_s: float = 20.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    stable_after_s: float = 30.0
+    battery_poll_s: float = 3600.0
+    liveness_check_s: float = 5.0
+    read_timeout_s: float = 10.0
+    idle_timeout_s: float | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> BleOptions:
+        """Pick this transport's keys out of a device's ``options``; ``ValueError`` names a bad one."""
+        values: dict[str, float | None] = {}
+        for item in fields(cls):
+            if item.name not in options:
+                continue
+            value = options[item.name]
+            if value is None and item.name == "idle_timeout_s":
+                values[item.name] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"option {item.name} must be a positive number of seconds, not {value!r}")
+            values[item.name] = float(value)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class BleStats:
+    """Counters since the transport was made."""
+
+    connect_attempts: int = 0
+    sessions: int = 0
+    payloads: int = 0
+    stale_notifications: int = 0
+    read_errors: int = 0
+
+
+class BleTransport:
+    """Transport for a device whose profile has BLE attributes; ``factory(device, profile, clock_ns)``.
+
+    ``client_factory`` chooses the BLE backend (bleak by default, a fake in tests); ``sleep`` is
+    what waits out reconnect delays (s) and ``rng`` jitters them.
+    """
+
+    def __init__(self, device: DeviceConfig, profile: DeviceProfile, clock_ns: Callable[[], int], *,
+                 client_factory: BleClientFactory | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
+        if profile.ble is None:
+            raise ValueError(f"device {device.id}: profile {profile.id} has no BLE attributes")
+        if not device.address:
+            raise ValueError(f"device {device.id}: a BLE device needs its address")
+        self.device = device
+        self.profile = profile
+        self.options = BleOptions.from_options(device.options)
+        self.backoff = Backoff(self.options.reconnect_initial_s,
+                               max(self.options.reconnect_max_s, self.options.reconnect_initial_s),
+                               rng=rng or random.Random())
+        self.stats = BleStats()
+        self._clock_ns = clock_ns
+        self._client_factory: BleClientFactory = client_factory or bleak_client_factory
+        self._sleep = sleep
+        characteristics = profile.ble.characteristics
+        self._subscribed = [c for c in characteristics if c.mode in ("notify", "indicate")]
+        self._polled = [c for c in characteristics if c.mode == "read"]
+        self._profile_has_battery = any(c.uuid == BATTERY_LEVEL_UUID for c in characteristics)
+        services = {c.service_uuid for c in characteristics}
+        self._services = sorted(services | {BATTERY_SERVICE_UUID})
+        # Filter the scan on advertised services only when the profile recognises the device by
+        # them alone: one that also lists names accepts devices that leave the services out.
+        self._scan_services = [] if profile.ble.name_patterns else list(profile.ble.service_uuids)
+        self._session_id = 0
+        self._lost: asyncio.Event | None = None
+
+    # -- the reconnect loop --------------------------------------------------------------------------
+    async def run(self, deliver: DeliverFn, report: ReportFn) -> None:
+        """Stay connected until cancelled: sessions separated by backoff delays; never raises."""
+        failures = 0
+        while True:
+            try:
+                await self._session(deliver, report)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a device problem: log it and try again later
+                failures += 1
+                # The first failure of a streak and every 20th: a patient out of range is not news every minute.
+                level = logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
+                log.log(level, "device %s (%s): %s: %s (attempt %d)", self.device.id, self.device.address,
+                        type(exc).__name__, exc or "no detail", failures)
+            delay = self.backoff.next_delay()
+            log.info("device %s: reconnecting in %.1f s", self.device.id, delay)
+            await self._sleep(delay)
+
+    async def _session(self, deliver: DeliverFn, report: ReportFn) -> None:
+        """One connection, from scan to loss; returns or raises when it is over."""
+        self._session_id += 1
+        session = self._session_id
+        lost = asyncio.Event()
+        self._lost = lost
+
+        def on_disconnect() -> None:
+            if session == self._session_id:
+                lost.set()
+
+        self.stats.connect_attempts += 1
+        client = self._client_factory(self.device.address, on_disconnect, service_uuids=self._services,
+                                      scan_service_uuids=self._scan_services,
+                                      scan_timeout_s=self.options.scan_timeout_s)
+        attached_ns: int | None = None
+        reason = "disconnected"
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            async with asyncio.timeout(self.options.connect_timeout_s):
+                await client.connect()
+                subscribed, missing = await self._subscribe(client, session, deliver)
+                battery_percent = await self._read_battery(client) if self._reads_battery(client) else None
+            attached_ns = self._clock_ns()
+            self.stats.sessions += 1
+            detail: dict[str, Any] = {"transport": "ble", "address": self.device.address, "subscribed": subscribed}
+            if missing:
+                detail["missing"] = missing
+            report("attached", detail)
+            if battery_percent is not None:
+                report("battery", {"percent": battery_percent})
+            watchers = self._start_watchers(client, session, deliver, report)
+            waiter = asyncio.create_task(lost.wait())
+            done, _pending = await asyncio.wait([waiter, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            for task in done:
+                if task is not waiter and not task.cancelled() and task.exception() is not None:
+                    reason = str(task.exception())
+        except asyncio.CancelledError:
+            reason = "stopped"
+            raise
+        finally:
+            # From here on, anything the old link still delivers is stale.
+            self._session_id += 1
+            lost.set()
+            for task in watchers:
+                task.cancel()
+            for task in watchers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), _DISCONNECT_TIMEOUT_S)
+            if attached_ns is not None:
+                report("lost", {"transport": "ble", "address": self.device.address, "reason": reason})
+                if self._clock_ns() - attached_ns >= self.options.stable_after_s * 1e9:
+                    self.backoff.reset()
+
+    # -- setting up a session ------------------------------------------------------------------------
+    def _on_value(self, session: int, channel: str, deliver: DeliverFn) -> NotificationCallback:
+        def on_value(data: bytes) -> None:
+            if session != self._session_id or self._lost is None or self._lost.is_set():
+                self.stats.stale_notifications += 1
+                return
+            self.stats.payloads += 1
+            try:
+                deliver(Payload(channel, bytes(data), self._clock_ns()))
+            except Exception:  # the consumer's bug must not kill the BLE stack's callback thread
+                log.exception("device %s: delivering a notification on %s failed", self.device.id, channel)
+
+        return on_value
+
+    async def _subscribe(self, client: BleClient, session: int, deliver: DeliverFn) -> tuple[list[str], list[str]]:
+        present = [c for c in self._subscribed if client.has_characteristic(c.uuid)]
+        missing = [c.name for c in (*self._subscribed, *self._polled) if not client.has_characteristic(c.uuid)]
+        if self._subscribed and not present:
+            raise LinkLostError(f"none of the profile's characteristics ({', '.join(missing)}) is offered; "
+                                f"is this a {self.profile.id}?")
+        for name in missing:
+            log.warning("device %s: characteristic %s of profile %s not offered", self.device.id, name,
+                        self.profile.id)
+        for item in present:
+            await client.start_notify(item.uuid, self._on_value(session, item.uuid, deliver))
+        return [c.name for c in present], missing
+
+    def _reads_battery(self, client: BleClient) -> bool:
+        return not self._profile_has_battery and client.has_characteristic(BATTERY_LEVEL_UUID)
+
+    async def _read_battery(self, client: BleClient) -> int | None:
+        """Battery level in percent, or None when it cannot be read or decoded."""
+        try:
+            async with asyncio.timeout(self.options.read_timeout_s):
+                data = await client.read(BATTERY_LEVEL_UUID)
+            return decode_battery_level(data).percent
+        except Exception as exc:  # DecodeError, GATT errors, timeouts: the battery is a nicety
+            self.stats.read_errors += 1
+            log.warning("device %s: battery level unreadable: %s", self.device.id, exc)
+            if not client.is_connected:
+                raise LinkLostError("link lost while reading the battery level") from exc
+            return None
+
+    def _start_watchers(self, client: BleClient, session: int, deliver: DeliverFn,
+                        report: ReportFn) -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(self._watch_link(client))]
+        for item in self._polled:
+            if not client.has_characteristic(item.uuid):
+                continue
+            tasks.append(asyncio.create_task(self._poll(client, item, self._on_value(session, item.uuid, deliver))))
+        if self._reads_battery(client):
+            tasks.append(asyncio.create_task(self._poll_battery(client, report)))
+        if self.options.idle_timeout_s is not None:
+            tasks.append(asyncio.create_task(self._watch_idle(self.options.idle_timeout_s)))
+        return tasks
+
+    # -- watchers: each returns only by raising LinkLostError ----------------------------------------
+    async def _watch_link(self, client: BleClient) -> None:
+        # BlueZ occasionally loses a link without the disconnect signal; ask the stack directly.
+        while True:
+            await asyncio.sleep(self.options.liveness_check_s)
+            if not client.is_connected:
+                raise LinkLostError("link down without a disconnect event")
+
+    async def _watch_idle(self, idle_s: float) -> None:
+        while True:
+            seen = self.stats.payloads
+            await asyncio.sleep(idle_s)
+            if self.stats.payloads == seen:
+                raise LinkLostError(f"no data for {idle_s:g} s")
+
+    async def _poll(self, client: BleClient, item: Characteristic, on_value: NotificationCallback) -> None:
+        assert item.poll_s is not None
+        while True:
+            try:
+                async with asyncio.timeout(self.options.read_timeout_s):
+                    data = await client.read(item.uuid)
+            except Exception as exc:
+                self.stats.read_errors += 1
+                if not client.is_connected or isinstance(exc, TimeoutError):
+                    raise LinkLostError(f"reading {item.name} failed: {exc or type(exc).__name__}") from exc
+                log.warning("device %s: reading %s failed: %s", self.device.id, item.name, exc)
+            else:
+                on_value(data)
+            await asyncio.sleep(item.poll_s)
+
+    async def _poll_battery(self, client: BleClient, report: ReportFn) -> None:
+        while True:
+            await asyncio.sleep(self.options.battery_poll_s)
+            percent = await self._read_battery(client)
+            if percent is not None:
+                report("battery", {"percent": percent})

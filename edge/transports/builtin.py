@@ -1,0 +1,15 @@
+"""The transports that ship with VitalBridge, registered in one place."""
+
+from __future__ import annotations
+
+from edge.transports._base import TransportRegistry
+from edge.transports.ble import BleTransport
+from edge.transports.serial import SerialTransport
+
+__all__ = ["register_builtins"]
+
+
+def register_builtins(registry: TransportRegistry) -> None:
+    """Add the built-in transports: ``ble`` (bleak) and ``serial`` (pyserial-asyncio-fast)."""
+    registry.add("ble", BleTransport)
+    registry.add("serial", SerialTransport)
