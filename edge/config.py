@@ -58,6 +58,7 @@ class GatewayConfig:
 
 
 _DEVICE_KEYS = {"id", "patient", "profile", "transport", "address", "options"}
+_MAX_UTC_OFFSET_S = 14 * 3600  # UTC-12 .. UTC+14 are the offsets in use
 _TOP_KEYS = {"gateway", "mqtt_url", "spool", "batch_interval_s", "utc_offset_s", "devices", "pipeline"}
 
 
@@ -90,6 +91,12 @@ def parse_config(raw: Any, source: str = "config") -> GatewayConfig:
     interval = raw.get("batch_interval_s", 5.0)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0.05 <= interval <= 3600:
         raise ConfigError(f"{source}: batch_interval_s must be a number of seconds in 0.05..3600")
+    utc_offset = raw.get("utc_offset_s", 0)
+    if isinstance(utc_offset, bool) or not isinstance(utc_offset, int) or abs(utc_offset) > _MAX_UTC_OFFSET_S:
+        raise ConfigError(
+            f"{source}: utc_offset_s must be a whole number of seconds in "
+            f"-{_MAX_UTC_OFFSET_S}..{_MAX_UTC_OFFSET_S}, not {utc_offset!r}"
+        )
     devices_raw = raw.get("devices", [])
     if not isinstance(devices_raw, list):
         raise ConfigError(f"{source}: devices must be a list")
@@ -127,7 +134,7 @@ def parse_config(raw: Any, source: str = "config") -> GatewayConfig:
         mqtt_url=mqtt_url,
         spool=str(raw.get("spool", "vitalbridge-spool.db")),
         batch_interval_s=float(interval),
-        utc_offset_s=int(raw.get("utc_offset_s", 0)),
+        utc_offset_s=utc_offset,
         devices=tuple(devices),
         pipeline=pipeline,
     )

@@ -55,7 +55,7 @@ def _pack_f8(values: npt.NDArray[np.float64], _scale: float | None) -> bytes:
 
 def _unpack_f8(data: bytes, count: int, _scale: float | None) -> npt.NDArray[np.float64]:
     if len(data) != 8 * count:
-        raise WireError(f"value bytes: expected {8 * count} bytes for {count} float64 values, got {len(data)}")
+        raise WireError(f"value bytes: {len(data)} bytes cannot hold {count} float64 values")
     return np.frombuffer(data, dtype="<f8").astype(np.float64)
 
 
@@ -77,7 +77,8 @@ def _unpack_dz(data: bytes, count: int, scale: float | None) -> npt.NDArray[np.f
         counts = _waveform.decode_counts(data, count)
     except _waveform.WaveformCodecError as exc:
         raise WireError(f"value bytes: {exc}") from None
-    return counts.astype(np.float64) * scale
+    with np.errstate(over="ignore"):  # a huge scale gives infinities, refused by the caller
+        return counts.astype(np.float64) * scale
 
 
 # name -> (pack, unpack, needs a scale)
@@ -157,10 +158,10 @@ def _decode_times(raw: dict[Any, Any], count: int, where: str) -> tuple[npt.NDAr
         rate = float(_field(raw, "hz", (int, float), where))
         if not (math.isfinite(rate) and 0.0 < rate <= _MAX_RATE_HZ):
             raise WireError(f"{where}: sample rate {rate} Hz is out of range (0, {_MAX_RATE_HZ:g}]")
-        times = regular_times(start, rate, count)
-        if times[-1] > _MAX_TIME_NS:
+        # Checked before computing: a tiny rate would overflow the int64 times and wrap negative.
+        if start + (count - 1) * (1.0e9 / rate) > _MAX_TIME_NS:
             raise WireError(f"{where}: sample times run past the representable range")
-        return times, rate
+        return regular_times(start, rate, count), rate
     steps = _field(raw, "dt", list, where)
     if len(steps) != count - 1:
         raise WireError(f"{where}: {len(steps)} time steps for {count} values (expected {count - 1})")
@@ -201,7 +202,10 @@ def _decode_stream(raw: Any, index: int) -> Stream:
         raise WireError(f"{where}: encoding {encoding!r} takes no scale")
     data = _field(raw, "d", bytes, where)
     count = _value_count(raw, data, encoding, where)
-    values = unpack(data, count, scale)
+    try:
+        values = unpack(data, count, scale)
+    except WireError as exc:
+        raise WireError(f"{where}: {exc}") from None
     if not np.all(np.isfinite(values)):
         raise WireError(f"{where}: values must be finite numbers (no NaN or infinity)")
     times, rate = _decode_times(raw, count, where)
@@ -216,10 +220,7 @@ def _decode_stream(raw: Any, index: int) -> Stream:
 
 
 def _value_count(raw: dict[Any, Any], data: bytes, encoding: str, where: str) -> int:
-    if encoding == "f8":
-        count = len(data) // 8
-    else:
-        count = _waveform.peek_count(data)
+    count = len(data) // 8 if encoding == "f8" else _waveform.peek_count(data)
     if count is None or not 1 <= count <= MAX_VALUES_PER_STREAM:
         raise WireError(f"{where}: value count must be 1..{MAX_VALUES_PER_STREAM}")
     return count

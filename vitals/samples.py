@@ -21,6 +21,7 @@ __all__ = [
     "Sample",
     "Stream",
     "is_identifier",
+    "regular_times",
 ]
 
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")

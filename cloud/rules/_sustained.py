@@ -102,46 +102,57 @@ class SustainedThresholdRule:
             if sample.quality & _UNTRUSTED:
                 continue
             last_seen = sample.time_ns
-            change = self._step(patient, sample)
-            if change is not None:
-                changes.append(change)
+            changes.extend(self._step(patient, sample))
         self._last_seen[patient] = last_seen
         return _latest_per_episode(changes)
 
-    def _step(self, patient: str, sample: Sample) -> AlertChange | None:
-        episode = self._episodes.get(patient)
+    def _step(self, patient: str, sample: Sample) -> list[AlertChange]:
         now, value = sample.time_ns, sample.value
+        changes: list[AlertChange] = []
+        episode = self._episodes.get(patient)
+        # Readings are a step function: the previous reading held until this one. So a sparse
+        # stream can confirm an episode (or its recovery) with the reading that ends it.
+        if episode is not None and episode.fired_ns is None and not self._beyond(value):
+            if now - episode.start_ns < self.duration_ns:
+                del self._episodes[patient]  # it did not last long enough: not an episode
+                return changes
+            episode.last_ns = episode.fired_ns = now
+            changes.append(self._change(patient, episode, "open"))
+        elif (episode is not None and episode.recovery_start_ns is not None and not self._cleared(value)
+              and now - episode.recovery_start_ns >= self.clear_ns):
+            del self._episodes[patient]
+            changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
+            episode = None
         if episode is None:
             if self._beyond(value):
                 episode = _Episode(start_ns=now, last_ns=now, worst=value)
                 self._episodes[patient] = episode
-                return self._maybe_fire(patient, episode)
-            return None
+                changes.extend(self._maybe_fire(patient, episode))
+            return changes
         if episode.fired_ns is None:
-            if self._beyond(value):
-                episode.last_ns, episode.worst = now, self._worse(episode.worst, value)
-                return self._maybe_fire(patient, episode)
-            del self._episodes[patient]  # it did not last long enough: not an episode
-            return None
+            episode.last_ns, episode.worst = now, self._worse(episode.worst, value)
+            changes.extend(self._maybe_fire(patient, episode))
+            return changes
         # A fired episode ends only after a sustained recovery.
         if self._cleared(value):
             if episode.recovery_start_ns is None:
                 episode.recovery_start_ns = now
             if now - episode.recovery_start_ns >= self.clear_ns:
                 del self._episodes[patient]
-                return self._change(patient, episode, "resolved", resolved_ns=now)
-            return None
+                changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
+            return changes
         episode.recovery_start_ns = None
         episode.last_ns = now
         episode.worst = self._worse(episode.worst, value) if self._beyond(value) else episode.worst
-        return self._change(patient, episode, "open")
+        changes.append(self._change(patient, episode, "open"))
+        return changes
 
-    def _maybe_fire(self, patient: str, episode: _Episode) -> AlertChange | None:
+    def _maybe_fire(self, patient: str, episode: _Episode) -> list[AlertChange]:
         if episode.last_ns - episode.start_ns >= self.duration_ns:
             if episode.fired_ns is None:
                 episode.fired_ns = episode.last_ns
-            return self._change(patient, episode, "open")
-        return None
+            return [self._change(patient, episode, "open")]
+        return []
 
 
 def _latest_per_episode(changes: list[AlertChange]) -> list[AlertChange]:

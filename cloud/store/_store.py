@@ -116,6 +116,8 @@ class Store:
                     opened.append(record)
                 elif record.state == "resolved" and change.state == "open":
                     continue  # a replay of data from before the episode ended
+                elif change.state == "open" and change.last_ns < record.last_ns:
+                    continue  # a replay of an older state of the episode: keep the newer one
                 record.metric = change.metric
                 record.severity = change.severity
                 record.fired_ns = change.fired_ns

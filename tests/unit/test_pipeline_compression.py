@@ -1,0 +1,77 @@
+"""Deadband + swinging door: error bound, exact alerts, heartbeats."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.pipeline.compression import SwingingDoorCompressor, reconstruct
+from edge.pipeline.thresholds import Thresholds
+from vitals import Quality
+
+SECOND = 10**9
+NO_LIMITS = Thresholds(None, None)
+
+
+def _compress(
+    values: list[float], *, deviation: float = 0.5, deadband: float = 0.25,
+    thresholds: Thresholds = NO_LIMITS, heartbeat_s: float = 1e6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    door = SwingingDoorCompressor(deviation=deviation, deadband=deadband,
+                                  heartbeat_ns=int(heartbeat_s * SECOND), thresholds=thresholds)
+    for i, value in enumerate(values):
+        door.push(i * SECOND, value, 0)
+    door.flush(len(values) * SECOND, final=True)
+    kept = door.take()
+    times, kept_values, quality = (np.array(column) for column in zip(*kept, strict=True))
+    return times, kept_values, quality
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(50, 110), min_size=1, max_size=200),
+    st.sampled_from([(0.5, 0.25), (1.0, 0.0), (0.0, 0.0), (2.0, 1.0)]),
+)
+def test_reconstruction_stays_within_the_error_bound(readings: list[int], bounds: tuple[float, float]) -> None:
+    deviation, deadband = bounds
+    values = [float(v) for v in readings]
+    times, kept, _ = _compress(values, deviation=deviation, deadband=deadband)
+    rebuilt = reconstruct(times, kept, np.arange(len(values)) * SECOND)
+    assert np.max(np.abs(rebuilt - values)) <= 2 * deadband + deviation + 1e-9
+    # Kept readings are exact readings.
+    assert np.array_equal(kept, np.asarray(values)[times // SECOND])
+    assert times[-1] == (len(values) - 1) * SECOND  # final flush sends the newest reading
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(80.0, 100.0, allow_nan=False), min_size=1, max_size=200))
+def test_every_threshold_crossing_and_the_recovery_are_kept_exactly(values: list[float]) -> None:
+    times, _kept, _ = _compress(values, deviation=2.0, deadband=1.0, thresholds=Thresholds(90.0, None))
+    index = times // SECOND
+    below = [i for i, v in enumerate(values) if v < 90.0]
+    recoveries = [i for i in range(1, len(values)) if values[i - 1] < 90.0 <= values[i]]
+    assert set(below) | set(recoveries) <= set(index.tolist())
+
+
+def test_stable_readings_compress_more_than_tenfold() -> None:
+    rng = np.random.default_rng(0)
+    values = list(np.round(97.0 + 0.3 * np.sin(np.arange(3600) / 600.0) + rng.normal(0, 0.2, 3600)))
+    times, kept, _ = _compress(values, deviation=1.0, deadband=0.0, heartbeat_s=300)
+    assert len(values) / len(kept) >= 10
+    rebuilt = reconstruct(times, kept, np.arange(len(values)) * SECOND)
+    assert np.max(np.abs(rebuilt - values)) <= 1.0
+
+
+def test_heartbeat_goes_out_at_least_every_period_while_readings_arrive() -> None:
+    times, _, quality = _compress([97.0] * 1000, heartbeat_s=300)
+    assert times.tolist() == [0, 300 * SECOND, 600 * SECOND, 900 * SECOND, 999 * SECOND]
+    heartbeat = int(Quality.HEARTBEAT)
+    assert quality.tolist() == [0, heartbeat, heartbeat, heartbeat, 0]
+
+
+def test_flagged_readings_are_always_kept() -> None:
+    door = SwingingDoorCompressor(deviation=5.0, deadband=1.0, heartbeat_ns=10**15, thresholds=NO_LIMITS)
+    for i in range(10):
+        door.push(i * SECOND, 70.0, int(Quality.RATE_OF_CHANGE) if i == 5 else 0)
+    assert [t // SECOND for t, _v, _q in door.take()] == [0, 4, 5]

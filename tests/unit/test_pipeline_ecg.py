@@ -1,0 +1,156 @@
+"""Waveform stages and detectors: accuracy on synthetic signals, chunking invariance, bounded memory."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edge.pipeline import Pipeline, StreamPipeline
+from edge.pipeline.ecg import RPeakDetector, detect_r_peaks
+from edge.pipeline.hrv import af_irregularity, rmssd_ms, sdnn_ms
+from edge.pipeline.ppg import PulseDetector
+from edge.pipeline.sqi import kurtosis_sqi, periodicity_sqi
+from tests.unit._pipeline_signals import match, synthetic_ecg, synthetic_ppg
+from vitals import Stream
+
+T0 = 1_700_000_000 * 10**9
+FS = 250.0
+
+
+def test_detect_r_peaks_finds_every_beat_of_a_clean_ecg() -> None:
+    ecg, truth = synthetic_ecg(120.0, FS, seed=1)
+    found = detect_r_peaks(ecg, FS)
+    assert found.dtype == np.int64
+    assert match(found, truth, tolerance=int(0.15 * FS)) == truth.size == found.size
+    assert np.max(np.abs(found - truth)) <= 2  # placed on the R wave itself
+
+
+def test_detect_r_peaks_survives_wander_mains_and_muscle_noise() -> None:
+    ecg, truth = synthetic_ecg(120.0, FS, seed=2)
+    rng = np.random.default_rng(2)
+    t = np.arange(ecg.size) / FS
+    noisy = ecg + 0.4 * np.sin(2 * np.pi * 0.3 * t) + 0.1 * np.sin(2 * np.pi * 50 * t) + rng.normal(0, 0.05, ecg.size)
+    found = detect_r_peaks(noisy, FS)
+    hits = match(found, truth, tolerance=int(0.15 * FS))
+    assert hits / truth.size >= 0.99 and hits / found.size >= 0.99
+
+
+def test_detect_r_peaks_handles_empty_and_inverted_input() -> None:
+    assert detect_r_peaks(np.zeros(0), FS).size == 0
+    ecg, truth = synthetic_ecg(30.0, FS, seed=4)
+    found = detect_r_peaks(-ecg, FS)
+    assert match(found, truth, tolerance=int(0.15 * FS)) == truth.size
+    with pytest.raises(ValueError):
+        detect_r_peaks(np.zeros((2, 2)), FS)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 250, 3001])
+def test_streaming_detector_in_chunks_equals_one_pass(chunk: int) -> None:
+    ecg, _ = synthetic_ecg(30.0, FS, seed=5)
+    whole = RPeakDetector(FS).push(ecg)
+    detector = RPeakDetector(FS)
+    parts = [detector.push(ecg[i:i + chunk]) for i in range(0, ecg.size, chunk)]
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_filters_in_chunks_equal_one_pass() -> None:
+    ecg, _ = synthetic_ecg(20.0, FS, seed=6)
+    rng = np.random.default_rng(6)
+    ecg = ecg + rng.normal(0, 0.05, ecg.size) + 0.5
+    for metric, stage, fs in (("ecg", "ecg_filter", FS), ("ppg", "ppg_filter", 100.0)):
+        signal = ecg if metric == "ecg" else synthetic_ppg(20.0, fs)
+        unit = "mV" if metric == "ecg" else "1"
+        one = StreamPipeline.for_metric(metric, {"stages": [stage]})
+        (whole,) = one.process(Stream.regular(metric, unit, T0, fs, signal))
+        chunked = StreamPipeline.for_metric(metric, {"stages": [stage]})
+        bounds = [0, 1, 13, 400, 401, 1500, signal.size]
+        pieces = [chunked.process(Stream.regular(metric, unit, T0, fs, signal[a:b]))[0].values
+                  for a, b in itertools.pairwise(bounds)]
+        assert np.allclose(np.concatenate(pieces), whole.values, rtol=0, atol=1e-12)
+
+
+def test_ecg_filter_removes_baseline_and_mains() -> None:
+    t = np.arange(int(20 * FS)) / FS
+    chain = StreamPipeline.for_metric("ecg", {"stages": ["ecg_filter"], "mains_hz": 50})
+    (out,) = chain.process(Stream.regular("ecg", "mV", T0, FS, 1.0 + 0.5 * np.sin(2 * np.pi * 50 * t)))
+    assert np.max(np.abs(out.values[int(5 * FS):])) < 0.01
+
+
+def test_whole_chain_in_chunks_equals_one_pass() -> None:
+    ecg, _ = synthetic_ecg(60.0, FS, seed=7)
+
+    def run(chunk: int) -> dict[str, np.ndarray]:
+        pipeline = Pipeline({"heart_rate": {"stages": ["validate"]}})
+        out: list[Stream] = []
+        for i in range(0, ecg.size, chunk):
+            start = T0 + round(i * 1e9 / FS)
+            out += pipeline.process(Stream.regular("ecg", "mV", start, FS, ecg[i:i + chunk]))
+        return {
+            metric: np.concatenate([np.stack([s.times_ns, s.values]) for s in out if s.metric == metric], axis=1)
+            for metric in ("ecg", "heart_rate", "rr_interval")
+        }
+
+    one, chunked = run(ecg.size), run(333)
+    for metric in one:
+        assert np.array_equal(one[metric][0], chunked[metric][0])
+        assert np.allclose(one[metric][1], chunked[metric][1], rtol=0, atol=1e-9)
+
+
+def test_pulse_detector_counts_pulses_in_chunks_like_one_pass() -> None:
+    fs = 100.0
+    ppg = synthetic_ppg(60.0, fs, period_s=0.9) - 20_000.0
+    whole = PulseDetector(fs).push(ppg)
+    assert whole.size in (66, 67)
+    detector = PulseDetector(fs)
+    parts = [detector.push(ppg[i:i + 37]) for i in range(0, ppg.size, 37)]
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_hrv_and_af_indicator() -> None:
+    rr = [800.0, 810.0, 790.0, 800.0]
+    assert sdnn_ms(rr) == pytest.approx(np.std(rr, ddof=1))
+    assert rmssd_ms(rr) == pytest.approx(np.sqrt((100 + 400 + 100) / 3))
+    assert np.isnan(af_irregularity(rr))
+    rng = np.random.default_rng(0)
+    sinus = 800 + rng.normal(0, 15, 64)
+    sinus[30] = 500  # one ectopic beat
+    sinus[31] = 1100
+    assert af_irregularity(sinus) < 0.05
+    assert af_irregularity(rng.uniform(400, 1100, 64)) > 0.15
+
+
+def test_signal_quality_indices() -> None:
+    ecg, _ = synthetic_ecg(5.0, FS)
+    rng = np.random.default_rng(0)
+    assert kurtosis_sqi(ecg) == 1.0
+    assert kurtosis_sqi(rng.normal(size=ecg.size)) < 0.1
+    assert kurtosis_sqi(np.zeros(100)) == 0.0
+    ppg = synthetic_ppg(5.0, 100.0)
+    assert periodicity_sqi(ppg, 100.0) > 0.8
+    assert periodicity_sqi(rng.normal(size=500), 100.0) < 0.3
+
+
+def test_memory_stays_flat_over_a_long_run() -> None:
+    """Two hours of 250 Hz ECG and 24 hours of 1 Hz vitals in chunks: buffers stay bounded."""
+    ecg, _ = synthetic_ecg(60.0, FS, seed=8)
+    pipeline = Pipeline()
+    held: list[int] = []
+    rng = np.random.default_rng(0)
+    for minute in range(120):
+        start = T0 + minute * 60 * 10**9
+        for second in range(0, 60, 10):
+            chunk = ecg[int(second * FS):int((second + 10) * FS)]
+            pipeline.process(Stream.regular("ecg", "mV", start + second * 10**9, FS, chunk))
+        pipeline.flush(start + 60 * 10**9)
+        held.append(pipeline.held)
+    for hour in range(24):
+        start = T0 + hour * 3600 * 10**9
+        pipeline.process(Stream.regular("spo2", "%", start, 1.0, np.round(96 + rng.normal(0, 0.7, 3600))))
+        pipeline.process(Stream.regular("heart_rate", "/min", start, 1.0, np.round(70 + rng.normal(0, 2, 3600))))
+        pipeline.flush(start + 3600 * 10**9)
+        held.append(pipeline.held)
+    # Bounded by a few windows of samples (detector history, one SQI window, Hampel context), not by time.
+    assert max(held) < 10 * 250 * 5
+    assert max(held[60:120]) <= max(held[:60]) + 250 * 5
