@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,14 @@ class CloudConfig:
         return config
 
 
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class CloudService:
     """Runs ingest and the API until stopped. ``await service.start()`` then ``await service.stop()``."""
 
@@ -102,8 +110,7 @@ class CloudService:
         app = create_app(self.store, self.influx, stats=lambda: processor.stats)
         server_config = uvicorn.Config(app, host=config.http_host, port=config.http_port, log_level="warning",
                                        lifespan="off")
-        self._server = uvicorn.Server(server_config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _QuietServer(server_config)
         self._tasks.append(asyncio.create_task(self._server.serve(), name="http"))
         while not self._server.started:
             if self._tasks[-1].done():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -38,12 +39,15 @@ _EARLY_FLUSH_VALUES = 100_000  # a device that produces this much between ticks 
 class ProfileLike(Protocol):
     """What the agent needs of a device profile."""
 
-    id: str
+    @property
+    def id(self) -> str:
+        """The profile id, ``<vendor>.<model>``."""
+        ...
 
     def decoder_for(
-        self, channel: str, registry: DecoderRegistry
+        self, key: str, registry: DecoderRegistry
     ) -> Callable[[bytes, DecodeContext], DecodeResult]:
-        """The decoder for payloads on ``channel``, applying the profile's scale and offset."""
+        """The decoder for payloads on channel ``key``, applying the profile's scale and offset."""
         ...
 
 
@@ -192,7 +196,7 @@ class EdgeAgent:
             batch = Batch(self.config.gateway, 0, device.config.patient, device.config.id,
                           device.profile.id, tuple(streams))
             try:
-                self.spool.append(lambda seq, b=batch: encode_batch(dataclasses.replace(b, seq=seq)),
+                self.spool.append(functools.partial(_encode_with_seq, batch),
                                   created_ns=self.clock_ns(), samples=batch.sample_count)
             except SpoolFullError as exc:
                 self.stats.spool_full_drops += batch.sample_count
@@ -212,17 +216,19 @@ class EdgeAgent:
             factory = self.transports.get(device.config.transport)
             transport = factory(device.config, device.profile, self.clock_ns)
             tasks.append(asyncio.create_task(
-                transport.run(lambda p, d=device_id: self.deliver(d, p),
-                              lambda kind, detail, d=device_id: self._device_event(d, kind, detail)),
+                transport.run(functools.partial(self.deliver, device_id),
+                              functools.partial(self._device_event, device_id)),
                 name=f"device-{device_id}",
             ))
+        failure: BaseException | None = None
         try:
-            while not stop.is_set():
+            while not stop.is_set() and failure is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.batch_interval_s)
                 for task in tasks:
                     if task.done() and not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                        failure = task.exception()
+                        log.error("%s failed; stopping the gateway", task.get_name(), exc_info=failure)
                 self.tick()
         finally:
             for task in tasks[1:]:
@@ -236,9 +242,15 @@ class EdgeAgent:
                             len(self.spool))
             await self.publisher.announce_offline()
             tasks[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await tasks[0]
+        if failure is not None:
+            raise failure
         return self.stats
+
+
+def _encode_with_seq(batch: Batch, seq: int) -> bytes:
+    return encode_batch(dataclasses.replace(batch, seq=seq))
 
 
 def _jsonable(value: Any) -> Any:

@@ -129,10 +129,12 @@ class MqttPublisher:
             await asyncio.sleep(0.05)
         return len(self.spool) == 0
 
-    async def announce_offline(self) -> None:
+    async def announce_offline(self, timeout_s: float = 5.0) -> None:
         """A graceful goodbye: publish the retained offline status before disconnecting."""
         if self._client is not None:
             # If this fails the broker publishes the will instead.
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._client.publish(status_topic(self.gateway), self._status("offline"), qos=1,
-                                           retain=True)
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await asyncio.wait_for(
+                    self._client.publish(status_topic(self.gateway), self._status("offline"), qos=1, retain=True),
+                    timeout_s,
+                )

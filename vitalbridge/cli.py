@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is debug detail
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

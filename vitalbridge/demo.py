@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 DEMO_PATIENTS = (
     ("patient-001", "copd_stable"),
     ("patient-002", "hypertension_stable"),
-    ("patient-003", "copd_deteriorating"),  # slides into hypoxia
+    ("patient-003", "copd_acute_hypoxia"),  # slides into hypoxia
 )
 DEMO_PROFILE = "generic.pulse_oximeter"
 

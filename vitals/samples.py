@@ -127,9 +127,9 @@ class Stream:
         return cls(
             metric,
             unit,
-            [s.time_ns for s in samples],
-            [s.value for s in samples],
-            [s.quality for s in samples],
+            np.array([s.time_ns for s in samples], dtype=np.int64),
+            np.array([s.value for s in samples], dtype=np.float64),
+            np.array([s.quality for s in samples], dtype=np.uint8),
         )
 
     def __len__(self) -> int:

@@ -14,6 +14,7 @@ import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -76,7 +77,7 @@ class MqttIngestWorker:
         """Connect and subscribe; returns once the subscription is in place."""
         self._loop = asyncio.get_running_loop()
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -89,7 +90,7 @@ class MqttIngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=30)
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = _SESSION_EXPIRY_S
         properties.ReceiveMaximum = _RECEIVE_MAXIMUM
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False,

@@ -43,12 +43,11 @@ class VirtualPulseOximeter:
         if "spo2" not in numerics:
             return []
         times, spo2 = (np.asarray(a) for a in numerics["spo2"])
-        if "pulse_rate" in numerics and len(numerics["pulse_rate"][0]):
-            pulse_times, pulse_values = (np.asarray(a, dtype=np.float64) for a in numerics["pulse_rate"])
-            pulse = np.interp(times.astype(np.float64), pulse_times.astype(np.float64), pulse_values)
-        elif "heart_rate" in numerics and len(numerics["heart_rate"][0]):
-            hr_times, hr_values = (np.asarray(a, dtype=np.float64) for a in numerics["heart_rate"])
-            pulse = np.interp(times.astype(np.float64), hr_times, hr_values)
+        rate_metric = next((m for m in ("pulse_rate", "heart_rate") if len(numerics.get(m, ((),))[0])), None)
+        if rate_metric is not None:
+            rate_times, rate_values = (np.asarray(a, dtype=np.float64) for a in numerics[rate_metric])
+            order = np.argsort(rate_times, kind="stable")  # late readings arrive out of order
+            pulse = np.interp(times.astype(np.float64), rate_times[order], rate_values[order])
         else:
             pulse = np.full(len(times), 70.0)
         notifications: list[Notification] = []

@@ -1,0 +1,38 @@
+"""``ecg_filter``: baseline removal, band limit and mains notch for ECG, streaming.
+
+A Butterworth high-pass at ``highpass_hz`` (0.5 Hz) removes baseline wander, a low-pass at
+``lowpass_hz`` (40 Hz) removes muscle noise, and a notch at ``mains_hz`` (50; 60 in the Americas;
+``null`` to disable) removes powerline hum. One SOS cascade (``scipy.signal.sosfilt``) whose state
+carries across chunks, so chunked and one-pass filtering agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.pipeline._filters import WaveformFilterStage, band_sos, notch_sos
+
+__all__ = ["EcgFilterStage"]
+
+
+class EcgFilterStage(WaveformFilterStage):
+    """ECG band-pass (baseline removal + low-pass) and mains notch."""
+
+    name: ClassVar[str] = "ecg_filter"
+    OPTIONS: ClassVar[Mapping[str, Any]] = {
+        "highpass_hz": 0.5, "lowpass_hz": 40.0, "mains_hz": 50.0, "notch_q": 30.0,
+    }
+
+    def design(self, fs: float) -> npt.NDArray[np.float64]:
+        """Return the cascade for ``fs`` Hz: band-pass, then the notch when below Nyquist."""
+        sections = [band_sos(fs, self._option_float("highpass_hz"), self._option_float("lowpass_hz"), 2,
+                             f"{self.metric.name}.ecg_filter")]
+        if self.options["mains_hz"] is not None:
+            notch = notch_sos(fs, self._option_float("mains_hz"), self._option_float("notch_q"))
+            if notch is not None:
+                sections.append(notch)
+        return np.vstack(sections)

@@ -1,0 +1,29 @@
+"""``ppg_filter``: PPG band-pass (``highpass_hz`` 0.5 to ``lowpass_hz`` 8 Hz), streaming.
+
+Removes the DC level and slow drift (breathing, perfusion changes) and high-frequency noise, keeping
+the pulse wave and its first harmonics. One SOS cascade with state carried across chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.pipeline._filters import WaveformFilterStage, band_sos
+
+__all__ = ["PpgFilterStage"]
+
+
+class PpgFilterStage(WaveformFilterStage):
+    """PPG band-pass."""
+
+    name: ClassVar[str] = "ppg_filter"
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"highpass_hz": 0.5, "lowpass_hz": 8.0}
+
+    def design(self, fs: float) -> npt.NDArray[np.float64]:
+        """Return the band-pass cascade for ``fs`` Hz."""
+        return band_sos(fs, self._option_float("highpass_hz"), self._option_float("lowpass_hz"), 2,
+                        f"{self.metric.name}.ppg_filter")
