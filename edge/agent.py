@@ -58,8 +58,8 @@ class StreamProcessor(Protocol):
         """Clean, derive and compress one chunk; returns what to send."""
         ...
 
-    def flush(self, now_ns: int) -> list[Stream]:
-        """Heartbeats and anything held back, as of ``now_ns``."""
+    def flush(self, now_ns: int, *, final: bool = False) -> list[Stream]:
+        """Heartbeats and anything held back, as of ``now_ns``; ``final`` releases everything."""
         ...
 
 
@@ -177,13 +177,16 @@ class EdgeAgent:
                              **{k: _jsonable(v) for k, v in detail.items()})
 
     # -- sending -------------------------------------------------------------------------------------
-    def tick(self) -> int:
-        """Flush pipelines and turn every device's collected streams into spooled batches."""
+    def tick(self, *, final: bool = False) -> int:
+        """Flush pipelines and turn every device's collected streams into spooled batches.
+
+        ``final`` (at shutdown) makes the pipelines release everything they still hold.
+        """
         spooled = 0
         now = self.clock_ns()
         for device in self.devices.values():
             if device.pipeline is not None:
-                for output in device.pipeline.flush(now):
+                for output in device.pipeline.flush(now, final=final):
                     device.collector.add(output)
             spooled += self._spool_device(device)
         if spooled:
@@ -236,7 +239,7 @@ class EdgeAgent:
             for task in tasks[1:]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self.tick()
+            self.tick(final=True)
             if not await self.publisher.flush(drain_timeout_s):
                 log.warning("%d batches still spooled at shutdown; they will be sent on the next start",
                             len(self.spool))

@@ -26,8 +26,8 @@ class SampleHistory:
 
     def extend(self, chunk: npt.NDArray[np.float64]) -> None:
         """Append ``chunk`` (the samples right after :attr:`end`)."""
-        # Callers hand over fresh arrays, so an empty history may adopt the chunk without a copy.
-        self.values = np.concatenate((self.values, chunk)) if self.values.size else chunk
+        # Always a copy: the caller keeps its array.
+        self.values = np.concatenate((self.values, chunk))
 
     def window(self, first: int, stop: int) -> npt.NDArray[np.float64]:
         """Return the samples with absolute indices ``first <= i < stop`` that are still held."""

@@ -11,7 +11,6 @@ the indices a single pass gives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -49,12 +48,8 @@ def _qrs_energy_zi(fs: float) -> npt.NDArray[np.float64]:
     return zi
 
 
-@dataclass(slots=True)
-class _Candidate:
-    mwi_index: int
-    height: float
-    r_index: int
-    slope: float
+# A candidate hump: (index of the hump in the integrated energy, its height, R-peak index, QRS slope).
+_Candidate = tuple[int, float, int, float]
 
 
 class RPeakDetector:
@@ -65,7 +60,7 @@ class RPeakDetector:
     ascending order. Peaks are confirmed about 0.2-0.4 s after they occur (longer when a missed
     beat is recovered by search-back). With ``prefiltered=True`` the input is taken as already
     band-passed (0.5-40 Hz, baseline removed) and peaks go on its largest absolute deflection;
-    otherwise on the largest deflection from the local median. Memory is bounded.
+    otherwise on the largest deflection from the local baseline. Memory is bounded.
     """
 
     def __init__(self, fs: float, *, prefiltered: bool = False) -> None:
@@ -89,10 +84,10 @@ class RPeakDetector:
         self._refractory = round(_REFRACTORY_S * fs)
         self._t_wave = round(_T_WAVE_S * fs)
         self._refine = round(_REFINE_S * fs)
-        learn = round(_LEARN_S * fs)
-        self._learn = learn
+        self._learn = round(_LEARN_S * fs)
         self._learn_max = 0.0
         self._learn_sum = 0.0
+        # Candidates wait here until the first seconds have set the signal and noise levels.
         self._learning: list[_Candidate] | None = []
         self._spk = 0.0
         self._npk = 0.0
@@ -104,7 +99,9 @@ class RPeakDetector:
     @property
     def held_samples(self) -> int:
         """Samples held in internal buffers (bounded; for memory checks)."""
-        return self._ecg.values.size + self._slope.values.size + self._maxima.held + len(self._since_beat)
+        learning = 0 if self._learning is None else len(self._learning)
+        return (self._ecg.values.size + self._slope.values.size + self._maxima.held + len(self._since_beat)
+                + learning)
 
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Feed the next samples; return absolute indices of newly confirmed R peaks."""
@@ -114,32 +111,43 @@ class RPeakDetector:
         if self._qrs_zi is None:
             self._qrs_zi = _qrs_energy_zi(self.fs) * x[0]
         slope, self._qrs_zi = sps.sosfilt(self._qrs_sos, x, zi=self._qrs_zi)
-        energy = np.concatenate((self._energy_tail, slope * slope))
-        # Moving-window integral as a difference of running sums (O(n), any window length).
-        running = np.cumsum(energy)
-        mwi = (running[self._mwi_len:] - running[:-self._mwi_len]) / self._mwi_len
-        self._energy_tail = energy[-self._mwi_len:]
+        # Moving-window integral of the squared slope as a difference of running sums (O(n), in
+        # place where possible: large temporaries cost more than the arithmetic). It is left as a
+        # sum, not a mean: every level it meets is learnt from the same sums.
+        m = self._mwi_len
+        running = np.empty(m + x.size)
+        running[:m] = self._energy_tail
+        np.square(slope, out=running[m:])
+        self._energy_tail = running[-m:].copy()
+        np.cumsum(running, out=running)
+        mwi = running[m:] - running[:-m]
         start = self._count
         self._count += x.size
-        self._ecg.extend(x.copy() if x is chunk else x)
-        self._slope.extend(np.abs(slope))
+        self._ecg.extend(x)
+        self._slope.extend(np.abs(slope, out=slope))
+        self._last_input = float(x[-1])
         if start < self._learn:
             head = mwi[: self._learn - start]
             self._learn_max = max(self._learn_max, float(head.max()))
             self._learn_sum += float(head.sum())
         beats: list[int] = []
-        self._last_input = float(x[-1])
         indices, heights = self._maxima.push(mwi)
         if indices.size:
             r_indices, slopes = self._features(indices)
-            judge, candidate = self._judge, self._candidate
-            for index, height, r_index, slope in zip(
-                indices.tolist(), heights.tolist(), r_indices.tolist(), slopes.tolist(), strict=True
-            ):
-                judge(candidate(index, height, r_index, slope), beats)
-        if self._learning is not None and self._count >= self._learn:
-            self._end_learning(beats)
-        oldest = self._count - 3 * self._refine - self._mwi_len
+            candidates = list(zip(indices.tolist(), heights.tolist(), r_indices.tolist(), slopes.tolist(),
+                                  strict=True))
+            if self._learning is not None:
+                self._learning.extend(candidates)
+            else:
+                self._judge(candidates, beats)
+        if self._learning is not None:
+            if self._count < self._learn:
+                return np.zeros(0, dtype=np.int64)
+            pending, self._learning = self._learning, None
+            self._spk = 0.5 * self._learn_max
+            self._npk = 0.5 * self._learn_sum / self._learn
+            self._judge(pending, beats)
+        oldest = self._count - 3 * self._refine - m
         self._ecg.trim(oldest)
         self._slope.trim(oldest)
         return np.asarray(beats, dtype=np.int64)
@@ -154,7 +162,7 @@ class RPeakDetector:
         place = indices - self._refine + self._deflection(windows[indices - self._refine - ecg.start])
         slope_windows = np.lib.stride_tricks.sliding_window_view(slope.values, self._mwi_len + 1)
         slopes = slope_windows[indices - self._mwi_len - slope.start].max(axis=1)
-        return place.astype(np.int64), slopes
+        return np.maximum(place, 0).astype(np.int64), slopes
 
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
@@ -166,81 +174,77 @@ class RPeakDetector:
                           + windows[..., -edge:].mean(axis=-1, keepdims=True))
         return np.asarray(np.argmax(np.abs(windows - baseline), axis=-1), dtype=np.int64)
 
-    def _candidate(self, index: int, height: float, r_index: int, slope: float) -> _Candidate:
-        last = self._last_beat
-        if last is not None and index - self._refine <= last.r_index + self._refractory:
-            # Rare (very fast rhythms): keep the previous beat out of the placement window.
-            first = last.r_index + self._refractory
-            window = self._ecg.window(first, index + 1)
-            if window.size:
-                r_index = first + int(self._deflection(window))
-        return _Candidate(index, height, max(r_index, 0), slope)
-
-    def _end_learning(self, beats: list[int]) -> None:
-        pending, self._learning = self._learning or [], None
-        self._spk = 0.5 * self._learn_max
-        self._npk = 0.5 * self._learn_sum / max(min(self._count, self._learn), 1)
-        for candidate in pending:
-            self._judge(candidate, beats)
-
-    def _judge(self, candidate: _Candidate, beats: list[int]) -> None:
-        if self._learning is not None:
-            self._learning.append(candidate)
-            return
-        last = self._last_beat
-        if last is not None and candidate.mwi_index - last.mwi_index > _SEARCH_BACK_FACTOR * self._rr_average:
-            self._search_back(beats)
+    def _judge(self, candidates: list[_Candidate], beats: list[int]) -> None:
+        """Accept or reject candidates in order: one compact pass over humps (about two per beat)."""
+        refractory, t_wave, refine = self._refractory, self._t_wave, self._refine
+        since = self._since_beat
+        for candidate in candidates:
+            index, height, r_index, slope = candidate
             last = self._last_beat
-        threshold = self._npk + 0.25 * (self._spk - self._npk)
-        if last is not None and candidate.mwi_index - last.mwi_index < self._refractory:
-            return
-        if candidate.height > threshold:
-            if (
-                last is not None
-                and candidate.mwi_index - last.mwi_index < self._t_wave
-                and candidate.slope < 0.5 * last.slope
-            ):
-                self._noise(candidate)
-                return
-            self._spk = 0.125 * candidate.height + 0.875 * self._spk
-            self._accept(candidate, beats)
-        else:
-            self._noise(candidate)
+            if last is not None:
+                if index - last[0] > _SEARCH_BACK_FACTOR * self._rr_average and self._search_back(beats):
+                    last = self._last_beat
+                    since = self._since_beat
+                    assert last is not None
+                gap = index - last[0]
+                if gap < refractory:
+                    continue
+                if index - refine <= last[2] + refractory:
+                    # Rare (very fast rhythms): keep the previous beat out of the placement window.
+                    candidate = (index, height, self._place_after(last[2] + refractory, index), slope)
+                if height > self._npk + 0.25 * (self._spk - self._npk) and not (
+                    gap < t_wave and slope < 0.5 * last[3]  # a T wave: close and shallow
+                ):
+                    self._spk = 0.125 * height + 0.875 * self._spk
+                    self._accept(candidate, beats)
+                    since = self._since_beat
+                    continue
+            elif height > self._npk + 0.25 * (self._spk - self._npk):
+                self._spk = 0.125 * height + 0.875 * self._spk
+                self._accept(candidate, beats)
+                since = self._since_beat
+                continue
+            self._npk = 0.125 * height + 0.875 * self._npk
+            since.append(candidate)
+            if len(since) > _MAX_PENDING:
+                del since[0]
 
-    def _noise(self, candidate: _Candidate) -> None:
-        self._npk = 0.125 * candidate.height + 0.875 * self._npk
-        self._since_beat.append(candidate)
-        if len(self._since_beat) > _MAX_PENDING:
-            del self._since_beat[0]
+    def _place_after(self, first: int, index: int) -> int:
+        window = self._ecg.window(first, index + 1)
+        return first + int(self._deflection(window)) if window.size else max(index - self._refine, 0)
 
-    def _search_back(self, beats: list[int]) -> None:
+    def _search_back(self, beats: list[int]) -> bool:
         threshold = 0.5 * (self._npk + 0.25 * (self._spk - self._npk))
         last = self._last_beat
         eligible = [
             c for c in self._since_beat
-            if c.height > threshold and (last is None or c.mwi_index - last.mwi_index >= self._refractory)
+            if c[1] > threshold and (last is None or c[0] - last[0] >= self._refractory)
         ]
         if not eligible:
-            return
-        best = max(eligible, key=lambda c: c.height)
-        self._spk = 0.25 * best.height + 0.75 * self._spk
+            return False
+        best = max(eligible, key=lambda c: c[1])
+        self._spk = 0.25 * best[1] + 0.75 * self._spk
         self._accept(best, beats, searched_back=True)
+        return True
 
     def _accept(self, candidate: _Candidate, beats: list[int], *, searched_back: bool = False) -> None:
-        if self._last_beat is not None:
-            self._rr.append(candidate.mwi_index - self._last_beat.mwi_index)
-            del self._rr[:-8]
-            ordered = sorted(self._rr)
+        last = self._last_beat
+        if last is not None:
+            rr = self._rr
+            rr.append(candidate[0] - last[0])
+            if len(rr) > 8:
+                del rr[0]
+            ordered = sorted(rr)
             self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
-            if candidate.r_index <= self._last_beat.r_index:
-                candidate.r_index = self._last_beat.r_index + 1
+            if candidate[2] <= last[2]:
+                candidate = (candidate[0], candidate[1], last[2] + 1, candidate[3])
         self._last_beat = candidate
         if searched_back:
             # A beat found by search-back leaves the noise humps after it in play.
-            self._since_beat = [c for c in self._since_beat if c.mwi_index > candidate.mwi_index]
+            self._since_beat = [c for c in self._since_beat if c[0] > candidate[0]]
         else:
             self._since_beat = []
-        beats.append(candidate.r_index)
+        beats.append(candidate[2])
 
     def finish(self) -> npt.NDArray[np.int64]:
         """Flush the end of a record: judge the last samples (by holding the last value 0.5 s)."""
