@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test bench lint setup system-packages clean
 
 demo: setup
-	$(BIN)/vitalbridge demo --for $(DEMO_FOR)
+	$(BIN)/vitalbridge demo $(if $(filter 0,$(DEMO_FOR)),,--for $(DEMO_FOR))
 
 test: setup
 	$(BIN)/ruff check .

@@ -28,6 +28,7 @@ _MWI_S = 0.15
 _REFINE_S = 0.25
 _SEARCH_BACK_FACTOR = 1.66
 _MAX_PENDING = 64
+_ENERGY_RATE_HZ = 100.0  # the QRS envelope runs at fs / floor(fs / this)
 
 
 @lru_cache(maxsize=16)
@@ -67,24 +68,33 @@ class RPeakDetector:
         if not fs > 20.0:
             raise ValueError("R-peak detection needs a sampling rate above 20 Hz")
         self.fs = float(fs)
-        self._qrs_sos = _qrs_energy_sos(float(fs)).copy()
+        # The QRS energy (5-15 Hz) is found at about 100-200 Hz: blocks of ``factor`` samples are
+        # summed (a boxcar whose nulls fall on the multiples of the reduced rate, so little aliases
+        # into the band) and the rest of the envelope runs on a fraction of the samples.
+        self._factor = max(int(fs // _ENERGY_RATE_HZ), 1)
+        fs_energy = self.fs / self._factor
+        self._qrs_sos = _qrs_energy_sos(fs_energy).copy()
+        self._qrs_zi_unit = _qrs_energy_zi(fs_energy)
         self._qrs_zi: npt.NDArray[np.float64] | None = None
+        self._carry = np.zeros(0)  # input samples not yet making a whole block
         self._prefiltered = prefiltered
-        self._mwi_len = max(round(_MWI_S * fs), 1)
+        self._mwi_len = max(round(_MWI_S * fs_energy), 1)  # in reduced-rate samples
         self._energy_tail = np.zeros(self._mwi_len)
-        self._maxima = LocalMaxima(round(_REFRACTORY_S * fs))
-        self._ecg = SampleHistory()
-        self._slope = SampleHistory()
-        # Zeros before the first sample, so the windows of the earliest candidates exist.
-        for history in (self._ecg, self._slope):
-            history.values = np.zeros(round(_REFINE_S * fs) + self._mwi_len + 1)
-            history.start = -history.values.size
-        self._count = 0
-        self._last_input = 0.0
+        self._maxima = LocalMaxima(round(_REFRACTORY_S * fs_energy))
         self._refractory = round(_REFRACTORY_S * fs)
         self._t_wave = round(_T_WAVE_S * fs)
         self._refine = round(_REFINE_S * fs)
-        self._learn = round(_LEARN_S * fs)
+        self._ecg = SampleHistory()  # input samples
+        self._slope = SampleHistory()  # |QRS slope| at the reduced rate
+        # Zeros before the first sample, so the windows of the earliest candidates exist.
+        self._ecg.values = np.zeros(self._refine + self._factor * (self._mwi_len + 1) + 1)
+        self._ecg.start = -self._ecg.values.size
+        self._slope.values = np.zeros(self._mwi_len + 1)
+        self._slope.start = -self._slope.values.size
+        self._count = 0  # input samples seen
+        self._energy_count = 0  # reduced-rate samples made
+        self._last_input = 0.0
+        self._learn = max(round(_LEARN_S * fs_energy), 1)  # in reduced-rate samples
         self._learn_max = 0.0
         self._learn_sum = 0.0
         # Candidates wait here until the first seconds have set the signal and noise levels.
@@ -101,78 +111,103 @@ class RPeakDetector:
         """Samples held in internal buffers (bounded; for memory checks)."""
         learning = 0 if self._learning is None else len(self._learning)
         return (self._ecg.values.size + self._slope.values.size + self._maxima.held + len(self._since_beat)
-                + learning)
+                + learning + self._carry.size)
 
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Feed the next samples; return absolute indices of newly confirmed R peaks."""
         x = np.asarray(chunk, dtype=np.float64)
         if x.size == 0:
             return np.zeros(0, dtype=np.int64)
+        self._count += x.size
+        self._ecg.extend(x)
+        self._last_input = float(x[-1])
+        reduced = self._reduce(x)
+        beats: list[int] = []
+        if reduced.size:
+            self._energy(reduced, beats)
+        oldest = self._count - 3 * self._refine - self._factor * (self._mwi_len + 1)
+        if self._learning is None:
+            # While learning, candidates wait for judgement and may still need their samples.
+            self._ecg.trim(oldest)
+        self._slope.trim(self._energy_count - self._maxima.radius - self._mwi_len - 2)
+        return np.asarray(beats, dtype=np.int64)
+
+    def _reduce(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Block sums of ``factor`` input samples (a partial block waits for the next chunk)."""
+        factor = self._factor
+        if factor == 1:
+            return x
+        if self._carry.size:
+            x = np.concatenate((self._carry, x))
+        whole = x.size - x.size % factor
+        self._carry = x[whole:].copy()
+        if factor == 2:
+            return x[0:whole:2] + x[1:whole:2]
+        return x[:whole].reshape(-1, factor).sum(axis=1)
+
+    def _energy(self, reduced: npt.NDArray[np.float64], beats: list[int]) -> None:
+        """Run the QRS envelope over new reduced-rate samples and judge the humps it confirms."""
         if self._qrs_zi is None:
-            self._qrs_zi = _qrs_energy_zi(self.fs) * x[0]
-        slope, self._qrs_zi = sps.sosfilt(self._qrs_sos, x, zi=self._qrs_zi)
+            self._qrs_zi = self._qrs_zi_unit * reduced[0]
+        slope, self._qrs_zi = sps.sosfilt(self._qrs_sos, reduced, zi=self._qrs_zi)
         # Moving-window integral of the squared slope as a difference of running sums (O(n), in
-        # place where possible: large temporaries cost more than the arithmetic). It is left as a
-        # sum, not a mean: every level it meets is learnt from the same sums.
+        # place where possible). It is left as a sum, not a mean: every level it meets is learnt
+        # from the same sums.
         m = self._mwi_len
-        running = np.empty(m + x.size)
+        running = np.empty(m + slope.size)
         running[:m] = self._energy_tail
         np.square(slope, out=running[m:])
         self._energy_tail = running[-m:].copy()
         np.cumsum(running, out=running)
         mwi = running[m:] - running[:-m]
-        start = self._count
-        self._count += x.size
-        self._ecg.extend(x)
+        start = self._energy_count
+        self._energy_count += slope.size
         self._slope.extend(np.abs(slope, out=slope))
-        self._last_input = float(x[-1])
         if start < self._learn:
             head = mwi[: self._learn - start]
             self._learn_max = max(self._learn_max, float(head.max()))
             self._learn_sum += float(head.sum())
-        beats: list[int] = []
         indices, heights = self._maxima.push(mwi)
         if indices.size:
-            r_indices, slopes = self._features(indices)
-            candidates = list(zip(indices.tolist(), heights.tolist(), r_indices.tolist(), slopes.tolist(),
-                                  strict=True))
+            candidates = self._features(indices, heights)
             if self._learning is not None:
                 self._learning.extend(candidates)
             else:
                 self._judge(candidates, beats)
-        if self._learning is not None:
-            if self._count < self._learn:
-                return np.zeros(0, dtype=np.int64)
+        if self._learning is not None and self._energy_count >= self._learn:
             pending, self._learning = self._learning, None
             self._spk = 0.5 * self._learn_max
             self._npk = 0.5 * self._learn_sum / self._learn
             self._judge(pending, beats)
-        oldest = self._count - 3 * self._refine - m
-        self._ecg.trim(oldest)
-        self._slope.trim(oldest)
-        return np.asarray(beats, dtype=np.int64)
 
-    def _features(
-        self, indices: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Peak position (largest ECG deflection before each hump) and QRS slope, vectorised."""
+    def _features(self, indices: npt.NDArray[np.int64], heights: npt.NDArray[np.float64]) -> list[_Candidate]:
+        """Candidates for humps at reduced-rate ``indices``, vectorised: their input-sample index,
+        the R peak (largest ECG deflection in the window before) and the QRS slope."""
+        factor = self._factor
+        at = indices * factor + (factor - 1)  # the newest input sample of each hump's block
         ecg, slope = self._ecg, self._slope
-        # Every candidate has its whole window in the histories (they keep 3 windows back).
         windows = np.lib.stride_tricks.sliding_window_view(ecg.values, self._refine + 1)
-        place = indices - self._refine + self._deflection(windows[indices - self._refine - ecg.start])
+        place = at - self._refine + self._deflection(windows[at - self._refine - ecg.start])
         slope_windows = np.lib.stride_tricks.sliding_window_view(slope.values, self._mwi_len + 1)
         slopes = slope_windows[indices - self._mwi_len - slope.start].max(axis=1)
-        return np.maximum(place, 0).astype(np.int64), slopes
+        return list(zip(at.tolist(), heights.tolist(), np.maximum(place, 0).tolist(), slopes.tolist(), strict=True))
 
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
+        if windows.ndim == 1:
+            return self._deflection(windows[None, :])[0]  # type: ignore[no-any-return]
         if self._prefiltered:
             return np.asarray(np.argmax(np.abs(windows), axis=-1), dtype=np.int64)
         # The window ends hold no QRS; their mean is the local baseline (cheaper than a median).
+        # The largest deflection is the row's maximum or its minimum, whichever is further from it.
         edge = max(windows.shape[-1] // 8, 1)
-        baseline = 0.5 * (windows[..., :edge].mean(axis=-1, keepdims=True)
-                          + windows[..., -edge:].mean(axis=-1, keepdims=True))
-        return np.asarray(np.argmax(np.abs(windows - baseline), axis=-1), dtype=np.int64)
+        baseline = (windows[:, :edge].sum(axis=1) + windows[:, -edge:].sum(axis=1)) * (0.5 / edge)
+        high = windows.argmax(axis=1)
+        low = windows.argmin(axis=1)
+        rows = np.arange(windows.shape[0])
+        up = windows[rows, high] - baseline
+        down = baseline - windows[rows, low]
+        return np.where(up >= down, high, low).astype(np.int64)
 
     def _judge(self, candidates: list[_Candidate], beats: list[int]) -> None:
         """Accept or reject candidates in order: one compact pass over humps (about two per beat)."""

@@ -71,18 +71,20 @@ async def test_malformed_payloads_are_dead_lettered_and_valid_traffic_flows(stac
     impossible = encode_batch(numeric_batch(gateway, 2, "p1", "spo2", "%", _ago(600), [97.0, 250.0]))
     wrong_version = payload.replace(b"av\x01", b"av\x07", 1)
     assert wrong_version != payload
-    bad_payloads = [b"garbage", payload[: len(payload) // 2], wrong_version, impossible]
+    oversized = payload + bytes(1_500_000)
+    bad_payloads = [b"garbage", payload[: len(payload) // 2], wrong_version, impossible, oversized]
     for bad in bad_payloads:
         subprocess.run(["mosquitto_pub", "-h", host, "-p", port, "-q", "1", "-t", data_topic(gateway), "-s"],
                        input=bad, check=True, timeout=10)
     publish(stack.mosquitto.host, stack.mosquitto.port, [(data_topic(gateway), payload)])
     # A batch published on another gateway's topic is refused too.
     publish(stack.mosquitto.host, stack.mosquitto.port, [(data_topic(unique_name("other")), payload)])
-    await wait_for(lambda: cloud.processor.stats.stored_batches == 1 and cloud.processor.stats.rejected == 5)
+    await wait_for(lambda: cloud.processor.stats.stored_batches == 1 and cloud.processor.stats.rejected == 6)
     reasons = cloud.processor.stats.rejected_by_reason
-    assert reasons == {"decode": 3, "implausible": 1, "gateway": 1}
+    assert reasons == {"decode": 4, "implausible": 1, "gateway": 1}
     letters = cloud.store.dead_letters()
-    assert len(letters) == 5
+    assert len(letters) == 6
+    assert any("over the 1048576 byte limit" in letter.reason for letter in letters)
     assert any("unsupported wire version 7" in letter.reason for letter in letters)
     assert any("outside the plausible range" in letter.reason for letter in letters)
     assert {letter.payload for letter in letters} >= set(bad_payloads)
