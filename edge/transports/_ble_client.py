@@ -58,6 +58,14 @@ class BleClient(Protocol):
         """Read the current value of ``uuid``."""
         ...
 
+    async def write(self, uuid: str, data: bytes, *, response: bool = True) -> None:
+        """Write ``data`` to ``uuid``.
+
+        ``response``: send a write request the device acknowledges (control points such as the
+        RACP require it) rather than a write command.
+        """
+        ...
+
 
 class BleClientFactory(Protocol):
     """Makes a client for ``address``; ``on_disconnect`` is called when the link drops."""
@@ -132,6 +140,10 @@ class BleakBleClient:
     async def read(self, uuid: str) -> bytes:
         """Read ``uuid`` from the device (not from a cache)."""
         return bytes(await self._client.read_gatt_char(uuid))
+
+    async def write(self, uuid: str, data: bytes, *, response: bool = True) -> None:
+        """Write ``uuid`` (a write request when ``response``, else a write command)."""
+        await self._client.write_gatt_char(uuid, bytes(data), response=response)
 
 
 def bleak_client_factory(address: str, on_disconnect: Callable[[], None], *, service_uuids: Sequence[str],

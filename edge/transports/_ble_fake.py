@@ -4,19 +4,47 @@ A :class:`FakeBlePeripheral` holds the device's GATT table (characteristic UUID 
 value) and plays the radio: :meth:`~FakeBlePeripheral.notify` sends the exact bytes a real device
 notifies, :meth:`~FakeBlePeripheral.drop` loses the link (with or without the disconnect callback
 that BlueZ sometimes never sends), and ``fail_connects`` / ``hang_connects`` make the next
-connection attempts fail or stall. Pass ``peripheral.client_factory`` as the BLE transport's
-``client_factory``.
+connection attempts fail or stall. Every write is recorded in ``writes``; a handler set with
+:meth:`~FakeBlePeripheral.on_write` scripts the device's answer (the notifications and indications
+it sends after acknowledging the write). :class:`FakeGlucoseMeter` is such a script: a meter holding
+stored records that answers Record Access Control Point requests. Pass
+``peripheral.client_factory`` as the BLE transport's ``client_factory``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+from device_profiles.errors import DecodeError
+from device_profiles.gatt.glucose import decode_glucose_measurement
+from device_profiles.gatt.racp import (
+    RacpNumberOfRecords,
+    RacpOpCode,
+    RacpOperator,
+    RacpRequest,
+    RacpResponse,
+    RacpResponseCode,
+    decode_racp_request,
+)
 from device_profiles.profile import normalize_uuid
 from edge.transports._ble_client import BleClient, NotificationCallback
 
-__all__ = ["FakeBleClient", "FakeBlePeripheral"]
+__all__ = ["FakeBleClient", "FakeBlePeripheral", "FakeGlucoseMeter", "FakeWrite", "RacpResponseEncoder",
+           "WriteHandler"]
+
+WriteHandler = Callable[[bytes], Iterable[tuple[str, bytes]]]
+"""Given the written bytes, the ``(characteristic UUID, value)`` notifications/indications to send back."""
+
+
+@dataclass(frozen=True, slots=True)
+class FakeWrite:
+    """One write the gateway made: characteristic (128-bit UUID), bytes, write request or command."""
+
+    uuid: str
+    data: bytes
+    response: bool
 
 
 class FakeBleClient:
@@ -80,6 +108,31 @@ class FakeBleClient:
             raise KeyError(f"characteristic {uuid} is not readable")
         return value
 
+    async def write(self, uuid: str, data: bytes, *, response: bool = True) -> None:
+        """Record the write; the peripheral's handler's answers are sent after it is acknowledged.
+
+        ``ConnectionError`` on a dead link, ``KeyError`` for an unknown characteristic; an exception
+        raised by the handler (a scripted GATT error) is raised here, as bleak raises the device's.
+        """
+        if not self._connected:
+            raise ConnectionError("not connected")
+        uuid = normalize_uuid(uuid)
+        if uuid not in self.peripheral.characteristics:
+            raise KeyError(f"characteristic {uuid} not found")
+        self.peripheral.writes.append(FakeWrite(uuid, bytes(data), response))
+        handler = self.peripheral.write_handlers.get(uuid)
+        if handler is None:
+            return
+        answers = list(handler(bytes(data)))
+        # A device answers after the write response, so the writer sees its acknowledgement first.
+        asyncio.get_running_loop().call_soon(self._answer, answers)
+
+    def _answer(self, answers: list[tuple[str, bytes]]) -> None:
+        for uuid, value in answers:
+            if not self._connected:
+                return
+            self.emit(uuid, value)
+
     def emit(self, uuid: str, data: bytes) -> bool:
         """Invoke this client's callback for ``uuid`` whatever the link state (a late notification)."""
         callback = self.subscriptions.get(normalize_uuid(uuid))
@@ -112,6 +165,8 @@ class FakeBlePeripheral:
         self.hang_connects = 0
         self.connect_attempts = 0
         self.reads: list[str] = []
+        self.writes: list[FakeWrite] = []
+        self.write_handlers: dict[str, WriteHandler] = {}
         self.clients: list[FakeBleClient] = []
         self.current: FakeBleClient | None = None
 
@@ -125,6 +180,14 @@ class FakeBlePeripheral:
         self.clients.append(client)
         return client
 
+    def on_write(self, uuid: str, handler: WriteHandler | None) -> None:
+        """Script the answer to writes on ``uuid`` (None: acknowledge them silently)."""
+        uuid = normalize_uuid(uuid)
+        if handler is None:
+            self.write_handlers.pop(uuid, None)
+        else:
+            self.write_handlers[uuid] = handler
+
     def notify(self, uuid: str, data: bytes) -> bool:
         """Send a notification on the live link; False when nobody is subscribed to ``uuid``."""
         if self.current is None:
@@ -135,3 +198,98 @@ class FakeBlePeripheral:
         """Lose the link, e.g. the patient walked out of range; ``callback=False`` loses it silently."""
         if self.current is not None:
             self.current._lose(callback=callback)
+
+
+_GLUCOSE_MEASUREMENT_UUID = normalize_uuid("2a18")
+_RACP_UUID = normalize_uuid("2a52")
+
+RacpResponseEncoder = Callable[[RacpResponse | RacpNumberOfRecords], bytes]
+"""Builds a meter's RACP indication bytes from a response record."""
+
+
+class FakeGlucoseMeter:
+    """A Glucose Service meter holding stored records, answering RACP writes like a real one.
+
+    ``records`` are Glucose Measurement payloads, oldest first, exactly as the meter notifies them
+    (e.g. from ``simulators.devices.gatt_encode.encode_glucose_measurement``); their sequence numbers
+    are read back with the glucose decoder. ``encode_response`` turns a
+    :class:`~device_profiles.gatt.racp.RacpResponse` or ``RacpNumberOfRecords`` into the indication
+    bytes (e.g. ``encode_racp_response``); it is passed in because virtual devices live above the edge.
+
+    On a write it decodes the request with :func:`~device_profiles.gatt.racp.decode_racp_request`,
+    notifies the matching records on 0x2A18 and indicates the Response Code on 0x2A52: Success, or
+    No Records Found. "Report number of stored records" is answered with the count, "delete"
+    removes the matching records. Set ``responsive = False`` for a meter that acknowledges the
+    write and then never answers, or ``response_code`` to force that answer to every request.
+    """
+
+    def __init__(self, peripheral: FakeBlePeripheral, encode_response: RacpResponseEncoder,
+                 records: Iterable[bytes] = ()) -> None:
+        self.peripheral = peripheral
+        self.records: list[bytes] = []
+        self.requests: list[RacpRequest] = []
+        self.responsive = True
+        self.response_code: RacpResponseCode | None = None
+        self._encode_response = encode_response
+        peripheral.characteristics.setdefault(_GLUCOSE_MEASUREMENT_UUID, None)
+        peripheral.characteristics.setdefault(_RACP_UUID, None)
+        peripheral.on_write(_RACP_UUID, self.handle_racp_write)
+        for payload in records:
+            self.store(payload)
+
+    @classmethod
+    def at(cls, address: str, encode_response: RacpResponseEncoder,
+           records: Iterable[bytes] = ()) -> FakeGlucoseMeter:
+        """A meter on a new :class:`FakeBlePeripheral` at ``address`` (``.peripheral``)."""
+        return cls(FakeBlePeripheral(address, {}), encode_response, records)
+
+    def store(self, payload: bytes) -> int:
+        """Keep one more record (a new reading on the meter); returns its sequence number."""
+        try:
+            sequence_number = decode_glucose_measurement(payload).sequence_number
+        except DecodeError as exc:
+            raise ValueError(f"not a Glucose Measurement the meter could store: {exc}") from exc
+        self.records.append(bytes(payload))
+        return sequence_number
+
+    def handle_racp_write(self, data: bytes) -> list[tuple[str, bytes]]:
+        """The meter's answer to one RACP write: matching records, then the Response Code."""
+        try:
+            request = decode_racp_request(data)
+        except DecodeError:
+            op_code = data[0] if data else 0
+            return self._respond(op_code, RacpResponseCode.INVALID_OPERATOR)
+        self.requests.append(request)
+        if not self.responsive:
+            return []
+        if self.response_code is not None:
+            return self._respond(request.op_code, self.response_code)
+        if request.op_code is RacpOpCode.ABORT_OPERATION:
+            return self._respond(request.op_code, RacpResponseCode.SUCCESS)
+        selected = self._select(request)
+        if request.op_code is RacpOpCode.REPORT_NUMBER_OF_STORED_RECORDS:
+            return [(_RACP_UUID, self._encode_response(RacpNumberOfRecords(len(selected))))]
+        if not selected:
+            return self._respond(request.op_code, RacpResponseCode.NO_RECORDS_FOUND)
+        if request.op_code is RacpOpCode.DELETE_STORED_RECORDS:
+            self.records = [payload for index, payload in enumerate(self.records) if index not in selected]
+            return self._respond(request.op_code, RacpResponseCode.SUCCESS)
+        answers = [(_GLUCOSE_MEASUREMENT_UUID, self.records[index]) for index in selected]
+        return answers + self._respond(request.op_code, RacpResponseCode.SUCCESS)
+
+    def _select(self, request: RacpRequest) -> list[int]:
+        """Indexes into ``records`` of the records the request's operator and bounds pick."""
+        numbers = [decode_glucose_measurement(payload).sequence_number for payload in self.records]
+        if not numbers:
+            return []
+        operator = request.operator
+        if operator is RacpOperator.FIRST_RECORD:
+            return [numbers.index(min(numbers))]
+        if operator is RacpOperator.LAST_RECORD:
+            return [numbers.index(max(numbers))]
+        low = request.low if request.low is not None else 0
+        high = request.high if request.high is not None else 0xFFFF
+        return [index for index, sequence in enumerate(numbers) if low <= sequence <= high]
+
+    def _respond(self, op_code: int, code: RacpResponseCode) -> list[tuple[str, bytes]]:
+        return [(_RACP_UUID, self._encode_response(RacpResponse(op_code, code)))]

@@ -8,6 +8,16 @@ the profile lists it itself, and reports ``attached``. Each notification
 becomes a :class:`~edge.transports.Payload` whose channel is the characteristic's 128-bit UUID and
 whose ``received_ns`` is the injected clock's time at arrival.
 
+When the profile lists the Record Access Control Point (0x2A52, indicate) and the Glucose
+Measurement (0x2A18) and the device offers both, the transport then fetches the meter's stored
+records (:mod:`edge.transports._racp_session`): it writes "report stored records with sequence
+number >= last + 1" ("all records" the first time), delivers each Glucose Measurement notification
+like any other, waits for the meter's Response Code and reports a ``stored_records`` event with the
+outcome (``success``, ``no_records_found``, an error, ``timeout``, ``write_failed``). A failed fetch
+is logged and reported; the link stays up. The highest sequence number received is kept in memory,
+and in ``<state_dir>/ble-records-<device id>.json`` when the ``state_dir`` option is set (put it
+next to the spool), so a restarted gateway fetches only new records too.
+
 A session ends on the disconnect callback, on a link the stack says is down although no callback
 came (checked every ``liveness_check_s``), on a failed poll of a dead link, or - if
 ``idle_timeout_s`` is set - when a device that streams continuously goes quiet. Then the
@@ -19,7 +29,8 @@ after an exponential, jittered backoff. The backoff is reset only once a connect
 Device options (``options:`` in the gateway config), all in seconds: ``connect_timeout_s`` (scan +
 connect + subscribe, 40), ``scan_timeout_s`` (20), ``reconnect_initial_s`` (1), ``reconnect_max_s``
 (60), ``stable_after_s`` (30), ``battery_poll_s`` (3600), ``liveness_check_s`` (5),
-``read_timeout_s`` (10), ``idle_timeout_s`` (off).
+``read_timeout_s`` (10), ``idle_timeout_s`` (off), ``racp_timeout_s`` (how long a stored-record
+fetch may go without a record or the response, 30); ``state_dir`` (a directory, see above).
 """
 
 from __future__ import annotations
@@ -28,8 +39,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from device_profiles.gatt.battery import decode_battery_level
@@ -45,7 +58,15 @@ from edge.transports._ble_client import (
     NotificationCallback,
     bleak_client_factory,
 )
-from edge.transports._ble_fake import FakeBleClient, FakeBlePeripheral
+from edge.transports._ble_fake import FakeBleClient, FakeBlePeripheral, FakeGlucoseMeter, FakeWrite
+from edge.transports._racp_session import (
+    GLUCOSE_MEASUREMENT_UUID,
+    RACP_UUID,
+    RacpFetch,
+    RacpFetchOutcome,
+    StoredRecordCursor,
+    glucose_sequence_number,
+)
 
 __all__ = [
     "BATTERY_LEVEL_UUID",
@@ -59,7 +80,13 @@ __all__ = [
     "BleakBleClient",
     "FakeBleClient",
     "FakeBlePeripheral",
+    "FakeGlucoseMeter",
+    "FakeWrite",
+    "GLUCOSE_MEASUREMENT_UUID",
     "LinkLostError",
+    "RACP_UUID",
+    "RacpFetchOutcome",
+    "StoredRecordCursor",
     "bleak_client_factory",
 ]
 
@@ -88,6 +115,7 @@ class BleOptions:
     liveness_check_s: float = 5.0
     read_timeout_s: float = 10.0
     idle_timeout_s: float | None = None
+    racp_timeout_s: float = 30.0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BleOptions:
@@ -115,6 +143,8 @@ class BleStats:
     payloads: int = 0
     stale_notifications: int = 0
     read_errors: int = 0
+    record_fetches: int = 0
+    record_fetch_failures: int = 0
 
 
 class BleTransport:
@@ -153,6 +183,8 @@ class BleTransport:
         self._scan_services = [] if profile.ble.name_patterns else list(profile.ble.service_uuids)
         self._session_id = 0
         self._lost: asyncio.Event | None = None
+        self.records = self._record_cursor(device, characteristics)
+        self._fetch: RacpFetch | None = None
 
     # -- the reconnect loop --------------------------------------------------------------------------
     async def run(self, deliver: DeliverFn, report: ReportFn) -> None:
@@ -192,6 +224,7 @@ class BleTransport:
         attached_ns: int | None = None
         reason = "disconnected"
         watchers: list[asyncio.Task[None]] = []
+        fetcher: asyncio.Task[None] | None = None
         try:
             async with asyncio.timeout(self.options.connect_timeout_s):
                 await client.connect()
@@ -206,6 +239,8 @@ class BleTransport:
             if battery_percent is not None:
                 report("battery", {"percent": battery_percent})
             watchers = self._start_watchers(client, session, deliver, report)
+            if self._fetches_records(client):
+                fetcher = asyncio.create_task(self._fetch_stored_records(client, report))
             waiter = asyncio.create_task(lost.wait())
             done, _pending = await asyncio.wait([waiter, *watchers], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
@@ -219,11 +254,14 @@ class BleTransport:
             # From here on, anything the old link still delivers is stale.
             self._session_id += 1
             lost.set()
-            for task in watchers:
+            helpers = [*watchers, *([fetcher] if fetcher is not None else [])]
+            for task in helpers:
                 task.cancel()
-            for task in watchers:
+            for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if self.records is not None:
+                self.records.save()  # live readings received after the fetch move the cursor too
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), _DISCONNECT_TIMEOUT_S)
             if attached_ns is not None:
@@ -242,6 +280,8 @@ class BleTransport:
                 deliver(Payload(channel, bytes(data), self._clock_ns()))
             except Exception:  # the consumer's bug must not kill the BLE stack's callback thread
                 log.exception("device %s: delivering a notification on %s failed", self.device.id, channel)
+            if self.records is not None:
+                self._observe_records(channel, bytes(data))
 
         return on_value
 
@@ -257,6 +297,61 @@ class BleTransport:
         for item in present:
             await client.start_notify(item.uuid, self._on_value(session, item.uuid, deliver))
         return [c.name for c in present], missing
+
+    # -- stored records (Record Access Control Point) ------------------------------------------------
+    def _record_cursor(self, device: DeviceConfig,
+                       characteristics: tuple[Characteristic, ...]) -> StoredRecordCursor | None:
+        """The cursor of a glucose meter's stored records, or None when the profile has no RACP."""
+        modes = {c.uuid: c.mode for c in characteristics}
+        if modes.get(RACP_UUID) != "indicate" or modes.get(GLUCOSE_MEASUREMENT_UUID) not in ("notify", "indicate"):
+            return None
+        state_dir = device.options.get("state_dir")
+        if state_dir is None:
+            return StoredRecordCursor(device.address)
+        if not isinstance(state_dir, str) or not state_dir:
+            raise ValueError(f"option state_dir must be a directory path, not {state_dir!r}")
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", device.id)
+        return StoredRecordCursor(device.address, Path(state_dir) / f"ble-records-{safe_id}.json")
+
+    def _fetches_records(self, client: BleClient) -> bool:
+        return (self.records is not None and client.has_characteristic(RACP_UUID)
+                and client.has_characteristic(GLUCOSE_MEASUREMENT_UUID))
+
+    def _observe_records(self, channel: str, data: bytes) -> None:
+        assert self.records is not None
+        fetch = self._fetch
+        if channel == GLUCOSE_MEASUREMENT_UUID:
+            sequence_number = glucose_sequence_number(data)
+            if sequence_number is not None:
+                self.records.observe(sequence_number)
+            if fetch is not None:
+                fetch.on_record(data)
+        elif channel == RACP_UUID and fetch is not None:
+            fetch.on_indication(data)
+
+    async def _fetch_stored_records(self, client: BleClient, report: ReportFn) -> None:
+        """Run one RACP "report stored records" procedure; report its outcome, never raise."""
+        assert self.records is not None
+
+        async def write(data: bytes) -> None:
+            await client.write(RACP_UUID, data, response=True)
+
+        fetch = RacpFetch(self.records, write, idle_timeout_s=self.options.racp_timeout_s)
+        self._fetch = fetch
+        try:
+            outcome = await fetch.run()
+        finally:
+            self._fetch = None
+            self.records.save()
+        self.stats.record_fetches += 1
+        if outcome.ok:
+            log.info("device %s: %d stored record(s) fetched (%s), last sequence number %s", self.device.id,
+                     outcome.records, outcome.outcome, outcome.last_sequence_number)
+        else:
+            self.stats.record_fetch_failures += 1
+            log.warning("device %s: fetching stored records (request %s) failed: %s%s", self.device.id,
+                        outcome.request.hex(), outcome.outcome, f" ({outcome.error})" if outcome.error else "")
+        report("stored_records", outcome.detail())
 
     def _reads_battery(self, client: BleClient) -> bool:
         return not self._profile_has_battery and client.has_characteristic(BATTERY_LEVEL_UUID)
