@@ -90,8 +90,10 @@ class LoadOptions:
 
     @property
     def target_messages_per_s(self) -> float:
-        """Batches/s the whole run should publish (one per patient per batch interval)."""
-        return self.gateways * self.patients_per_gateway / self.batch_interval_s
+        """Batches/s the whole run should publish: one per patient per batch interval, or fewer
+        when readings come more rarely than batch intervals (an empty batch is not sent)."""
+        per_patient = min(1.0 / self.batch_interval_s, self.rate_hz)
+        return self.gateways * self.patients_per_gateway * per_patient
 
 
 # -- pure parts -------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from simulators.load import classify_error
 from simulators.publish import ScenarioBatcher
 from simulators.scenarios import Scenario, load_scenario
 from vitalbridge.gateway import build_agent
-from vitalbridge.stack import LocalStack
+from vitalbridge.stack import LocalStack, StackError
 from vitalbridge.virtual import VirtualTransport, VirtualTransportFactory
 from vitals.codec import encode_batch
 from vitals.endpoints import parse_mqtt_url
@@ -312,7 +312,10 @@ async def run_scenario(options: SimRunOptions, *, announce: Callable[[str], Any]
         mqtt_url = options.mqtt_url
         if mqtt_url is None:
             stack = LocalStack(run_dir / "stack", mqtt=True, influx=False)
-            stack.start()
+            try:
+                stack.start()
+            except StackError as error:
+                raise SimRunError(f"cannot start a local Mosquitto: {error}") from None
             resources.callback(stack.stop)
             mqtt_url = stack.mqtt_url
             announce(f"started Mosquitto at {mqtt_url}")
