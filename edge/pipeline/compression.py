@@ -10,6 +10,15 @@ interpolation between kept readings reproduces every reading within ``2 * deadba
   between (tracked as the narrowing range of admissible slopes); when a new reading would close
   the door, the previous candidate is kept and becomes the pivot.
 
+With ``smooth_half_window`` h > 0 (a light, centred median of 2h + 1 readings, as an oximeter's
+own display averaging does) the value *kept* for an ordinary reading may be that median instead of
+the raw reading, when the two differ by at most ``deviation``: a stable patient's 1 Hz readings
+flicker by a step around a level, and a segment that starts on a flicker ends at the next one.
+The door is still tested against every **raw** reading, so the bound above holds against what the
+device measured; only the end points move onto the level. Readings wait h readings for their
+median; a reading that must be kept (below) releases them at once and is never delayed, and a
+median never crosses a clinical threshold the raw reading did not.
+
 Some readings are always kept, at once and exactly: any reading beyond a clinical threshold and
 the first one back inside (so an episode's start, course and end are exact), any reading with a
 quality flag, and a heartbeat: when ``heartbeat_ns`` has passed since the last kept reading, the
@@ -19,6 +28,8 @@ newest reading is kept with ``Quality.HEARTBEAT`` so that silence means "no devi
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -41,9 +52,10 @@ class SwingingDoorCompressor:
         deadband: float,
         heartbeat_ns: int,
         thresholds: Thresholds,
+        smooth_half_window: int = 0,
     ) -> None:
-        if deviation < 0 or deadband < 0 or heartbeat_ns <= 0:
-            raise ValueError("deviation and deadband must be >= 0 and the heartbeat period > 0")
+        if deviation < 0 or deadband < 0 or heartbeat_ns <= 0 or smooth_half_window < 0:
+            raise ValueError("deviation, deadband and the smoothing window must be >= 0, the heartbeat > 0")
         self.deviation = deviation
         self.deadband = deadband
         self.heartbeat_ns = heartbeat_ns
@@ -56,13 +68,18 @@ class SwingingDoorCompressor:
         self._high = math.inf
         self._passed: float | None = None  # last value passed by the deadband
         self._held: tuple[int, float, int] | None = None  # last value held back by the deadband
+        self._held_anchor = 0.0
         self._last_kept_ns: int | None = None
         self._in_alert = False
+        self.smooth_half_window = smooth_half_window
+        # Raw values around the readings waiting for their median, and those readings.
+        self._recent: deque[float] = deque(maxlen=2 * smooth_half_window + 1)
+        self._waiting: deque[tuple[int, float, int]] = deque()
 
     @property
     def pending(self) -> int:
         """Readings received but not yet kept or dropped (0, 1 or 2)."""
-        return int(self._candidate is not None) + int(self._held is not None)
+        return int(self._candidate is not None) + int(self._held is not None) + len(self._waiting)
 
     def push(self, time_ns: int, value: float, quality: int) -> None:
         """Feed one reading (times strictly increasing)."""
@@ -70,14 +87,40 @@ class SwingingDoorCompressor:
         must_keep = alert or self._in_alert or quality != 0 or self._pivot is None
         self._in_alert = alert
         if must_keep:
+            self._release_waiting()
+            self._recent.append(value)
             self._release_held()
             self._force(time_ns, value, quality)
             return
+        if not self.smooth_half_window:
+            self._ordinary(time_ns, value, value, quality)
+            return
+        self._recent.append(value)
+        self._waiting.append((time_ns, value, quality))
+        if len(self._waiting) > self.smooth_half_window:
+            self._ordinary(*self._smoothed(self._waiting.popleft()))
+
+    def _smoothed(self, reading: tuple[int, float, int]) -> tuple[int, float, float, int]:
+        """``(time, raw, value to keep, quality)`` for a reading leaving the smoothing window."""
+        time_ns, value, quality = reading
+        # The deque holds the readings from h before this one to the newest (h after, or fewer).
+        anchor = float(statistics.median(self._recent))
+        if abs(anchor - value) > self.deviation or self.thresholds.crosses(anchor):
+            anchor = value
+        return time_ns, value, anchor, quality
+
+    def _release_waiting(self) -> None:
+        while self._waiting:
+            self._ordinary(*self._smoothed(self._waiting.popleft()))
+
+    def _ordinary(self, time_ns: int, value: float, anchor: float, quality: int) -> None:
+        """An ordinary reading (no alert, no flag): deadband, then the door."""
         if self._passed is not None and abs(value - self._passed) < self.deadband:
             self._held = (time_ns, value, quality)
+            self._held_anchor = anchor
         else:
             self._release_held()
-            self._door(time_ns, value, quality)
+            self._door(time_ns, value, quality, anchor)
         if self._last_kept_ns is not None and time_ns - self._last_kept_ns >= self.heartbeat_ns:
             # Heartbeat: the newest reading ends the segment (any candidate is a valid end).
             self._release_held()
@@ -88,21 +131,26 @@ class SwingingDoorCompressor:
     def _release_held(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
-            self._door(*held)
+            self._door(*held, self._held_anchor)
 
-    def _door(self, time_ns: int, value: float, quality: int) -> None:
+    def _door(self, time_ns: int, value: float, quality: int, anchor: float) -> None:
+        """Extend the segment to this reading, or close it at the previous one.
+
+        ``value`` is the raw reading the line must pass within ``deviation`` of; ``anchor`` is the
+        value kept if the segment ends here (the raw reading unless smoothing moved it).
+        """
         self._passed = value
         assert self._pivot is not None
         pivot_ns, pivot_value = self._pivot
         elapsed = time_ns - pivot_ns
-        slope = (value - pivot_value) / elapsed
+        slope = (anchor - pivot_value) / elapsed
         if self._candidate is not None and not self._low <= slope <= self._high:
             # The door closed: the previous candidate ends this segment and pivots the next.
             self._keep(*self._candidate)
             pivot_ns, pivot_value = self._pivot
             elapsed = time_ns - pivot_ns
             self._low, self._high = -math.inf, math.inf
-        self._candidate = (time_ns, value, quality)
+        self._candidate = (time_ns, anchor, quality)
         self._low = max(self._low, (value - self.deviation - pivot_value) / elapsed)
         self._high = min(self._high, (value + self.deviation - pivot_value) / elapsed)
 
@@ -129,6 +177,7 @@ class SwingingDoorCompressor:
         due = self._last_kept_ns is None or now_ns - self._last_kept_ns >= self.heartbeat_ns
         if not (final or due):
             return
+        self._release_waiting()
         self._release_held()
         assert self._candidate is not None
         time_ns, value, quality = self._candidate

@@ -16,10 +16,11 @@ NO_LIMITS = Thresholds(None, None)
 
 def _compress(
     values: list[float], *, deviation: float = 0.5, deadband: float = 0.25,
-    thresholds: Thresholds = NO_LIMITS, heartbeat_s: float = 1e6,
+    thresholds: Thresholds = NO_LIMITS, heartbeat_s: float = 1e6, smooth: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     door = SwingingDoorCompressor(deviation=deviation, deadband=deadband,
-                                  heartbeat_ns=int(heartbeat_s * SECOND), thresholds=thresholds)
+                                  heartbeat_ns=int(heartbeat_s * SECOND), thresholds=thresholds,
+                                  smooth_half_window=smooth)
     for i, value in enumerate(values):
         door.push(i * SECOND, value, 0)
     door.flush(len(values) * SECOND, final=True)
@@ -75,3 +76,48 @@ def test_flagged_readings_are_always_kept() -> None:
     for i in range(10):
         door.push(i * SECOND, 70.0, int(Quality.RATE_OF_CHANGE) if i == 5 else 0)
     assert [t // SECOND for t, _v, _q in door.take()] == [0, 4, 5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(85, 100), min_size=1, max_size=200),
+    st.sampled_from([(1.0, 0.0, 2), (1.0, 0.0, 1), (2.0, 0.5, 3), (0.0, 0.0, 2)]),
+)
+def test_smoothed_segments_stay_within_the_bound_of_every_raw_reading(
+    readings: list[int], bounds: tuple[float, float, int]
+) -> None:
+    deviation, deadband, smooth = bounds
+    values = [float(v) for v in readings]
+    times, kept, _ = _compress(values, deviation=deviation, deadband=deadband, smooth=smooth,
+                               thresholds=Thresholds(90.0, None))
+    rebuilt = reconstruct(times, kept, np.arange(len(values)) * SECOND)
+    assert np.max(np.abs(rebuilt - np.array(values))) <= 2 * deadband + deviation + 1e-9
+    # Every reading below the threshold, and the first back above, is kept exactly as measured.
+    by_time = dict(zip((times // SECOND).tolist(), kept.tolist(), strict=True))
+    for i, value in enumerate(values):
+        if value < 90.0 or (i and values[i - 1] < 90.0):
+            assert by_time[i] == value
+
+
+def test_smoothing_lets_a_flickering_stable_spo2_compress_more_than_tenfold() -> None:
+    rng = np.random.default_rng(7)
+    values = np.rint(96.3 + rng.normal(0.0, 0.5, 3600)).tolist()
+    plain, _, _ = _compress(values, deviation=1.0, deadband=0.0, heartbeat_s=300)
+    smoothed, kept, _ = _compress(values, deviation=1.0, deadband=0.0, heartbeat_s=300, smooth=2)
+    assert len(values) / smoothed.size >= 10 > len(values) / plain.size
+    assert np.array_equal(kept, np.rint(kept))  # medians of 5 integer readings stay on the grid
+    rebuilt = reconstruct(smoothed, kept, np.arange(len(values)) * SECOND)
+    assert np.max(np.abs(rebuilt - np.array(values))) <= 1.0
+
+
+def test_a_threshold_crossing_is_kept_at_once_while_smoothing_holds_readings_back() -> None:
+    door = SwingingDoorCompressor(deviation=1.0, deadband=0.0, heartbeat_ns=300 * SECOND,
+                                  thresholds=Thresholds(90.0, None), smooth_half_window=2)
+    for i, value in enumerate([96.0, 96.0, 97.0, 96.0]):
+        door.push(i * SECOND, value, 0)
+    assert door.take() == [(0, 96.0, 0)]
+    assert door.pending == 2 + 1  # two waiting for their median, one candidate end
+    door.push(4 * SECOND, 88.0, 0)
+    kept = door.take()
+    assert kept[-1] == (4 * SECOND, 88.0, 0)  # the alert reading goes out with the push that brought it
+    assert door.pending == 0

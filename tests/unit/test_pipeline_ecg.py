@@ -154,3 +154,15 @@ def test_memory_stays_flat_over_a_long_run() -> None:
     # Bounded by a few windows of samples (detector history, one SQI window, Hampel context), not by time.
     assert max(held) < 10 * 250 * 5
     assert max(held[60:120]) <= max(held[:60]) + 250 * 5
+
+
+@pytest.mark.parametrize("fs", [100.0, 360.0, 500.0])
+def test_detector_at_other_rates_finds_every_beat_and_chunks_do_not_matter(fs: float) -> None:
+    # 100 Hz runs the envelope at the input rate; 360 and 500 Hz sum blocks of 3 and 4 samples.
+    ecg, truth = synthetic_ecg(30.0, fs, seed=8)
+    found = detect_r_peaks(ecg, fs)
+    assert match(found, truth, tolerance=int(0.15 * fs)) == truth.size == found.size
+    whole = RPeakDetector(fs).push(ecg)
+    detector = RPeakDetector(fs)
+    parts = [detector.push(ecg[i:i + 113]) for i in range(0, ecg.size, 113)]
+    assert np.array_equal(np.concatenate(parts), whole)

@@ -6,7 +6,10 @@ reading is reproduced by linear interpolation of the kept ones within ``2 * dead
 defaults in :data:`edge.pipeline.thresholds.DEFAULT_THRESHOLDS`): readings beyond them, and the
 first back inside, are kept exactly and at once. ``heartbeat_s`` (300): the newest reading is
 sent, flagged ``Quality.HEARTBEAT``, when nothing was sent for that long. Flagged readings are
-always kept. See :mod:`edge.pipeline.compression`.
+always kept. ``smooth_half_window`` (h; default 2 for the 1 Hz monitor metrics in
+:data:`SMOOTHED_METRICS`, else 0): segments may end on the centred median of 2h + 1 readings instead
+of a reading that flickers a step off the level; the bound still holds against every raw reading,
+alerts are never smoothed nor delayed. See :mod:`edge.pipeline.compression`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from edge.pipeline.compression import SwingingDoorCompressor
 from edge.pipeline.thresholds import thresholds_for
 from vitals import Stream
 
-__all__ = ["SwingingDoorStage"]
+__all__ = ["SMOOTHED_METRICS", "SwingingDoorStage"]
+
+SMOOTHED_METRICS = frozenset({"spo2", "heart_rate", "pulse_rate"})
+"""Metrics whose segments end on a 5-reading median by default (monitors reading about every second)."""
 
 
 class SwingingDoorStage(Stage):
@@ -29,6 +35,7 @@ class SwingingDoorStage(Stage):
     name: ClassVar[str] = "swinging_door"
     OPTIONS: ClassVar[Mapping[str, Any]] = {
         "deviation": None, "deadband": None, "heartbeat_s": 300.0, "thresholds": None,
+        "smooth_half_window": None,
     }
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
@@ -39,11 +46,13 @@ class SwingingDoorStage(Stage):
             deadband=self._option_float("deadband", 0.0),
             heartbeat_ns=int(self._option_float("heartbeat_s") * 1e9),
             thresholds=thresholds_for(self.metric.name, self.options["thresholds"]),
+            smooth_half_window=int(self._option_float(
+                "smooth_half_window", 2.0 if self.metric.name in SMOOTHED_METRICS else 0.0)),
         )
 
     @property
     def held(self) -> int:
-        """Readings held back (at most two)."""
+        """Readings held back (at most two plus the smoothing half window)."""
         return self.compressor.pending
 
     def process(self, stream: Stream) -> list[Stream]:
