@@ -5,10 +5,11 @@ The detector follows the classic energy-envelope approach, computed at a reduced
 complex, a five-point derivative and squaring emphasise its steep slopes, a 150 ms moving-window
 integral turns each complex into one hump, and humps are judged against adaptive signal and noise
 levels with a 200 ms refractory period, a T-wave slope test and a search-back when a beat seems
-missing. Each accepted hump is then placed on the largest deflection of the (0.5-40 Hz) ECG just
-before it (at the full rate). Everything is causal and carries its state, so feeding a record in
-chunks gives exactly the indices a single pass gives. Per-sample work is vectorised; Python runs once
-per hump (about two per beat).
+missing. Inside a motion burst (:mod:`edge.pipeline._qrs_gate`) a hump earlier than 0.8 running RR
+intervals after the last beat is taken for motion. Each accepted hump is then placed on the largest
+deflection of the (0.5-40 Hz) ECG just before it (at the full rate). Everything is causal and carries
+its state, so feeding a record in chunks gives exactly the indices a single pass gives. Per-sample
+work is vectorised; Python runs once per hump (about two per beat).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from scipy import signal as sps
 
 from edge.pipeline._history import LocalMaxima, SampleHistory
+from edge.pipeline._qrs_gate import MotionGate
 
 __all__ = ["RPeakDetector", "detect_r_peaks"]
 
@@ -33,6 +35,7 @@ _MAX_PENDING = 64
 _GATHER_BYTES = 64 * 1024
 _THRESHOLD = 0.25  # share of the way from the noise level to the signal level
 _ENERGY_RATE_HZ = 120.0  # the QRS envelope runs at fs / floor(fs / this) (250 Hz -> 125 Hz)
+_BURST_RR = 0.8  # inside a motion burst a beat needs at least this share of the running RR interval
 
 
 @lru_cache(maxsize=16)
@@ -64,8 +67,9 @@ def _rows(values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], width:
     return rows
 
 
-# A candidate hump: (index of the hump in the integrated energy, its height, R-peak index, QRS slope).
-_Candidate = tuple[int, float, int, float]
+# A candidate hump: (index of the hump in the integrated energy, its height, R-peak index, QRS slope,
+# inside a motion burst: None while the gate has not seen far enough past it).
+_Candidate = tuple[int, float, int, float, bool | None]
 
 
 class RPeakDetector:
@@ -73,8 +77,9 @@ class RPeakDetector:
 
     ``push(chunk)`` takes the next samples (mV, or any unit) and returns the absolute sample
     indices (counted from the first sample ever pushed) of R peaks confirmed by this chunk, in
-    ascending order. Peaks are confirmed about 0.2-0.4 s after they occur (longer when a missed
-    beat is recovered by search-back). With ``prefiltered=True`` the input is taken as already
+    ascending order. Peaks are confirmed about 0.2-0.4 s after they occur (up to about 1 s for an
+    early beat, which waits for the motion gate, or when a missed beat is recovered by
+    search-back). With ``prefiltered=True`` the input is taken as already
     band-passed (0.5-40 Hz, baseline removed) and peaks go on its largest absolute deflection;
     otherwise on the largest deflection from the local baseline. Memory is bounded.
     """
@@ -122,13 +127,19 @@ class RPeakDetector:
         self._rr: list[int] = []
         self._rr_average = float(fs)  # median of the last 8 RR intervals, in samples
         self._since_beat: list[_Candidate] = []
+        self._gate = MotionGate(fs_energy)
+        # Humps measured but waiting for the gate (it looks a little past them): reduced-rate
+        # indices and their features.
+        # Candidates whose judgement waits for the gate's flag (an early hump; rare, and short).
+        self._waiting: list[_Candidate] = []
 
     @property
     def held_samples(self) -> int:
         """Samples held in internal buffers (bounded; for memory checks)."""
         learning = 0 if self._learning is None else len(self._learning)
         return (self._tail.size + self._slope.values.size + self._maxima.held + len(self._since_beat)
-                + learning + self._carry.size)
+                + learning + self._carry.size + self._gate.held
+                + len(self._waiting))
 
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Feed the next samples; return absolute indices of newly confirmed R peaks."""
@@ -142,7 +153,8 @@ class RPeakDetector:
         beats: list[int] = []
         if reduced.size:
             self._energy(reduced, beats)
-        keep = 3 * self._refine + self._factor * (self._mwi_len + 1)
+        # Enough for the placement windows of candidates still waiting for the gate.
+        keep = 3 * self._refine + self._factor * (self._mwi_len + 1 + self._gate.delay)
         if self._learning is not None:
             # While learning, candidates wait for judgement and may still need their samples.
             self._tail = np.concatenate((self._tail, x))
@@ -191,18 +203,35 @@ class RPeakDetector:
             head = mwi[: self._learn - start]
             self._learn_max = max(self._learn_max, float(head.max()))
             self._learn_sum += float(head.sum())
+        self._gate.push(reduced)
         indices, heights = self._maxima.push(mwi)
+        candidates = self._waiting
+        if candidates:
+            self._waiting = []
+            candidates = self._flag(candidates)
         if indices.size:
-            candidates = self._features(indices, heights)
+            candidates += self._features(indices, heights)
+        if candidates:
             if self._learning is not None:
                 self._learning.extend(candidates)
             else:
                 self._judge(candidates, beats)
+        self._gate.trim()
         if self._learning is not None and self._energy_count >= self._learn:
             pending, self._learning = self._learning, None
             self._spk = 0.5 * self._learn_max
             self._npk = 0.5 * self._learn_sum / self._learn
             self._judge(pending, beats)
+
+    def _flag(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        """The candidates with the gate's burst flag where it is known by now."""
+        factor = self._factor
+        ready_until = self._gate.ready_until()
+        known = [c for c in candidates if c[0] // factor < ready_until]
+        if not known:
+            return candidates
+        flags = self._gate.flags(np.array([c[0] // factor for c in known], dtype=np.int64)).tolist()
+        return [(*c[:4], flag) for c, flag in zip(known, flags, strict=True)] + candidates[len(known):]
 
     def _features(self, indices: npt.NDArray[np.int64], heights: npt.NDArray[np.float64]) -> list[_Candidate]:
         """Candidates for humps at reduced-rate ``indices``, vectorised: their input-sample index,
@@ -217,7 +246,10 @@ class RPeakDetector:
                                   for i in range(0, starts.size, group)])
         place = starts + offsets
         slopes = _rows(slope.values, indices - self._mwi_len - slope.start, self._mwi_len + 1).max(axis=1)
-        return list(zip(at.tolist(), heights.tolist(), np.maximum(place, 0).tolist(), slopes.tolist(), strict=True))
+        ready = int(np.searchsorted(indices, self._gate.ready_until()))
+        flags: list[bool | None] = [*self._gate.flags(indices[:ready]).tolist(), *[None] * (indices.size - ready)]
+        return list(zip(at.tolist(), heights.tolist(), np.maximum(place, 0).tolist(), slopes.tolist(), flags,
+                        strict=True))
 
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
@@ -242,9 +274,15 @@ class RPeakDetector:
         refractory, t_wave, refine = self._refractory, self._t_wave, self._refine
         since, rr = self._since_beat, self._rr
         spk, npk, last = self._spk, self._npk, self._last_beat
-        for candidate in candidates:
-            index, height, r_index, slope = candidate
+        for position, candidate in enumerate(candidates):
+            index, height, r_index, slope, burst = candidate
             if last is not None:
+                if burst is None and not (_BURST_RR * self._rr_average <= index - last[0]
+                                          <= _SEARCH_BACK_FACTOR * self._rr_average):
+                    # An early hump (or a search-back, which may make it one): whether it sits in a
+                    # motion burst decides, so it waits for the gate (a fraction of a second).
+                    self._waiting = candidates[position:]
+                    break
                 if index - last[0] > _SEARCH_BACK_FACTOR * self._rr_average:
                     # Rare: a beat seems missing. Hand the state over, look back, take it again.
                     self._spk, self._npk = spk, npk
@@ -253,6 +291,11 @@ class RPeakDetector:
                         assert last is not None
                 gap = index - last[0]
                 if gap < refractory:
+                    continue
+                if burst and gap < _BURST_RR * self._rr_average:
+                    # Inside a motion burst an early hump is taken for motion: it neither counts as
+                    # noise (motion would raise the threshold over the next beats) nor waits for
+                    # search-back.
                     continue
                 if height <= npk + _THRESHOLD * (spk - npk) or (gap < t_wave and slope < 0.5 * last[3]):
                     # Below threshold, or a T wave (close to the beat and shallow): noise.
@@ -278,7 +321,7 @@ class RPeakDetector:
                     del since[0]
                 continue
             spk = 0.125 * height + 0.875 * spk
-            last = (index, height, r_index, slope)
+            last = (index, height, r_index, slope, burst)
             beats.append(r_index)
             since = []
         self._spk, self._npk, self._last_beat, self._since_beat = spk, npk, last, since
@@ -323,7 +366,7 @@ class RPeakDetector:
             ordered = sorted(rr)
             self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
             if candidate[2] <= last[2]:
-                candidate = (candidate[0], candidate[1], last[2] + 1, candidate[3])
+                candidate = (candidate[0], candidate[1], last[2] + 1, candidate[3], candidate[4])
         self._last_beat = candidate
         if searched_back:
             # A beat found by search-back leaves the noise humps after it in play.
@@ -333,12 +376,12 @@ class RPeakDetector:
         beats.append(candidate[2])
 
     def finish(self) -> npt.NDArray[np.int64]:
-        """Flush the end of a record: judge the last samples (by holding the last value 0.5 s)."""
+        """Flush the end of a record: judge the last samples (by holding the last value 1 s)."""
         if self._count == 0:
             return np.zeros(0, dtype=np.int64)
         end = self._count
         last = self._last_input
-        tail = self.push(np.full(round(0.5 * self.fs), last))
+        tail = self.push(np.full(round(1.0 * self.fs), last))
         return tail[tail < end]
 
 

@@ -104,6 +104,7 @@ def run() -> str:
     tolerance = round(TOLERANCE_S * FS)
     rows = []
     totals = dict.fromkeys(detectors, 0.0)
+    totals_not_noisy = dict.fromkeys(detectors, 0.0)
     totals_cleaned = 0.0
     for condition in ("clean", "noisy", "af", "ectopic"):
         truth_count = 0
@@ -125,6 +126,8 @@ def run() -> str:
         totals_cleaned += peaks_on_cleaned_s
         for name in detectors:
             totals[name] += seconds[name]
+            if condition != "noisy":
+                totals_not_noisy[name] += seconds[name]
         rows.append(
             f"| {condition} | {truth_count} | {_scores(hits['ours'], found['ours'], truth_count)} "
             f"| {_scores(hits['nk'], found['nk'], truth_count)} "
@@ -159,7 +162,11 @@ def run() -> str:
         f"speed-up **{totals['nk'] / totals['ours']:.1f}x** against `ecg_peaks` on the raw records, "
         f"{totals_cleaned / totals['ours']:.1f}x against `ecg_peaks` alone on `ecg_clean`'s output, "
         f"{totals['nk_clean'] / totals['ours']:.1f}x against `ecg_clean` + `ecg_peaks`. On the noisy raw "
-        "records `ecg_peaks` gives up early (it finds almost no beat), which makes it fast there.",
+        "records `ecg_peaks` gives up early (it finds almost no beat), which makes it fast there: "
+        f"without the noisy set the speed-up against `ecg_peaks` is "
+        f"**{totals_not_noisy['nk'] / totals_not_noisy['ours']:.1f}x**. Ours flags motion bursts (1-8 Hz "
+        "power of every 0.25 s block in a second several times its running level) and, inside one, "
+        "takes no beat earlier than 0.8 running RR intervals after the last.",
     ])
 
 
