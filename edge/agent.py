@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from device_profiles.errors import DecodeError
 from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
 from edge.batcher import StreamCollector
@@ -25,11 +27,11 @@ from edge.config import DeviceConfig, GatewayConfig
 from edge.publisher import MqttPublisher
 from edge.spool import BatchSpool, SpoolFullError
 from edge.transports import Payload, TransportRegistry
-from vitals.catalogue import CATALOGUE
+from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.codec import encode_batch
 from vitals.samples import Batch, Sample, Stream
 
-__all__ = ["AgentStats", "EdgeAgent", "ProfileLike", "StreamProcessor"]
+__all__ = ["AgentStats", "EdgeAgent", "ProfileLike", "StreamProcessor", "as_regular"]
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +154,10 @@ class EdgeAgent:
             by_metric[sample.metric].append(sample)
         for metric, group in by_metric.items():
             group.sort(key=lambda s: s.time_ns)
-            self.accept_stream(device_id, Stream.from_samples(metric, CATALOGUE[metric].unit, group))
+            stream = Stream.from_samples(metric, CATALOGUE[metric].unit, group)
+            if CATALOGUE[metric].kind is MetricKind.WAVEFORM:
+                stream = as_regular(stream)
+            self.accept_stream(device_id, stream)
 
     def accept_stream(self, device_id: str, stream: Stream) -> None:
         """Feed one chunk (e.g. a waveform block) through the device's pipeline into its collector."""
@@ -250,6 +255,26 @@ class EdgeAgent:
         if failure is not None:
             raise failure
         return self.stats
+
+
+_REGULAR_TOLERANCE_NS = 1_000
+
+
+def as_regular(stream: Stream) -> Stream:
+    """Return waveform samples decoded one by one as a regular stream, when they are evenly spaced.
+
+    Decoders stamp each waveform sample (e.g. 25 pleth samples 1/75 s apart in a Nonin packet); the
+    waveform filters need the sample rate, which the spacing gives. Spacing that varies by more than
+    a microsecond leaves the stream irregular (the pipeline then counts it as not regular).
+    """
+    if len(stream) < 2 or stream.rate_hz is not None:
+        return stream
+    steps = np.diff(stream.times_ns)
+    step = float(stream.times_ns[-1] - stream.times_ns[0]) / (len(stream) - 1)  # exact for rounded stamps
+    if step <= 0 or np.max(np.abs(steps - step)) > _REGULAR_TOLERANCE_NS:
+        return stream
+    return Stream.regular(stream.metric, stream.unit, int(stream.times_ns[0]), 1e9 / step, stream.values,
+                          stream.quality, scale=stream.scale)
 
 
 def _encode_with_seq(batch: Batch, seq: int) -> bytes:

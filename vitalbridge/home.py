@@ -1,13 +1,16 @@
 """``vitalbridge sim run``: a scenario driven into MQTT, through a virtual home or straight.
 
-``home`` (the default) builds a *virtual home*: the scenario's devices that have a virtual device
-become ``virtual`` transport devices of a real :class:`~edge.agent.EdgeAgent`, so their bytes go
-through the real decoders, pipeline, spool and publisher. ``direct`` skips the gateway: the
+``home`` (the default) builds a *virtual home*: every scenario device of a kind that has a virtual
+device (:data:`VIRTUAL_DEVICES`) becomes a ``virtual`` transport device of a real
+:class:`~edge.agent.EdgeAgent` speaking the scenario device's own profile when the library has it
+(else the generic profile of its kind), so its bytes go through the real decoders, pipeline,
+spool and publisher. Device clocks and the gateway share one UTC offset (default: this machine's),
+so time-stamped readings travel as local time and come back as the scenario's times. ``direct`` skips the gateway: the
 scenario's readings (and waveforms on request) become batches published at QoS 1 on
 ``vb/v1/{gateway}/data`` (see :mod:`simulators.publish`).
 
-Scenario time starts ``for * speed`` seconds before now, so the run replays the recent past
-``speed`` times faster than real time and no reading is ever stamped in the future.
+Scenario time starts ``for * speed`` seconds before now (or at ``start_ns``), so the run replays
+the recent past ``speed`` times faster than real time and no reading is ever stamped in the future.
 """
 
 from __future__ import annotations
@@ -22,22 +25,31 @@ import ssl
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from device_profiles import DeviceProfile, load_library
 from edge.config import DeviceConfig, GatewayConfig
 from edge.transports import TransportRegistry
-from simulators.devices.virtual_oximeter import VirtualPulseOximeter
+from simulators.devices.virtual_ble import BLE_DEVICE_KINDS
 from simulators.load import classify_error
 from simulators.publish import ScenarioBatcher
-from simulators.scenarios import Scenario, load_scenario
+from simulators.scenarios import DeviceSpec, Scenario, load_scenario
 from vitalbridge.gateway import build_agent
 from vitalbridge.stack import LocalStack, StackError
-from vitalbridge.virtual import VirtualTransport, VirtualTransportFactory
+from vitalbridge.virtual import (
+    KIND_ALIASES,
+    VirtualDeviceSpec,
+    VirtualTransport,
+    VirtualTransportFactory,
+    metric_warning,
+    virtual_device_spec,
+    virtual_kind,
+)
 from vitals.codec import encode_batch
 from vitals.endpoints import parse_mqtt_url
 from vitals.samples import is_identifier
@@ -50,6 +62,7 @@ __all__ = [
     "SimRunOptions",
     "SimRunResult",
     "home_devices",
+    "local_utc_offset_s",
     "run_direct",
     "run_home",
     "run_scenario",
@@ -58,10 +71,14 @@ __all__ = [
 MODES = ("home", "direct")
 
 VIRTUAL_DEVICES: dict[str, tuple[str, tuple[str, ...]]] = {
-    # scenario device kind -> (profile the virtual device speaks, metrics it carries)
-    "pulse_oximeter": ("generic.pulse_oximeter", ("spo2", "pulse_rate")),
+    alias: (BLE_DEVICE_KINDS[kind].profile, BLE_DEVICE_KINDS[kind].carries)
+    for alias, kind in [*((k, k) for k in BLE_DEVICE_KINDS), *KIND_ALIASES.items()]
+    if kind in BLE_DEVICE_KINDS
 }
-"""Device kinds a virtual home can hold (see :mod:`vitalbridge.virtual`)."""
+"""Scenario device kinds a virtual home can hold -> (generic profile, metrics its virtual device
+carries). A scenario device whose own profile is in the library speaks that one instead (the
+``pulse_oximeter`` kind also comes as the serial ``nonin.xpod`` and ``masimo.rad8``); see
+:mod:`vitalbridge.virtual`."""
 
 _PUBLISH_WINDOW = 32  # batches awaiting their PUBACK at once
 _PUBLISH_TIMEOUT_S = 10.0
@@ -75,7 +92,10 @@ class SimRunError(Exception):
 @dataclass(frozen=True)
 class SimRunOptions:
     """What ``sim run`` does. ``duration_s`` is wall-clock seconds (default: the scenario's
-    length divided by ``speed``); ``speed`` is scenario seconds per wall second."""
+    length divided by ``speed``); ``speed`` is scenario seconds per wall second. ``start_ns`` is
+    the scenario's start (Unix ns; default ``duration_s * speed`` seconds before now; the run must
+    end in the past). ``utc_offset_s`` is the home's local time offset, seconds east of UTC, that
+    device clocks and the gateway share (default: this machine's)."""
 
     scenario: str
     mode: str = "home"
@@ -87,6 +107,8 @@ class SimRunOptions:
     waveforms: bool = False
     tick_s: float = 1.0
     run_dir: Path | None = None
+    start_ns: int | None = None
+    utc_offset_s: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -122,32 +144,69 @@ class SimRunResult:
         })
 
 
-def home_devices(scenario: Scenario, *, address: str, seed: int) -> tuple[tuple[DeviceConfig, ...], list[str]]:
-    """The gateway devices of a virtual home for ``scenario``, and a warning line per compromise.
+def _home_profile(spec: DeviceSpec, kind: str, library: Mapping[str, DeviceProfile]
+                  ) -> tuple[VirtualDeviceSpec, str | None]:
+    """The virtual device for a scenario device: its own profile when the library has one a
+    virtual device speaks, else the generic profile of its kind (with a note saying so)."""
+    own = library.get(spec.profile)
+    if own is not None:
+        try:
+            return virtual_device_spec(own, kind), None
+        except ValueError as error:
+            reason = str(error)
+    else:
+        reason = f"profile {spec.profile} is not in the library"
+    generic = BLE_DEVICE_KINDS[kind].profile
+    return (virtual_device_spec(library[generic], kind),
+            f"note: device {spec.id}: {reason}; the virtual {kind} speaks {generic}")
 
-    ``address`` is how the virtual transport finds the scenario again (library name or path).
-    A device kind without a virtual device is skipped; a virtual device that carries fewer metrics
-    than the scenario device, or speaks another profile, is noted.
+
+def home_devices(scenario: Scenario, *, address: str, seed: int, utc_offset_s: int = 0,
+                 library: Mapping[str, DeviceProfile] | None = None,
+                 ) -> tuple[tuple[DeviceConfig, ...], list[str]]:
+    """The gateway devices of a virtual home for ``scenario``, and a line per compromise.
+
+    ``address`` is how the virtual transport finds the scenario again (library name or path);
+    ``utc_offset_s`` sets the device clocks (seconds east of UTC). A device kind without a
+    virtual device is skipped (a ``warning:`` line ending in "skipped"); a scenario device whose
+    metrics its virtual device cannot all carry gets a ``warning:`` line; another profile than
+    the scenario device's gets a ``note:`` line.
     """
+    profiles = library if library is not None else load_library()
     devices: list[DeviceConfig] = []
     warnings: list[str] = []
     for spec in scenario.devices:
-        virtual = VIRTUAL_DEVICES.get(spec.kind)
-        if virtual is None:
+        kind = virtual_kind(spec.kind)
+        if kind not in BLE_DEVICE_KINDS:
             warnings.append(f"warning: device {spec.id} ({spec.kind}, {', '.join(spec.metrics)}): no virtual "
                             f"device of this kind yet; skipped (--mode direct publishes its readings)")
             continue
-        profile, carried = virtual
-        if spec.profile != profile:
-            warnings.append(f"note: device {spec.id}: the virtual {spec.kind} speaks {profile} "
-                            f"in place of {spec.profile}")
-        missing = [m for m in spec.metrics if m not in carried]
-        if missing:
-            warnings.append(f"note: device {spec.id}: the virtual {spec.kind} sends {', '.join(carried)}; "
-                            f"not {', '.join(missing)}")
-        devices.append(DeviceConfig(id=spec.id, patient=scenario.patient.id, profile=profile, transport="virtual",
-                                    address=address, options={"seed": seed}))
+        virtual, note = _home_profile(spec, kind, profiles)
+        if note is not None:
+            warnings.append(note)
+        mismatch = metric_warning(scenario, spec, virtual, spec.id)
+        if mismatch is not None:
+            warnings.append(mismatch)
+        devices.append(DeviceConfig(
+            id=spec.id, patient=scenario.patient.id, profile=virtual.profile, transport="virtual", address=address,
+            # the home announces mismatches itself, so the transport need not log them again
+            options={"seed": seed, "kind": kind, "utc_offset_s": utc_offset_s, "report_mismatch": False}))
     return tuple(devices), warnings
+
+
+def local_utc_offset_s() -> int:
+    """This machine's current offset from UTC, seconds east (what a home's device clocks show)."""
+    return time.localtime().tm_gmtoff
+
+
+def _start_ns(options: SimRunOptions, scenario_s: float) -> int:
+    """Scenario start (Unix ns): as asked, else ``scenario_s`` before now; never running into the future."""
+    now = time.time_ns()
+    if options.start_ns is None:
+        return now - round(scenario_s * 1e9)
+    if options.start_ns + round(scenario_s * 1e9) > now:
+        raise SimRunError("the run would reach into the future: start earlier, or shorten --for or --speed")
+    return options.start_ns
 
 
 def _default_gateway() -> str:
@@ -193,17 +252,19 @@ async def run_home(scenario: Scenario, options: SimRunOptions, mqtt_url: str, *,
                    announce: Callable[[str], Any] = print) -> SimRunResult:
     """Run a virtual home for ``duration_s`` wall seconds; returns what its gateway published."""
     address = options.scenario if not Path(options.scenario).exists() else str(Path(options.scenario).resolve())
-    devices, warnings = home_devices(scenario, address=address, seed=options.seed)
+    utc_offset_s = options.utc_offset_s if options.utc_offset_s is not None else local_utc_offset_s()
+    devices, warnings = home_devices(scenario, address=address, seed=options.seed, utc_offset_s=utc_offset_s)
     for line in warnings:
         announce(line)
-    skipped = tuple(spec.id for spec in scenario.devices if spec.kind not in VIRTUAL_DEVICES)
+    wired = {device.id for device in devices}
+    skipped = tuple(spec.id for spec in scenario.devices if spec.id not in wired)
     if not devices:
         raise SimRunError(f"scenario {scenario.name} has no device with a virtual device "
                           f"(kinds: {', '.join(VIRTUAL_DEVICES)}); use --mode direct")
     wall_s = options.duration_s if options.duration_s is not None else scenario.duration_s / options.speed
-    start_ns = time.time_ns() - round(wall_s * options.speed * 1e9)
+    start_ns = _start_ns(options, wall_s * options.speed)
     config = GatewayConfig(gateway=gateway, mqtt_url=mqtt_url, spool=str(run_dir / "spool.db"),
-                           batch_interval_s=options.tick_s, devices=devices)
+                           batch_interval_s=options.tick_s, utc_offset_s=utc_offset_s, devices=devices)
     transports = TransportRegistry()
     created: list[VirtualTransport] = []
     factory = VirtualTransportFactory(start_ns=start_ns, speed=options.speed)
@@ -222,16 +283,11 @@ async def run_home(scenario: Scenario, options: SimRunOptions, mqtt_url: str, *,
     await _until_stopped(wall_s)
     stop.set()
     await runner
-    covered = max((_covered_s(t.device) for t in created), default=0.0)
+    covered = max((t.device.run.elapsed_s for t in created if t.device.run is not None), default=0.0)
     left = len(agent.spool)
     errors = {"unsent_batches": left} if left else {}
     return SimRunResult("home", scenario.name, gateway, agent.publisher.published_samples,
                         agent.publisher.published, covered, skipped, errors)
-
-
-def _covered_s(device: VirtualPulseOximeter) -> float:
-    elapsed = getattr(device.run, "elapsed_s", 0.0)
-    return float(elapsed)
 
 
 async def run_direct(scenario: Scenario, options: SimRunOptions, mqtt_url: str, *, gateway: str,
@@ -239,7 +295,7 @@ async def run_direct(scenario: Scenario, options: SimRunOptions, mqtt_url: str, 
     """Publish the scenario's batches straight to the broker for ``duration_s`` wall seconds."""
     wall_s = options.duration_s if options.duration_s is not None else scenario.duration_s / options.speed
     total_s = wall_s * options.speed
-    start_ns = time.time_ns() - round(total_s * 1e9)
+    start_ns = _start_ns(options, total_s)
     run = scenario.start(start_ns, options.seed, waveforms=options.waveforms)
     # Sequence numbers start at the current time in µs: a rerun with the same --gateway keeps growing.
     batcher = ScenarioBatcher(scenario, gateway, next_seq=time.time_ns() // 1000)

@@ -129,13 +129,19 @@ def test_batcher_splits_what_exceeds_max_values() -> None:
     assert all(decode_batch(encode_batch(b)) == b for b in batches)
 
 
-def test_home_devices_keeps_pulse_oximeters_and_warns_about_the_rest() -> None:
+def test_home_devices_wires_every_kind_with_a_virtual_device_and_warns_about_the_rest() -> None:
     scenario = load_scenario("copd_deteriorating")
     devices, warnings = home_devices(scenario, address="copd_deteriorating", seed=7)
-    assert [(d.id, d.patient, d.profile, d.transport, d.address, d.options) for d in devices] == [
-        ("oximeter", scenario.patient.id, "generic.pulse_oximeter", "virtual", "copd_deteriorating", {"seed": 7}),
+    assert [(d.id, d.patient, d.profile, d.transport, d.address, d.options["kind"]) for d in devices] == [
+        ("oximeter", scenario.patient.id, "nonin.xpod", "virtual", "copd_deteriorating", "pulse_oximeter"),
+        ("thermometer", scenario.patient.id, "generic.thermometer", "virtual", "copd_deteriorating", "thermometer"),
+        ("strap", scenario.patient.id, "generic.heart_rate_strap", "virtual", "copd_deteriorating",
+         "heart_rate_strap"),
+        ("cuff", scenario.patient.id, "generic.bp_cuff", "virtual", "copd_deteriorating", "bp_cuff"),
     ]
-    skipped = [w for w in warnings if w.startswith("warning:")]
-    assert len(skipped) == len(scenario.devices) - 1
-    assert all("no virtual device of this kind yet; skipped" in w for w in skipped)
-    assert any("not ppg" in w for w in warnings)
+    assert warnings == ["warning: device strap: the virtual heart_rate_strap (generic.heart_rate_strap) sends "
+                        "heart_rate; not respiratory_rate"]
+    af = load_scenario("af_stable")
+    devices, warnings = home_devices(af, address="af_stable", seed=7)
+    assert [d.id for d in devices] == ["oximeter", "cuff"]
+    assert len(warnings) == 1 and "no virtual device of this kind yet; skipped" in warnings[0]
