@@ -52,6 +52,7 @@ class MqttIngestWorker:
         self._client: mqtt.Client | None = None
         self.handled = 0
         self._busy = False
+        self._stopping = False
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
                     _props: Any) -> None:
@@ -65,7 +66,10 @@ class MqttIngestWorker:
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
-        log.warning("ingest disconnected from broker: %s", reason)
+        if self._stopping:
+            log.info("ingest disconnected from broker")
+        else:
+            log.warning("ingest lost the broker (%s); reconnecting", reason)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._connected.clear)
 
@@ -140,6 +144,7 @@ class MqttIngestWorker:
     async def stop(self) -> None:
         """Disconnect (the broker keeps the session for the next start)."""
         if self._client is not None:
+            self._stopping = True
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
