@@ -7,6 +7,9 @@ block around it is several times above the running (geometric mean) level of the
 quietest block, not the mean, keeps a single wide ectopic beat from looking like a burst: motion
 lifts every block of a second, a beat only one or two. Inside a burst the detector asks for more
 evidence (see :mod:`edge.pipeline.ecg`).
+
+The flag of every block is worked out once, as soon as the blocks after it are measured, so looking
+a hump up costs one index. Buffers hold a few blocks, whatever the chunk size.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _LEAD_BLOCKS = 2  # ... ending this many blocks after the hump's own block
 _BASELINE_BLOCKS = 80.0  # time constant of the running level (20 s)
 _WARM_UP_BLOCKS = 8  # no flags until the level is known (2 s)
 _BURST_RATIO = 3.0  # quietest block this many times above the running level: a burst
+_KEEP_FLAGS = 16  # block flags kept for humps still waiting (they wait well under a second)
 
 
 @lru_cache(maxsize=16)
@@ -36,6 +40,17 @@ def _lf_filter(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float
     # costs less per call than sosfilt. The third array: the steady state for a unit step.
     b, a = sps.butter(2, [_LF_BAND_HZ[0], min(_LF_BAND_HZ[1], 0.4 * fs)], btype="bandpass", fs=fs)
     return b, a, sps.lfilter_zi(b, a)
+
+
+def _sums(x: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
+    """Sums of consecutive groups of ``width`` samples (``x.size`` a multiple of it), each added
+    up in order (strided adds: far cheaper than summing a short reshaped axis)."""
+    if width == 1:
+        return x
+    sums = x[0::width].copy()
+    for k in range(1, width):
+        sums += x[k::width]
+    return sums
 
 
 class MotionGate:
@@ -48,27 +63,31 @@ class MotionGate:
         self._zi: npt.NDArray[np.float64] | None = None
         self._block = max(round(_BLOCK_S * fs_lf), 1)  # low-rate samples per block
         self.span = self._decimation * self._block  # reduced samples per block
-        self._carry = np.zeros(0)  # reduced samples not yet making a whole low-rate sample
-        self._power_carry = np.zeros(0)  # squared low-rate samples not yet making a whole block
+        self._carry = np.zeros(0)  # reduced samples not yet making a whole block
         alpha = 1.0 / _BASELINE_BLOCKS
         self._ema = (np.array([alpha]), np.array([1.0, alpha - 1.0]))
         self._ema_zi: npt.NDArray[np.float64] | None = None
-        # Per block (absolute index ``_first`` onwards): log power, and the running level after it.
-        self._first = 0
-        self._log_power = np.zeros(0)
-        self._level = np.zeros(0)
+        self._warm_up: list[npt.NDArray[np.float64]] = []  # log power of the first blocks, until the level starts
+        self._blocks = 0  # whole blocks measured
+        # The last blocks' log power and running level (after each block): the context the next
+        # blocks' windows need. Zeros stand before the first block; no flag is raised there.
+        self._log_power = np.zeros(_WINDOW_BLOCKS)
+        self._level = np.zeros(_WINDOW_BLOCKS)
+        # Burst flag per hump block, for blocks ``_flags_first`` .. ``_flags_first + _flags.size``.
+        self._flags = np.zeros(0, dtype=bool)
+        self._flags_first = 0
         self._threshold = math.log(_BURST_RATIO)
-        self._keep = _WINDOW_BLOCKS + _LEAD_BLOCKS + 8  # blocks kept for humps still waiting (bounded)
 
     @property
     def blocks(self) -> int:
-        """Number of whole blocks measured so far (with their running level)."""
-        return self._first + self._level.size
+        """Number of whole blocks measured so far."""
+        return self._blocks
 
     @property
     def held(self) -> int:
         """Values held in buffers (bounded)."""
-        return int(self._carry.size + self._power_carry.size + 2 * self._log_power.size)
+        return int(self._carry.size + self._log_power.size + self._level.size + self._flags.size
+                   + sum(part.size for part in self._warm_up))
 
     @property
     def delay(self) -> int:
@@ -77,65 +96,77 @@ class MotionGate:
 
     def ready_until(self) -> int:
         """First reduced index whose hump cannot be judged yet."""
-        return (self.blocks - _LEAD_BLOCKS) * self.span
+        return (self._flags_first + self._flags.size) * self.span
 
     def push(self, reduced: npt.NDArray[np.float64]) -> None:
         """Take the next reduced-rate samples (block sums of the input)."""
-        d = self._decimation
+        span = self.span
         x = np.concatenate((self._carry, reduced)) if self._carry.size else reduced
-        whole = x.size - x.size % d
+        whole = x.size - x.size % span
         self._carry = x[whole:].copy()
         if whole == 0:
             return
-        low = x[0:whole:d].copy()
-        for k in range(1, d):  # strided sums: much cheaper than summing a reshaped axis of a few
-            low += x[k:whole:d]
+        # Whole blocks only: the filter sees the same samples in the same order whatever the chunks.
+        low = _sums(x[:whole], self._decimation)
         if self._zi is None:
             self._zi = self._zi_unit * low[0]
         band, self._zi = sps.lfilter(self._b, self._a, low, zi=self._zi)
-        power = np.concatenate((self._power_carry, np.square(band)))
-        b = self._block
-        whole = power.size - power.size % b
-        self._power_carry = power[whole:].copy()
-        if whole == 0:
-            return
+        np.square(band, out=band)
         # Tiny floor: a flat line has no power; its log must stay finite.
-        block_power = power[0:whole:b] + 1e-12
-        for k in range(1, b):
-            block_power += power[k:whole:b]
-        log_power = np.log(block_power)
-        self._log_power = np.concatenate((self._log_power, log_power))
+        power = _sums(band, self._block)
+        power += 1e-12
+        log_power = np.log(power, out=power)
+        first = self._blocks
+        self._blocks += log_power.size
         if self._ema_zi is None:
-            if self._log_power.size < _WARM_UP_BLOCKS:
+            self._warm_up.append(log_power)
+            if self._blocks < _WARM_UP_BLOCKS:
                 return
             # The running level starts from the mean of the first blocks, not from one block.
-            log_power = self._log_power
+            log_power = np.concatenate(self._warm_up)
+            first = 0
+            self._warm_up = []
             start = float(log_power[:_WARM_UP_BLOCKS].mean())
             self._ema_zi = np.array([start * (1.0 - 1.0 / _BASELINE_BLOCKS)])
         level, self._ema_zi = sps.lfilter(*self._ema, log_power, zi=self._ema_zi)
-        self._level = np.concatenate((self._level, level))
+        self._flag_blocks(first, log_power, level)
+
+    def _flag_blocks(self, first: int, log_power: npt.NDArray[np.float64], level: npt.NDArray[np.float64]) -> None:
+        """Flags of the hump blocks whose window ends in blocks ``first`` onwards (just measured)."""
+        context = self._log_power.size
+        log_power = np.concatenate((self._log_power, log_power))
+        level = np.concatenate((self._level, level))
+        self._log_power = log_power[-context:].copy()
+        self._level = level[-context:].copy()
+        # Window of the hump block ``k``: blocks ``k + LEAD - WINDOW + 1 .. k + LEAD``, against the
+        # level after block ``k + LEAD - WINDOW``. ``k`` runs over ``first - LEAD`` onwards.
+        n = log_power.size - context
+        lo = context - _WINDOW_BLOCKS + 1
+        quietest = log_power[lo:lo + n]
+        for k in range(1, _WINDOW_BLOCKS):
+            quietest = np.minimum(quietest, log_power[lo + k:lo + k + n])
+        flags = quietest - level[lo - 1:lo - 1 + n] > self._threshold
+        hump_first = first - _LEAD_BLOCKS
+        warm = _WINDOW_BLOCKS + _WARM_UP_BLOCKS - _LEAD_BLOCKS - hump_first  # earlier blocks: no flag
+        if warm > 0:
+            flags[:warm] = False
+        if hump_first < 0:
+            flags = flags[-hump_first:]
+        self._flags = np.concatenate((self._flags, flags))
+        self._flags_first = first - _LEAD_BLOCKS + n - self._flags.size
 
     def trim(self) -> None:
-        """Forget blocks no waiting hump can need (call after :meth:`flags` of a push)."""
-        drop = self._level.size - self._keep
+        """Forget flags no waiting hump can need (call after the look-ups of a push)."""
+        drop = self._flags.size - _KEEP_FLAGS
         if drop > 0:
-            self._log_power = self._log_power[drop:].copy()
-            self._level = self._level[drop:].copy()
-            self._first += drop
+            self._flags = self._flags[drop:].copy()
+            self._flags_first += drop
 
     def flags(self, humps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Burst flags for humps at reduced indices (each before :meth:`ready_until`)."""
-        if humps.size == 0 or self._level.size < _WINDOW_BLOCKS:
-            return np.zeros(humps.size, dtype=bool)
-        absolute = humps // self.span + _LEAD_BLOCKS
-        last = absolute - self._first
-        # The window of blocks ending at ``last``, and the running level just before it.
-        rows = np.maximum(last - _WINDOW_BLOCKS + 1, 0)
-        log_power = self._log_power
-        quietest = log_power[rows]
-        for k in range(1, _WINDOW_BLOCKS):
-            quietest = np.minimum(quietest, log_power[rows + k])
-        level = self._level[np.maximum(rows - 1, 0)]
-        warm = absolute >= _WINDOW_BLOCKS + _WARM_UP_BLOCKS
-        flagged: npt.NDArray[np.bool_] = (quietest - level > self._threshold) & warm
+        flagged: npt.NDArray[np.bool_] = self._flags[humps // self.span - self._flags_first]
         return flagged
+
+    def flag(self, hump: int) -> bool:
+        """Burst flag for one hump at a reduced index (before :meth:`ready_until`)."""
+        return bool(self._flags[hump // self.span - self._flags_first])

@@ -8,19 +8,24 @@ levels with a 200 ms refractory period, a T-wave slope test and a search-back wh
 missing. Inside a motion burst (:mod:`edge.pipeline._qrs_gate`) a hump earlier than 0.8 running RR
 intervals after the last beat is taken for motion. Each accepted hump is then placed on the largest
 deflection of the (0.5-40 Hz) ECG just before it (at the full rate). Everything is causal and carries
-its state, so feeding a record in chunks gives exactly the indices a single pass gives. Per-sample
-work is vectorised; Python runs once per hump (about two per beat).
+its state, and every value is computed from the samples alone (no running sums restarted per chunk),
+so feeding a record in chunks gives exactly the indices a single pass gives. Per-sample work is
+vectorised and reuses a few buffers (fresh memory costs more than the arithmetic on it); Python runs
+once per hump (about two per beat), and places only the humps it accepts.
 """
 
 from __future__ import annotations
 
+from bisect import insort
+from collections import deque
 from functools import lru_cache
+from itertools import islice, repeat
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
-from edge.pipeline._history import LocalMaxima, SampleHistory
 from edge.pipeline._qrs_gate import MotionGate
 
 __all__ = ["RPeakDetector", "detect_r_peaks"]
@@ -32,43 +37,124 @@ _MWI_S = 0.15
 _REFINE_S = 0.25
 _SEARCH_BACK_FACTOR = 1.66
 _MAX_PENDING = 64
-_GATHER_BYTES = 64 * 1024
+_NEIGHBOURS = 8  # humps compared on each side; plenty for a smooth envelope
+_FEW_HUMPS = 24  # up to this many humps in a push, plain Python finds the highest ones fastest
+_JOIN_SAMPLES = 8192  # chunks up to this long are joined to the held samples for gathering
+_UNPLACED = -1  # R-peak index of a candidate not placed yet (only beats are, when accepted)
 _THRESHOLD = 0.25  # share of the way from the noise level to the signal level
 _ENERGY_RATE_HZ = 120.0  # the QRS envelope runs at fs / floor(fs / this) (250 Hz -> 125 Hz)
 _BURST_RR = 0.8  # inside a motion burst a beat needs at least this share of the running RR interval
 
 
 @lru_cache(maxsize=16)
-def _qrs_energy_sos(fs: float) -> npt.NDArray[np.float64]:
-    # 5-15 Hz band-pass followed by the five-point derivative 2 + z^-1 - z^-3 - 2z^-4, which factors
-    # into (1 - z^-2)(2 + z^-1 + 2z^-2): one cascade, one pass over the samples.
-    band = sps.butter(2, [5.0, min(15.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-    scale = fs / 8.0
-    derivative = np.array([[2.0 * scale, scale, 2.0 * scale, 1.0, 0.0, 0.0], [1.0, 0.0, -1.0, 1.0, 0.0, 0.0]])
-    sos: npt.NDArray[np.float64] = np.vstack((band, derivative))
-    return sos
-
-
-@lru_cache(maxsize=16)
-def _qrs_energy_zi(fs: float) -> npt.NDArray[np.float64]:
-    # Steady state of the cascade for a unit step (solving it costs more than filtering a minute).
-    zi: npt.NDArray[np.float64] = sps.sosfilt_zi(_qrs_energy_sos(fs))
-    return zi
+def _qrs_band(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    # 5-15 Hz band-pass in transfer-function form: at the reduced rate its poles sit well inside
+    # the unit circle, so the direct form is accurate, and one lfilter call costs a fraction of
+    # sosfilt's per-call overhead. The third array: the steady state for a unit step.
+    b, a = sps.butter(2, [5.0, min(15.0, 0.45 * fs)], btype="bandpass", fs=fs)
+    return b, a, sps.lfilter_zi(b, a)
 
 
 def _rows(values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:
     """Copies of ``values[start:start + width]`` for each start, as rows (all inside ``values``)."""
-    if starts.size == 0:
-        return np.zeros((0, width))
     step = values.strides[0]
-    windows = np.lib.stride_tricks.as_strided(values, (values.size - width + 1, width), (step, step),
-                                              writeable=False)
+    windows = np.ndarray((values.size - width + 1, width), np.float64, values, 0, (step, step))
     rows: npt.NDArray[np.float64] = windows[starts]
     return rows
 
 
-# A candidate hump: (index of the hump in the integrated energy, its height, R-peak index, QRS slope,
-# inside a motion burst: None while the gate has not seen far enough past it).
+def _window_sums(values: npt.NDArray[np.float64], width: int, out: npt.NDArray[np.float64],
+                 work: npt.NDArray[np.float64], spare: npt.NDArray[np.float64]) -> None:
+    """Sums of ``width`` consecutive ``values`` into ``out`` (``values.size - width + 1`` of them).
+
+    Built by doubling (sums of 2, 4, 8, ... values, alternating between the two buffers, each at
+    least ``values.size`` long) and adding the blocks that make up ``width``: about 2 log2(width)
+    vector additions, cheaper than a running sum, and every output is added up from its own window
+    in a fixed order, so chunks cannot change a value.
+    """
+    count = out.size
+    offset, size, sums, first = 0, 1, values, True
+    buffers = (work, spare)
+    while True:
+        if width & size:
+            block = sums[offset:offset + count]
+            if first:
+                np.copyto(out, block)
+                first = False
+            else:
+                np.add(out, block, out=out)
+            offset += size
+        if 2 * size > width:
+            return
+        doubled = buffers[0][:sums.size - size]
+        np.add(sums[:-size], sums[size:], out=doubled)
+        buffers = buffers[::-1]
+        sums = doubled
+        size *= 2
+
+
+def _derivative(band: npt.NDArray[np.float64], out: npt.NDArray[np.float64], work: npt.NDArray[np.float64]) -> None:
+    """Five-point derivative 2 + z^-1 - z^-3 - 2z^-4 of ``band`` (unscaled: every level is
+    relative) for its samples from the fifth on, into ``out``; elementwise, so a sample's value
+    does not depend on where a chunk starts."""
+    count = out.size
+    np.subtract(band[4:4 + count], band[:count], out=out)
+    out += out
+    np.subtract(band[3:3 + count], band[1:1 + count], out=work)
+    out += work
+
+
+def _dominant(humps: list[int], heights: list[float], radius: int, first: int, stop: int) -> list[int]:
+    """Positions (in ``humps``, ascending) of the humps in ``[first, stop)`` that no hump within
+    ``radius`` samples beats: a later one higher, or an earlier one at least as high."""
+    kept = []
+    n = len(humps)
+    for i in range(n):
+        hump = humps[i]
+        if hump < first:
+            continue
+        if hump >= stop:
+            break
+        height = heights[i]
+        if not height > 0.0:
+            continue
+        beaten = False
+        for j in range(i + 1, min(i + _NEIGHBOURS + 1, n)):
+            if humps[j] - hump > radius:
+                break
+            if heights[j] > height:
+                beaten = True
+                break
+        if not beaten:
+            for j in range(i - 1, max(i - _NEIGHBOURS, 0) - 1, -1):
+                if hump - humps[j] > radius:
+                    break
+                if heights[j] >= height:
+                    beaten = True
+                    break
+        if not beaten:
+            kept.append(i)
+    return kept
+
+
+def _dominant_many(humps: npt.NDArray[np.int64], heights: npt.NDArray[np.float64], radius: int,
+                   first: int, stop: int) -> npt.NDArray[np.bool_]:
+    """:func:`_dominant` vectorised (for many humps): a mask over ``humps``."""
+    keep = heights > 0.0
+    for shift in range(1, min(_NEIGHBOURS, humps.size - 1) + 1):
+        near = humps[shift:] - humps[:-shift] <= radius
+        if not near.any():
+            break  # humps are ascending: no hump has this many others within reach
+        later_higher = near & (heights[shift:] > heights[:-shift])
+        # For booleans, ``keep > beaten`` is ``keep and not beaten``.
+        np.greater(keep[:-shift], later_higher, out=keep[:-shift])
+        np.greater(keep[shift:], near ^ later_higher, out=keep[shift:])
+    keep &= (humps >= first) & (humps < stop)
+    return keep
+
+
+# A candidate hump: (input index of the hump, its height, R-peak index, squared QRS slope, inside a motion
+# burst: None while the gate has not seen far enough past it).
 _Candidate = tuple[int, float, int, float, bool | None]
 
 
@@ -93,26 +179,33 @@ class RPeakDetector:
         # into the band) and the rest of the envelope runs on a fraction of the samples.
         self._factor = max(int(fs // _ENERGY_RATE_HZ), 1)
         fs_energy = self.fs / self._factor
-        self._qrs_sos = _qrs_energy_sos(fs_energy).copy()
-        self._qrs_zi_unit = _qrs_energy_zi(fs_energy)
-        self._qrs_zi: npt.NDArray[np.float64] | None = None
+        self._band_b, self._band_a, self._band_zi_unit = _qrs_band(fs_energy)
+        self._band_zi: npt.NDArray[np.float64] | None = None
+        # The band-passed samples the five-point derivative still needs from the last chunk.
+        self._band_tail = np.zeros(4)
         self._carry = np.zeros(0)  # input samples not yet making a whole block
         self._prefiltered = prefiltered
-        self._mwi_len = max(round(_MWI_S * fs_energy), 1)  # in reduced-rate samples
-        self._energy_tail = np.zeros(self._mwi_len)
-        self._maxima = LocalMaxima(round(_REFRACTORY_S * fs_energy))
+        m = self._mwi_len = max(round(_MWI_S * fs_energy), 1)  # in reduced-rate samples
+        r = self._radius = max(round(_REFRACTORY_S * fs_energy), 1)  # humps: highest within this
+        # The squared QRS slope of the latest reduced samples: what the moving-window integral and
+        # the slope windows of humps still to be judged reach back to (zeros before the start).
+        self._squared = np.zeros(m + r + 2)
+        # Integrated energy from ``_mwi_start`` on: samples not yet searched for humps and the
+        # context on their left; humps before ``_next`` are found already.
+        self._mwi = np.zeros(2 * r + 2)
+        self._mwi_start = -self._mwi.size
+        self._next = 0
         self._refractory = round(_REFRACTORY_S * fs)
         self._t_wave = round(_T_WAVE_S * fs)
         self._refine = round(_REFINE_S * fs)
+        self._gate = MotionGate(fs_energy)
         # Input samples: the recent ones (``_tail``, starting at ``_tail_start``) and, during a push,
         # the chunk itself, read in place (copying long chunks costs more than the arithmetic).
         # Zeros before the first sample, so the windows of the earliest candidates exist.
-        self._tail = np.zeros(self._refine + self._factor * (self._mwi_len + 1) + 1)
+        self._keep = 3 * self._refine + self._factor * (m + r + 2 + self._gate.delay)
+        self._tail = np.zeros(self._refine + self._factor * (m + r + 2))
         self._tail_start = -self._tail.size
         self._chunk = np.zeros(0)
-        self._slope = SampleHistory()  # |QRS slope| at the reduced rate
-        self._slope.values = np.zeros(self._mwi_len + 1)
-        self._slope.start = -self._slope.values.size
         self._count = 0  # input samples seen
         self._energy_count = 0  # reduced-rate samples made
         self._last_input = 0.0
@@ -124,37 +217,38 @@ class RPeakDetector:
         self._spk = 0.0
         self._npk = 0.0
         self._last_beat: _Candidate | None = None
-        self._rr: list[int] = []
+        self._accepted: list[_Candidate] = []  # beats accepted by this push, to be placed
+        self._searched_back: list[int] = []  # which of them search-back found
+        self._last_peak: int | None = None  # R-peak index of the last beat
+        self._rr: deque[int] = deque(maxlen=8)  # the last RR intervals (samples), oldest first
+        self._rr_ordered: list[int] = []  # the same, in ascending order
         self._rr_average = float(fs)  # median of the last 8 RR intervals, in samples
         self._since_beat: list[_Candidate] = []
-        self._gate = MotionGate(fs_energy)
-        # Humps measured but waiting for the gate (it looks a little past them): reduced-rate
-        # indices and their features.
         # Candidates whose judgement waits for the gate's flag (an early hump; rare, and short).
         self._waiting: list[_Candidate] = []
 
     @property
     def held_samples(self) -> int:
-        """Samples held in internal buffers (bounded; for memory checks)."""
+        """Samples held in internal buffers (bounded)."""
         learning = 0 if self._learning is None else len(self._learning)
-        return (self._tail.size + self._slope.values.size + self._maxima.held + len(self._since_beat)
-                + learning + self._carry.size + self._gate.held
-                + len(self._waiting))
+        return (self._tail.size + self._squared.size + self._mwi.size + len(self._since_beat)
+                + learning + self._carry.size + self._gate.held + len(self._waiting))
 
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Feed the next samples; return absolute indices of newly confirmed R peaks."""
-        x = np.asarray(chunk, dtype=np.float64)
+        x = np.ascontiguousarray(chunk, dtype=np.float64)
         if x.size == 0:
             return np.zeros(0, dtype=np.int64)
         self._chunk = x
         self._count += x.size
         self._last_input = float(x[-1])
-        reduced = self._reduce(x)
-        beats: list[int] = []
+        reduced, work = self._reduce(x)
         if reduced.size:
-            self._energy(reduced, beats)
-        # Enough for the placement windows of candidates still waiting for the gate.
-        keep = 3 * self._refine + self._factor * (self._mwi_len + 1 + self._gate.delay)
+            self._energy(reduced, work)
+        beats = self._place_accepted() if self._accepted else []
+        if self._since_beat and self._learning is None:
+            self._place_aging(self._count - self._keep)
+        keep = self._keep
         if self._learning is not None:
             # While learning, candidates wait for judgement and may still need their samples.
             self._tail = np.concatenate((self._tail, x))
@@ -163,186 +257,315 @@ class RPeakDetector:
         else:
             self._tail = np.concatenate((self._tail, x))[-keep:]
         self._tail_start = self._count - self._tail.size
-        self._chunk = np.zeros(0)
-        self._slope.trim(self._energy_count - self._maxima.radius - self._mwi_len - 2)
-        return np.asarray(beats, dtype=np.int64)
+        self._chunk = self._tail[:0]
+        return np.array(beats, dtype=np.int64)
 
-    def _reduce(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Block sums of ``factor`` input samples (a partial block waits for the next chunk)."""
+    def _reduce(self, x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Block sums of ``factor`` input samples (a partial block waits for the next chunk), and a
+        work buffer a little longer than them (the block sums' own, when they are not needed)."""
         factor = self._factor
-        if factor == 1:
-            return x
         if self._carry.size:
             x = np.concatenate((self._carry, x))
-        whole = x.size - x.size % factor
+        n = x.size // factor
+        whole = n * factor
         self._carry = x[whole:].copy()
-        blocks: npt.NDArray[np.float64] = (
-            x[0:whole:2] + x[1:whole:2] if factor == 2 else x[:whole].reshape(-1, factor).sum(axis=1)
-        )
-        return blocks
+        work = np.empty(n + self._mwi_len + 4)
+        if factor == 1:
+            return x[:whole], work
+        # Strided sums, each block added up in order: far cheaper than summing a reshaped axis.
+        blocks = work[:n]
+        np.add(x[0:whole:factor], x[1:whole:factor], out=blocks)
+        for k in range(2, factor):
+            blocks += x[k:whole:factor]
+        return blocks, work
 
-    def _energy(self, reduced: npt.NDArray[np.float64], beats: list[int]) -> None:
-        """Run the QRS envelope over new reduced-rate samples and judge the humps it confirms."""
-        if self._qrs_zi is None:
-            self._qrs_zi = self._qrs_zi_unit * reduced[0]
-        slope, self._qrs_zi = sps.sosfilt(self._qrs_sos, reduced, zi=self._qrs_zi)
-        # Moving-window integral of the squared slope as a difference of running sums (O(n), in
-        # place where possible). It is left as a sum, not a mean: every level it meets is learnt
-        # from the same sums.
+    def _energy(self, reduced: npt.NDArray[np.float64], work: npt.NDArray[np.float64]) -> None:
+        """Run the QRS envelope over new reduced-rate samples and judge the humps it confirms.
+
+        Large chunks make large arrays, and fresh memory costs more than the arithmetic on it, so
+        the envelope reuses two work buffers (``work``, whose head holds ``reduced``, and one more).
+        """
+        n = reduced.size
+        if self._band_zi is None:
+            self._band_zi = self._band_zi_unit * reduced[0]
+        band, self._band_zi = sps.lfilter(self._band_b, self._band_a, reduced, zi=self._band_zi)
+        self._gate.push(reduced)  # the last reader of ``reduced``: ``work`` is free from here on
+        # Squared QRS slope (five-point derivative of the band) after its context: the slope
+        # windows of humps and the moving-window integral reach back into it.
+        context = self._squared.size
+        squared = np.empty(context + n)
+        squared[:context] = self._squared
+        tail = self._band_tail
+        joint = np.concatenate((tail, band[:tail.size]))
+        joined = min(n, tail.size)  # outputs that reach back into the last chunk
+        _derivative(joint, squared[context:context + joined], work[:joined])
+        if n > tail.size:
+            _derivative(band, squared[context + joined:], work[:n - tail.size])
+        self._band_tail = band[-tail.size:] if n >= tail.size else joint[-tail.size:]
+        body = squared[context:]
+        np.square(body, out=body)
+        self._squared = squared[-context:]
+        # Moving-window integral of the last ``m`` squared slopes, after the integral's own context
+        # (the hump search looks around each sample). A sum, not a mean: every level it meets is
+        # learnt from the same sums.
         m = self._mwi_len
-        running = np.empty(m + slope.size)
-        running[:m] = self._energy_tail
-        np.square(slope, out=running[m:])
-        self._energy_tail = running[-m:].copy()
-        np.cumsum(running, out=running)
-        mwi = running[m:] - running[:-m]
+        offset = self._mwi.size
+        mwi_all = np.empty(offset + n)
+        mwi_all[:offset] = self._mwi
+        mwi = mwi_all[offset:]
+        _window_sums(squared[context - m + 1:], m, mwi, work, np.empty(n + m))
         start = self._energy_count
-        self._energy_count += slope.size
-        self._slope.extend(np.abs(slope, out=slope))
+        self._energy_count += reduced.size
         if start < self._learn:
             head = mwi[: self._learn - start]
             self._learn_max = max(self._learn_max, float(head.max()))
             self._learn_sum += float(head.sum())
-        self._gate.push(reduced)
-        indices, heights = self._maxima.push(mwi)
         candidates = self._waiting
         if candidates:
             self._waiting = []
             candidates = self._flag(candidates)
-        if indices.size:
-            candidates += self._features(indices, heights)
+        humps, heights = self._humps(mwi_all)
+        if humps.size:
+            # The (squared) QRS slope of each hump: the steepest of the samples it integrates.
+            slopes = _rows(squared, humps - (m + start - context), m + 1).max(axis=1)
+            candidates += self._features(humps, heights, slopes)
         if candidates:
             if self._learning is not None:
                 self._learning.extend(candidates)
             else:
-                self._judge(candidates, beats)
+                self._judge(candidates)
         self._gate.trim()
         if self._learning is not None and self._energy_count >= self._learn:
             pending, self._learning = self._learning, None
             self._spk = 0.5 * self._learn_max
             self._npk = 0.5 * self._learn_sum / self._learn
-            self._judge(pending, beats)
+            self._judge(pending)
+
+    def _humps(self, values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Reduced indices (ascending) and heights of newly confirmed humps of the integrated energy:
+        samples above their left neighbour and not below their right one (plateaus: the first
+        sample) that no hump within the refractory radius beats. A sample is judged once ``radius``
+        + 1 later samples are known, so chunks cannot change the result."""
+        r = self._radius
+        base = self._mwi_start
+        stop = base + values.size - r - 1  # judge indices < stop
+        if stop <= self._next:
+            self._mwi = values
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        # Humps in [next - radius, stop + radius): everything that can beat a judged sample.
+        lo = self._next - r - base
+        hi = stop + r - base
+        middle = values[lo:hi]
+        humps = np.flatnonzero((middle > values[lo - 1:hi - 1]) & (middle >= values[lo + 1:hi + 1]))
+        heights = middle[humps]
+        first, last = self._next - base - lo, stop - base - lo  # judged: humps in [first, last)
+        if humps.size <= _FEW_HUMPS:
+            kept = _dominant(humps.tolist(), heights.tolist(), r, first, last)
+            humps, heights = humps[kept], heights[kept]
+        else:
+            keep = _dominant_many(humps, heights, r, first, last)
+            humps, heights = humps[keep], heights[keep]
+        keep_from = stop - 2 * r - 2
+        self._mwi = values[keep_from - base:].copy()
+        self._mwi_start = keep_from
+        self._next = stop
+        return humps + (lo + base), heights
 
     def _flag(self, candidates: list[_Candidate]) -> list[_Candidate]:
         """The candidates with the gate's burst flag where it is known by now."""
         factor = self._factor
         ready_until = self._gate.ready_until()
-        known = [c for c in candidates if c[0] // factor < ready_until]
-        if not known:
-            return candidates
-        flags = self._gate.flags(np.array([c[0] // factor for c in known], dtype=np.int64)).tolist()
-        return [(*c[:4], flag) for c, flag in zip(known, flags, strict=True)] + candidates[len(known):]
+        flagged: list[_Candidate] = []
+        for position, candidate in enumerate(candidates):
+            if candidate[4] is None:
+                if candidate[0] // factor >= ready_until:
+                    return flagged + candidates[position:]
+                candidate = (*candidate[:4], self._gate.flag(candidate[0] // factor))
+            flagged.append(candidate)
+        return flagged
 
-    def _features(self, indices: npt.NDArray[np.int64], heights: npt.NDArray[np.float64]) -> list[_Candidate]:
-        """Candidates for humps at reduced-rate ``indices``, vectorised: their input-sample index,
-        the R peak (largest ECG deflection in the window before) and the QRS slope."""
+    def _features(self, humps: npt.NDArray[np.int64], heights: npt.NDArray[np.float64],
+                  slopes: npt.NDArray[np.float64]) -> list[_Candidate]:
+        """Candidates for humps at reduced-rate indices, vectorised: their input-sample index,
+        height, squared slope and the burst flag where known. The R peak is found later, for
+        accepted beats only (about half the humps)."""
         factor = self._factor
-        at = indices * factor + (factor - 1)  # the newest input sample of each hump's block
-        slope = self._slope
-        starts = at - self._refine
-        # In groups, so the gathered windows stay small (large temporaries cost more than the work).
-        group = max(_GATHER_BYTES // (8 * (self._refine + 1)), 1)
-        offsets = np.concatenate([self._deflection(self._ecg_rows(starts[i:i + group], self._refine + 1))
-                                  for i in range(0, starts.size, group)])
-        place = starts + offsets
-        slopes = _rows(slope.values, indices - self._mwi_len - slope.start, self._mwi_len + 1).max(axis=1)
-        ready = int(np.searchsorted(indices, self._gate.ready_until()))
-        flags: list[bool | None] = [*self._gate.flags(indices[:ready]).tolist(), *[None] * (indices.size - ready)]
-        return list(zip(at.tolist(), heights.tolist(), np.maximum(place, 0).tolist(), slopes.tolist(), flags,
-                        strict=True))
+        at = humps * factor + (factor - 1)  # the newest input sample of each hump's block
+        ready = int(np.searchsorted(humps, self._gate.ready_until()))
+        flags: list[bool | None] = self._gate.flags(humps[:ready]).tolist()
+        if ready < humps.size:
+            flags += [None] * (humps.size - ready)
+        return list(zip(at.tolist(), heights.tolist(), repeat(_UNPLACED), slopes.tolist(), flags))
 
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
-        if windows.ndim == 1:
-            return self._deflection(windows[None, :])[0]  # type: ignore[no-any-return]
         if self._prefiltered:
-            return np.asarray(np.argmax(np.abs(windows), axis=-1), dtype=np.int64)
+            return np.asarray(np.argmax(np.abs(windows), axis=1), dtype=np.int64)
         # The window ends hold no QRS; their mean is the local baseline (cheaper than a median).
         # The largest deflection is the row's maximum or its minimum, whichever is further from it.
-        edge = max(windows.shape[-1] // 8, 1)
-        baseline = (windows[:, :edge].sum(axis=1) + windows[:, -edge:].sum(axis=1)) * (0.5 / edge)
+        edge = max(windows.shape[1] // 8, 1)
+        baseline = (windows[:, :edge] + windows[:, -edge:]).sum(axis=1) * (0.5 / edge)
         high = windows.argmax(axis=1)
         low = windows.argmin(axis=1)
         rows = np.arange(windows.shape[0])
         up = windows[rows, high] - baseline
         down = baseline - windows[rows, low]
-        offsets: npt.NDArray[np.int64] = np.where(up >= down, high, low).astype(np.int64)
+        offsets: npt.NDArray[np.int64] = np.where(up >= down, high, low)
         return offsets
 
-    def _judge(self, candidates: list[_Candidate], beats: list[int]) -> None:
+    def _judge(self, candidates: list[_Candidate]) -> None:
         """Accept or reject candidates in order: one compact pass over humps (about two per beat)."""
-        refractory, t_wave, refine = self._refractory, self._t_wave, self._refine
-        since, rr = self._since_beat, self._rr
+        refractory, t_wave = self._refractory, self._t_wave
+        since, rr, ordered, accepted = self._since_beat, self._rr, self._rr_ordered, self._accepted
+        average = self._rr_average
         spk, npk, last = self._spk, self._npk, self._last_beat
-        for position, candidate in enumerate(candidates):
-            index, height, r_index, slope, burst = candidate
-            if last is not None:
-                if burst is None and not (_BURST_RR * self._rr_average <= index - last[0]
-                                          <= _SEARCH_BACK_FACTOR * self._rr_average):
-                    # An early hump (or a search-back, which may make it one): whether it sits in a
-                    # motion burst decides, so it waits for the gate (a fraction of a second).
-                    self._waiting = candidates[position:]
+        threshold = npk + _THRESHOLD * (spk - npk)
+        early, late = _BURST_RR * self._rr_average, _SEARCH_BACK_FACTOR * self._rr_average
+        position = 0
+        if last is None:
+            # Before the first beat: the threshold alone decides.
+            for position, candidate in enumerate(candidates, 1):  # noqa: B007 (position is used below)
+                height = candidate[1]
+                if height <= threshold:
+                    npk = 0.125 * height + 0.875 * npk
+                    threshold = npk + _THRESHOLD * (spk - npk)
+                    since.append(candidate)
+                    continue
+                spk = 0.125 * height + 0.875 * spk
+                threshold = npk + _THRESHOLD * (spk - npk)
+                last = candidate
+                accepted.append(candidate)
+                since = []
+                break
+        if last is not None:
+            # The last beat's hump index and a quarter of its squared slope (the T-wave test: half
+            # the slope), as plain locals.
+            last_index, t_slope = last[0], 0.25 * last[3]
+            for candidate in islice(candidates, position, None):
+                index, height, _, slope, burst = candidate
+                gap = index - last_index
+                if burst is None and not early <= gap <= late:
+                    # An early hump (or a search-back, which may make it one): whether it sits in
+                    # a motion burst decides, so it waits for the gate (a fraction of a second).
+                    at = len(candidates) - 1
+                    while candidates[at] is not candidate:  # it is near the end: look from there
+                        at -= 1
+                    self._waiting = candidates[at:]
                     break
-                if index - last[0] > _SEARCH_BACK_FACTOR * self._rr_average:
+                if gap > late:
                     # Rare: a beat seems missing. Hand the state over, look back, take it again.
-                    self._spk, self._npk = spk, npk
-                    if self._search_back(beats):
+                    del since[:-_MAX_PENDING]
+                    self._spk, self._npk, self._last_beat, self._since_beat = spk, npk, last, since
+                    self._rr_average = average
+                    if self._search_back():
                         spk, last, since = self._spk, self._last_beat, self._since_beat
-                        assert last is not None
-                gap = index - last[0]
+                        last_index, t_slope = last[0], 0.25 * last[3]
+                        threshold = npk + _THRESHOLD * (spk - npk)
+                        average = self._rr_average
+                        early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
+                        gap = index - last_index
                 if gap < refractory:
                     continue
-                if burst and gap < _BURST_RR * self._rr_average:
-                    # Inside a motion burst an early hump is taken for motion: it neither counts as
-                    # noise (motion would raise the threshold over the next beats) nor waits for
-                    # search-back.
+                if burst and gap < early:
+                    # Inside a motion burst an early hump is taken for motion: it neither counts
+                    # as noise (motion would raise the threshold over the next beats) nor waits
+                    # for search-back.
                     continue
-                if height <= npk + _THRESHOLD * (spk - npk) or (gap < t_wave and slope < 0.5 * last[3]):
+                if height <= threshold or (gap < t_wave and slope < t_slope):
                     # Below threshold, or a T wave (close to the beat and shallow): noise.
                     npk = 0.125 * height + 0.875 * npk
+                    threshold = npk + _THRESHOLD * (spk - npk)
                     since.append(candidate)
-                    if len(since) > _MAX_PENDING:
-                        del since[0]
                     continue
-                if index - refine <= last[2] + refractory:
-                    # Rare (very fast rhythms): keep the previous beat out of the placement window.
-                    r_index = self._place_after(last[2] + refractory, index)
-                if r_index <= last[2]:
-                    r_index = last[2] + 1
+                if len(rr) == 8:
+                    ordered.remove(rr[0])
                 rr.append(gap)
-                if len(rr) > 8:
-                    del rr[0]
-                ordered = sorted(rr)
-                self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
-            elif height <= npk + _THRESHOLD * (spk - npk):
-                npk = 0.125 * height + 0.875 * npk
-                since.append(candidate)
-                if len(since) > _MAX_PENDING:
-                    del since[0]
-                continue
-            spk = 0.125 * height + 0.875 * spk
-            last = (index, height, r_index, slope, burst)
-            beats.append(r_index)
-            since = []
+                insort(ordered, gap)
+                average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
+                early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
+                spk = 0.125 * height + 0.875 * spk
+                threshold = npk + _THRESHOLD * (spk - npk)
+                last = candidate
+                last_index, t_slope = index, 0.25 * slope
+                accepted.append(candidate)
+                since = []
+        # Noise humps since the last beat, for search-back: the latest few (bounded).
+        del since[:-_MAX_PENDING]
         self._spk, self._npk, self._last_beat, self._since_beat = spk, npk, last, since
+        self._rr_average = average
+
+    def _placements(self, at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """R-peak index for humps at input indices ``at`` (ascending, their windows held): the
+        largest deflection in the input window before each (vectorised)."""
+        starts = at - self._refine
+        placed: npt.NDArray[np.int64] = np.maximum(
+            starts + self._deflection(self._ecg_rows(starts, self._refine + 1)), 0)
+        return placed
+
+    def _place_accepted(self) -> list[int]:
+        """Place the beats accepted by this push; return their R-peak indices (ascending)."""
+        accepted, self._accepted = self._accepted, []
+        searched, self._searched_back = self._searched_back, []
+        at = np.fromiter(map(itemgetter(0), accepted), dtype=np.int64, count=len(accepted))
+        placed = self._placements(at)
+        refractory = self._refractory
+        previous = -(2**62) if self._last_peak is None else self._last_peak
+        before = np.concatenate(([previous], placed[:-1]))
+        # Rare: a beat too close to the previous one (very fast rhythms, or one found by
+        # search-back, or a candidate placed before its samples went): beat by beat from there.
+        clash = (at - self._refine <= before + refractory) | (placed <= before)
+        first = int(clash.argmax()) if clash.any() else at.size
+        if searched:
+            first = min(first, searched[0])
+        peaks: list[int] = placed.tolist()
+        if first < at.size:
+            if first:
+                previous = peaks[first - 1]
+            for position in range(first, at.size):
+                candidate = accepted[position]
+                searched_back = position in searched
+                peak = candidate[2] if candidate[2] != _UNPLACED else peaks[position]
+                if position or self._last_peak is not None:
+                    if not searched_back and candidate[0] - self._refine <= previous + refractory:
+                        # Keep the previous beat out of the placement window.
+                        peak = self._place_after(previous + refractory, candidate[0])
+                    if peak <= previous:
+                        peak = previous + 1
+                peaks[position] = previous = peak
+        self._last_peak = peaks[-1]
+        return peaks
+
+    def _place_aging(self, keep_from: int) -> None:
+        """Place the noise humps (possible search-back beats) whose window the held samples are
+        about to lose; rare: a beat usually comes first and clears them."""
+        since = self._since_beat
+        if since[0][0] - self._refine >= keep_from:  # ascending: none is aging
+            return
+        aging = [c for c in since if c[0] - self._refine < keep_from and c[2] == _UNPLACED]
+        if not aging:
+            return
+        places = dict(zip((c[0] for c in aging), self._placements(np.array([c[0] for c in aging])).tolist(),
+                          strict=True))
+        self._since_beat = [(c[0], c[1], places[c[0]], c[3], c[4]) if c[0] in places else c for c in since]
 
     def _place_after(self, first: int, index: int) -> int:
-        window = self._ecg_rows(np.array([first]), index + 1 - first)[0]
-        return first + int(self._deflection(window))
+        window = self._ecg_rows(np.array([first]), index + 1 - first)
+        return first + int(self._deflection(window)[0])
 
     def _ecg_rows(self, starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:
-        """Input samples ``[start, start + width)`` for each absolute start, as rows (all held)."""
+        """Input samples ``[start, start + width)`` for ascending absolute starts, as rows (all held)."""
         chunk, chunk_start = self._chunk, self._count - self._chunk.size
-        inside = starts >= chunk_start
-        if inside.all():
+        if starts[0] >= chunk_start:
             return _rows(chunk, starts - chunk_start, width)
+        if chunk.size <= _JOIN_SAMPLES:
+            # A short chunk: one joined copy and one gather cost least.
+            return _rows(np.concatenate((self._tail, chunk)), starts - self._tail_start, width)
+        split = int(np.searchsorted(starts, chunk_start))
         lead = np.concatenate((self._tail, chunk[:width]))
-        rows = np.empty((starts.size, width))
-        rows[inside] = _rows(chunk, starts[inside] - chunk_start, width)
-        rows[~inside] = _rows(lead, starts[~inside] - self._tail_start, width)
-        return rows
+        return np.concatenate((_rows(lead, starts[:split] - self._tail_start, width),
+                               _rows(chunk, starts[split:] - chunk_start, width)))
 
-    def _search_back(self, beats: list[int]) -> bool:
+    def _search_back(self) -> bool:
         threshold = 0.5 * (self._npk + _THRESHOLD * (self._spk - self._npk))
         last = self._last_beat
         eligible = [
@@ -353,27 +576,27 @@ class RPeakDetector:
             return False
         best = max(eligible, key=lambda c: c[1])
         self._spk = 0.25 * best[1] + 0.75 * self._spk
-        self._accept(best, beats, searched_back=True)
+        self._accept(best, searched_back=True)
         return True
 
-    def _accept(self, candidate: _Candidate, beats: list[int], *, searched_back: bool = False) -> None:
+    def _accept(self, candidate: _Candidate, *, searched_back: bool = False) -> None:
         last = self._last_beat
         if last is not None:
-            rr = self._rr
+            rr, ordered = self._rr, self._rr_ordered
+            if len(rr) == 8:
+                ordered.remove(rr[0])
             rr.append(candidate[0] - last[0])
-            if len(rr) > 8:
-                del rr[0]
-            ordered = sorted(rr)
+            insort(ordered, rr[-1])
             self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
-            if candidate[2] <= last[2]:
-                candidate = (candidate[0], candidate[1], last[2] + 1, candidate[3], candidate[4])
         self._last_beat = candidate
         if searched_back:
             # A beat found by search-back leaves the noise humps after it in play.
             self._since_beat = [c for c in self._since_beat if c[0] > candidate[0]]
         else:
             self._since_beat = []
-        beats.append(candidate[2])
+        if searched_back:
+            self._searched_back.append(len(self._accepted))
+        self._accepted.append(candidate)
 
     def finish(self) -> npt.NDArray[np.int64]:
         """Flush the end of a record: judge the last samples (by holding the last value 1 s)."""
@@ -397,5 +620,10 @@ def detect_r_peaks(signal: npt.ArrayLike, fs: float) -> npt.NDArray[np.int64]:
     if x.size == 0:
         return np.zeros(0, dtype=np.int64)
     detector = RPeakDetector(fs)
-    peaks = np.concatenate((detector.push(x), detector.finish()))  # strictly increasing, never negative
+    # What ``push(x)`` then ``finish()`` give (chunks do not matter), in one push: a second one
+    # would cost as much as a long stretch of signal.
+    padded = np.empty(x.size + round(detector.fs))
+    padded[:x.size] = x
+    padded[x.size:] = x[-1]
+    peaks = detector.push(padded)  # strictly increasing, never negative
     return peaks[peaks < x.size]

@@ -6,9 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.pipeline import Pipeline, StreamPipeline
-from edge.pipeline.ecg import RPeakDetector, detect_r_peaks
+from edge.pipeline.ecg import RPeakDetector, _dominant, _dominant_many, _window_sums, detect_r_peaks
 from edge.pipeline.hrv import af_irregularity, rmssd_ms, sdnn_ms
 from edge.pipeline.ppg import PulseDetector
 from edge.pipeline.sqi import kurtosis_sqi, periodicity_sqi
@@ -193,3 +195,46 @@ def test_motion_bursts_do_not_add_beats_and_chunks_do_not_matter() -> None:
     detector = RPeakDetector(FS)
     parts = [detector.push(noisy[i:i + 97]) for i in range(0, noisy.size, 97)]
     assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_search_back_recovers_small_beats_and_chunks_do_not_matter() -> None:
+    # Three beats at 45 % amplitude fall below the threshold; search-back must find them, in one
+    # pass and in any chunks alike (its state is handed over mid-chunk).
+    ecg, truth = synthetic_ecg(60.0, FS, seed=10)
+    for beat in truth[[20, 40, 55]]:
+        ecg[beat - 40:beat + 40] *= 0.45
+    found = detect_r_peaks(ecg, FS)
+    assert match(found, truth, tolerance=int(0.15 * FS)) == truth.size == found.size
+    for chunk in (1, 97, 3001):
+        detector = RPeakDetector(FS)
+        parts = [detector.push(ecg[i:i + chunk]) for i in range(0, ecg.size, chunk)]
+        chunked = np.concatenate([*parts, detector.finish()])
+        assert np.array_equal(chunked, found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 12), st.floats(0.0, 10.0, allow_nan=False)), min_size=1, max_size=60),
+       st.integers(1, 30), st.integers(0, 200), st.integers(0, 400))
+def test_hump_search_in_python_and_numpy_agree(steps: list[tuple[int, float]], radius: int, first: int,
+                                               stop: int) -> None:
+    humps = np.cumsum([step for step, _ in steps]).astype(np.int64)
+    heights = np.array([height for _, height in steps])
+    kept = _dominant(humps.tolist(), heights.tolist(), radius, first, stop)
+    mask = _dominant_many(humps, heights, radius, first, stop)
+    assert np.flatnonzero(mask).tolist() == kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 50), st.integers(0, 2**32 - 1))
+def test_window_sums_are_the_sums_of_each_window(width: int, count: int, seed: int) -> None:
+    values = np.random.default_rng(seed).uniform(0.0, 5.0, count + width - 1)
+    out = np.empty(count)
+    _window_sums(values, width, out, np.empty(values.size), np.empty(values.size))
+    expected = np.array([values[i:i + width].sum() for i in range(count)])
+    assert np.allclose(out, expected, rtol=1e-12, atol=0.0)
+    # A window's sum depends on its own values only, not on what surrounds it.
+    for start in range(0, count, 7):
+        piece = np.empty(1)
+        window = values[start:start + width]
+        _window_sums(window, width, piece, np.empty(width), np.empty(width))
+        assert piece[0] == out[start]
