@@ -2,8 +2,8 @@
 
 A Butterworth high-pass at ``highpass_hz`` (0.5 Hz) removes baseline wander, a low-pass at
 ``lowpass_hz`` (40 Hz) removes muscle noise, and a notch at ``mains_hz`` (50; 60 in the Americas;
-``null`` to disable) removes powerline hum. One SOS cascade (run section by section with ``scipy.signal.lfilter``) whose state
-carries across chunks, so chunked and one-pass filtering agree.
+``null`` to disable) removes powerline hum. One SOS cascade (run section by section with
+``scipy.signal.lfilter``) whose state carries across chunks, so chunked and one-pass filtering agree.
 """
 
 from __future__ import annotations
