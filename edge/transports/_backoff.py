@@ -30,6 +30,11 @@ class Backoff:
         if self.factor < 1 or not 0 <= self.jitter < 1:
             raise ValueError("backoff needs factor >= 1 and 0 <= jitter < 1")
 
+    @classmethod
+    def for_reconnects(cls, initial_s: float, max_s: float, rng: random.Random | None = None) -> Backoff:
+        """A transport's reconnect backoff from its options (a cap below the start is raised to it)."""
+        return cls(initial_s, max(max_s, initial_s), rng=rng or random.Random())
+
     def ceiling_s(self) -> float:
         """The un-jittered delay (s) the next call to :meth:`next_delay` starts from."""
         ceiling = self.initial_s

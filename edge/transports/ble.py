@@ -165,9 +165,7 @@ class BleTransport:
         self.device = device
         self.profile = profile
         self.options = BleOptions.from_options(device.options)
-        self.backoff = Backoff(self.options.reconnect_initial_s,
-                               max(self.options.reconnect_max_s, self.options.reconnect_initial_s),
-                               rng=rng or random.Random())
+        self.backoff = Backoff.for_reconnects(self.options.reconnect_initial_s, self.options.reconnect_max_s, rng)
         self.stats = BleStats()
         self._clock_ns = clock_ns
         self._client_factory: BleClientFactory = client_factory or bleak_client_factory

@@ -155,9 +155,7 @@ class SerialTransport:
         self.profile = profile
         self.options = SerialOptions.from_options(device.options)
         self.settings = line_settings(profile.serial, self.options.baud)
-        self.backoff = Backoff(self.options.reconnect_initial_s,
-                               max(self.options.reconnect_max_s, self.options.reconnect_initial_s),
-                               rng=rng or random.Random())
+        self.backoff = Backoff.for_reconnects(self.options.reconnect_initial_s, self.options.reconnect_max_s, rng)
         self.stats = SerialStats()
         self._char_ns = symbol_time_ns(self.settings)
         self._clock_ns = clock_ns
