@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -41,7 +41,6 @@ class CloudConfig:
     http_port: int = 8000
     client_id: str = "vitalbridge-ingest"
     rules: list[dict[str, Any]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> CloudConfig:

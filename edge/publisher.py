@@ -13,6 +13,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import aiomqtt
@@ -28,6 +29,16 @@ log = logging.getLogger(__name__)
 _WINDOW = 16  # batches in flight at once
 
 
+def _installed_version() -> str:
+    try:
+        return metadata.version("vitalbridge")
+    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
+_VERSION = _installed_version()
+
+
 class MqttPublisher:
     """Drains ``spool`` to ``vb/v1/{gateway}/data`` whenever :meth:`notify` says there is more."""
 
@@ -38,7 +49,7 @@ class MqttPublisher:
         spool: BatchSpool,
         *,
         clock_s: Callable[[], float],
-        version: str = "0.1.0",
+        version: str = _VERSION,
     ) -> None:
         self.gateway = gateway
         self.endpoint = parse_mqtt_url(mqtt_url)

@@ -8,11 +8,9 @@ hypoxia. The recent past is replayed quickly, then the devices go on live.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
-import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from cloud.service import CloudConfig, CloudService
 from cloud.store import AlertQuery
 from cloud.timeseries import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT
 from edge.config import DeviceConfig, GatewayConfig
+from vitalbridge._signals import stop_on_signals
 from vitalbridge.gateway import build_agent, build_transports
 from vitalbridge.stack import LocalStack, free_port
 
@@ -116,13 +115,10 @@ async def _run_gateway(options: DemoOptions, cloud: CloudService, mqtt_url: str,
         announce(f"  {device.patient}: virtual pulse oximeter, scenario {device.address}")
     announce(f"  try: curl '{cloud.api_url}/api/v1/alerts'")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
     if options.duration_s is not None:
-        loop.call_later(options.duration_s, stop.set)
-    await agent.run(stop)
+        asyncio.get_running_loop().call_later(options.duration_s, stop.set)
+    with stop_on_signals(stop):
+        await agent.run(stop)
     await cloud.drain()
     assert cloud.store is not None
     alerts = cloud.store.alerts(AlertQuery(limit=1000))

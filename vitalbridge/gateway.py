@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,7 +13,11 @@ from device_profiles import DeviceProfile, load_library
 from device_profiles.registry import default_registry
 from edge.agent import EdgeAgent, StreamProcessor
 from edge.config import ConfigError, DeviceConfig, GatewayConfig, load_config
+from edge.pipeline import Pipeline
 from edge.transports import TransportRegistry
+from edge.transports.builtin import register_builtins
+from vitalbridge._signals import stop_on_signals
+from vitalbridge.virtual import VirtualTransportFactory
 
 __all__ = ["build_agent", "build_transports", "run_gateway"]
 
@@ -23,25 +26,13 @@ log = logging.getLogger(__name__)
 
 def build_transports(*, virtual_start_ns: int | None = None, virtual_speed: float | None = None) -> TransportRegistry:
     """The transport registry: the built-in ``ble`` and ``serial`` plus the simulator-backed ``virtual``."""
-    from vitalbridge.virtual import VirtualTransportFactory
-
     registry = TransportRegistry()
-    try:
-        from edge.transports.builtin import register_builtins
-    except ImportError:  # pragma: no cover - the built-ins ship with the package
-        pass
-    else:
-        register_builtins(registry)
+    register_builtins(registry)
     registry.add("virtual", VirtualTransportFactory(start_ns=virtual_start_ns, speed=virtual_speed))
     return registry
 
 
 def _pipeline_factory(config: GatewayConfig) -> Callable[[DeviceConfig], StreamProcessor | None]:
-    try:
-        from edge.pipeline import Pipeline
-    except ImportError:
-        log.warning("edge pipeline not available; samples are sent as decoded")
-        return lambda _device: None
     settings: Mapping[str, Any] = config.pipeline
 
     def build(_device: DeviceConfig) -> StreamProcessor:
@@ -84,10 +75,8 @@ def run_gateway(config_path: Path) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        stats = await agent.run(stop)
+        with stop_on_signals(stop):
+            stats = await agent.run(stop)
         log.info("gateway stopped: %s", stats)
 
     asyncio.run(main())

@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import ssl
 import tempfile
 import time
@@ -39,6 +38,7 @@ from simulators.devices.virtual_ble import BLE_DEVICE_KINDS
 from simulators.load import classify_error
 from simulators.publish import ScenarioBatcher
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
+from vitalbridge._signals import stop_on_signals
 from vitalbridge.gateway import build_agent
 from vitalbridge.stack import LocalStack, StackError
 from vitalbridge.virtual import (
@@ -234,18 +234,8 @@ async def _probe(mqtt_url: str) -> None:
 async def _until_stopped(seconds: float) -> None:
     """Sleep ``seconds``, or less if SIGINT/SIGTERM arrives."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+    with stop_on_signals(stop), contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def run_home(scenario: Scenario, options: SimRunOptions, mqtt_url: str, *, gateway: str, run_dir: Path,
@@ -318,33 +308,26 @@ async def run_direct(scenario: Scenario, options: SimRunOptions, mqtt_url: str, 
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
-    try:
-        async with _client(mqtt_url, f"vb-sim-{gateway}") as client:
-            began = loop.time()
-            while run.elapsed_s < total_s and not stop.is_set():
-                next_tick = began + (int((loop.time() - began) / options.tick_s) + 1) * options.tick_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(0.0, next_tick - loop.time()))
-                target = min((loop.time() - began) * options.speed, total_s)
-                if target <= run.elapsed_s:
-                    continue
-                chunk = run.advance(target - run.elapsed_s)
-                pending = [(encode_batch(b), b.sample_count) for b in batcher.batches(chunk)]
-                for lo in range(0, len(pending), _PUBLISH_WINDOW):
-                    window = pending[lo:lo + _PUBLISH_WINDOW]
-                    await asyncio.gather(*(publish(client, payload, n) for payload, n in window))
-                if errors.get("connection_lost"):
-                    break
-    except aiomqtt.MqttError as error:
-        errors[classify_error(error)] += 1
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+    with stop_on_signals(stop):
+        try:
+            async with _client(mqtt_url, f"vb-sim-{gateway}") as client:
+                began = loop.time()
+                while run.elapsed_s < total_s and not stop.is_set():
+                    next_tick = began + (int((loop.time() - began) / options.tick_s) + 1) * options.tick_s
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), max(0.0, next_tick - loop.time()))
+                    target = min((loop.time() - began) * options.speed, total_s)
+                    if target <= run.elapsed_s:
+                        continue
+                    chunk = run.advance(target - run.elapsed_s)
+                    pending = [(encode_batch(b), b.sample_count) for b in batcher.batches(chunk)]
+                    for lo in range(0, len(pending), _PUBLISH_WINDOW):
+                        window = pending[lo:lo + _PUBLISH_WINDOW]
+                        await asyncio.gather(*(publish(client, payload, n) for payload, n in window))
+                    if errors.get("connection_lost"):
+                        break
+        except aiomqtt.MqttError as error:
+            errors[classify_error(error)] += 1
     return SimRunResult("direct", scenario.name, gateway, published_values, batches, run.elapsed_s,
                         (), dict(errors))
 

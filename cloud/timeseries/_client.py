@@ -6,6 +6,7 @@ InfluxDB 1.x, 2.x (with a DBRP mapping and a token) and 3 Core all serve these e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -118,8 +119,6 @@ class InfluxV1Client:
         """
         query_params: dict[str, Any] = {"q": statement, "db": self.db, "epoch": "ns", **self._auth_params}
         if params:
-            import json
-
             query_params["params"] = json.dumps(params)
         try:
             response = await self._http.get("/query", params=query_params)

@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import random
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "failure_log_level", "positive_options"]
+
+
+def failure_log_level(failures: int) -> int:
+    """Log the first failure of a streak and every 20th: a device out of reach is not news every second."""
+    return logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
+
+
+def positive_options(options_class: type, options: Mapping[str, Any], *, nullable: Collection[str] = (),
+                     integers: Collection[str] = ()) -> dict[str, Any]:
+    """Pick the fields of dataclass ``options_class`` out of a device's ``options``, checked.
+
+    Every value must be a positive number (a float unless named in ``integers``); those named in
+    ``nullable`` may also be ``None``. ``ValueError`` names the bad option.
+    """
+    values: dict[str, Any] = {}
+    for item in fields(options_class):
+        if item.name not in options:
+            continue
+        value = options[item.name]
+        if value is None and item.name in nullable:
+            values[item.name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"option {item.name} must be a positive number, not {value!r}")
+        if item.name in integers and not isinstance(value, int):
+            raise ValueError(f"option {item.name} must be a whole number, not {value!r}")
+        values[item.name] = value if item.name in integers else float(value)
+    return values
 
 
 @dataclass

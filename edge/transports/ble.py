@@ -41,14 +41,14 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from device_profiles.gatt.battery import decode_battery_level
 from device_profiles.profile import Characteristic, DeviceProfile, normalize_uuid
 from edge.config import DeviceConfig
-from edge.transports._backoff import Backoff
+from edge.transports._backoff import Backoff, failure_log_level, positive_options
 from edge.transports._base import DeliverFn, Payload, ReportFn
 from edge.transports._ble_client import (
     BleakBleClient,
@@ -120,18 +120,7 @@ class BleOptions:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BleOptions:
         """Pick this transport's keys out of a device's ``options``; ``ValueError`` names a bad one."""
-        values: dict[str, float | None] = {}
-        for item in fields(cls):
-            if item.name not in options:
-                continue
-            value = options[item.name]
-            if value is None and item.name == "idle_timeout_s":
-                values[item.name] = None
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"option {item.name} must be a positive number of seconds, not {value!r}")
-            values[item.name] = float(value)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**positive_options(cls, options, nullable=("idle_timeout_s",)))
 
 
 @dataclass
@@ -196,10 +185,8 @@ class BleTransport:
                 raise
             except Exception as exc:  # a device problem: log it and try again later
                 failures += 1
-                # The first failure of a streak and every 20th: a patient out of range is not news every minute.
-                level = logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
-                log.log(level, "device %s (%s): %s: %s (attempt %d)", self.device.id, self.device.address,
-                        type(exc).__name__, exc or "no detail", failures)
+                log.log(failure_log_level(failures), "device %s (%s): %s: %s (attempt %d)", self.device.id,
+                        self.device.address, type(exc).__name__, exc or "no detail", failures)
             delay = self.backoff.next_delay()
             log.info("device %s: reconnecting in %.1f s", self.device.id, delay)
             await self._sleep(delay)

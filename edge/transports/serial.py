@@ -22,7 +22,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import serial_asyncio_fast
@@ -31,7 +31,7 @@ from device_profiles.profile import DeviceProfile
 from device_profiles.profile import SerialTransport as SerialAttributes
 from device_profiles.serial.framing import Frame
 from edge.config import DeviceConfig
-from edge.transports._backoff import Backoff
+from edge.transports._backoff import Backoff, failure_log_level, positive_options
 from edge.transports._base import DeliverFn, Payload, ReportFn
 
 __all__ = [
@@ -74,20 +74,7 @@ class SerialOptions:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SerialOptions:
         """Pick this transport's keys out of a device's ``options``; ``ValueError`` names a bad one."""
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            if item.name not in options:
-                continue
-            value = options[item.name]
-            if value is None and item.name in ("baud", "idle_timeout_s"):
-                values[item.name] = None
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"option {item.name} must be a positive number, not {value!r}")
-            if item.name == "baud" and not isinstance(value, int):
-                raise ValueError(f"option baud must be a whole number, not {value!r}")
-            values[item.name] = value if item.name == "baud" else float(value)
-        return cls(**values)
+        return cls(**positive_options(cls, options, nullable=("baud", "idle_timeout_s"), integers=("baud",)))
 
 
 @dataclass
@@ -131,11 +118,6 @@ def frame_times_ns(frames: Sequence[Frame], now_ns: int, char_ns: float) -> list
     return times
 
 
-def _failure_level(failures: int) -> int:
-    """Log the first failure of a streak and every 20th; an unplugged device is not news every second."""
-    return logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
-
-
 class SerialTransport:
     """Transport for a device whose profile has serial attributes; ``factory(device, profile, clock_ns)``.
 
@@ -173,7 +155,7 @@ class SerialTransport:
                 raise
             except Exception as exc:  # the port is missing, busy or misbehaving: try again later
                 failures += 1
-                log.log(_failure_level(failures), "device %s (%s): %s (attempt %d)", self.device.id,
+                log.log(failure_log_level(failures), "device %s (%s): %s (attempt %d)", self.device.id,
                         self.device.address, exc or type(exc).__name__, failures)
             delay = self.backoff.next_delay()
             log.info("device %s: reopening %s in %.1f s", self.device.id, self.device.address, delay)

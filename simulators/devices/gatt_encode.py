@@ -161,6 +161,22 @@ def _pair(pair: SpO2PulseRate) -> bytes:
     return _sfloat(pair.spo2) + _sfloat(pair.pulse_rate)
 
 
+def _plx_tail(record: PlxSpotCheckMeasurement | PlxContinuousMeasurement, first_bit: int) -> tuple[int, bytes]:
+    # Both PLX characteristics end with measurement status, device and sensor status and pulse
+    # amplitude index, flagged by three consecutive bits starting at ``first_bit``.
+    flags, body = 0, b""
+    if record.measurement_status is not None:
+        flags |= first_bit
+        body += _uint(int(record.measurement_status), 2, "measurement status")
+    if record.device_and_sensor_status is not None:
+        flags |= first_bit << 1
+        body += _uint(int(record.device_and_sensor_status), 3, "device and sensor status")
+    if record.pulse_amplitude_index is not None:
+        flags |= first_bit << 2
+        body += _sfloat(record.pulse_amplitude_index)
+    return flags, body
+
+
 def encode_plx_spot_check(record: PlxSpotCheckMeasurement) -> bytes:
     """PLX Spot-check Measurement (0x2A5E) indication payload."""
     flags = 0x10 if record.device_clock_not_set else 0x00
@@ -168,16 +184,8 @@ def encode_plx_spot_check(record: PlxSpotCheckMeasurement) -> bytes:
     if record.timestamp is not None:
         flags |= 0x01
         body += encode_date_time(record.timestamp)
-    if record.measurement_status is not None:
-        flags |= 0x02
-        body += _uint(int(record.measurement_status), 2, "measurement status")
-    if record.device_and_sensor_status is not None:
-        flags |= 0x04
-        body += _uint(int(record.device_and_sensor_status), 3, "device and sensor status")
-    if record.pulse_amplitude_index is not None:
-        flags |= 0x08
-        body += _sfloat(record.pulse_amplitude_index)
-    return bytes((flags,)) + body
+    tail_flags, tail = _plx_tail(record, first_bit=0x02)
+    return bytes((flags | tail_flags,)) + body + tail
 
 
 def encode_plx_continuous(record: PlxContinuousMeasurement) -> bytes:
@@ -190,16 +198,8 @@ def encode_plx_continuous(record: PlxContinuousMeasurement) -> bytes:
     if record.slow is not None:
         flags |= 0x02
         body += _pair(record.slow)
-    if record.measurement_status is not None:
-        flags |= 0x04
-        body += _uint(int(record.measurement_status), 2, "measurement status")
-    if record.device_and_sensor_status is not None:
-        flags |= 0x08
-        body += _uint(int(record.device_and_sensor_status), 3, "device and sensor status")
-    if record.pulse_amplitude_index is not None:
-        flags |= 0x10
-        body += _sfloat(record.pulse_amplitude_index)
-    return bytes((flags,)) + body
+    tail_flags, tail = _plx_tail(record, first_bit=0x04)
+    return bytes((flags | tail_flags,)) + body + tail
 
 
 def encode_glucose_measurement(record: GlucoseMeasurement) -> bytes:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from vitals.codec import encode_batch
 from vitals.samples import Batch, Sample, Stream
@@ -24,7 +25,7 @@ def numeric_batch(gateway: str, seq: int, patient: str, metric: str, unit: str, 
 
 def publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
     """Publish ``(topic, payload)`` pairs at QoS 1 and wait for every PUBACK."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect(host, port)
     client.loop_start()
     try:

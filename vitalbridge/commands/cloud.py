@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from typing import Any
 
@@ -32,6 +31,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from cloud.service import CloudConfig, CloudService
+    from vitalbridge._signals import stop_on_signals
 
     try:
         config = CloudConfig.from_env(
@@ -47,11 +47,9 @@ def _run(args: argparse.Namespace) -> int:
         await service.start()
         print(f"VitalBridge cloud: API on {service.api_url}/api/v1 (docs {service.api_url}/api/docs)", flush=True)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         try:
-            await stop.wait()
+            with stop_on_signals(stop):
+                await stop.wait()
         finally:
             await service.stop()
 
