@@ -1,17 +1,18 @@
 """R-peak detection on ECG: a streaming detector and the one-pass :func:`detect_r_peaks`.
 
 The detector follows the classic energy-envelope approach, computed at a reduced rate (blocks of
-``fs // 120`` samples summed, 250 Hz -> 125 Hz): a 5-15 Hz band-pass keeps the QRS
-complex, a five-point derivative and squaring emphasise its steep slopes, a 150 ms moving-window
-integral turns each complex into one hump, and humps are judged against adaptive signal and noise
-levels with a 200 ms refractory period, a T-wave slope test and a search-back when a beat seems
-missing. Inside a motion burst (:mod:`edge.pipeline._qrs_gate`) a hump earlier than 0.8 running RR
-intervals after the last beat is taken for motion. Each accepted hump is then placed on the largest
-deflection of the (0.5-40 Hz) ECG just before it (at the full rate). Everything is causal and carries
-its state, and every value is computed from the samples alone (no running sums restarted per chunk),
-so feeding a record in chunks gives exactly the indices a single pass gives. Per-sample work is
-vectorised and reuses a few buffers (fresh memory costs more than the arithmetic on it); Python runs
-once per hump (about two per beat), and places only the humps it accepts.
+``fs // 120`` samples summed, 250 Hz -> 125 Hz): a 10-25 Hz band-pass keeps the steep part of the
+QRS complex (above the 0.5-8 Hz of electrode motion and the P and T waves), a five-point derivative
+and squaring emphasise its slopes, a 150 ms moving-window integral turns each complex into one
+hump, and humps are judged against adaptive signal and noise levels with a 200 ms refractory
+period, a T-wave slope test and a search-back when a beat seems missing. A hump earlier than 0.8
+running RR intervals after the last beat is noise if it is far shallower than beats are, and is
+taken for motion inside a motion burst (:mod:`edge.pipeline._qrs_gate`). Each accepted hump is then
+placed on the largest deflection of the ECG just before it (at the full rate). Everything is causal
+and carries its state, and every value is computed from the samples alone (no running sums
+restarted per chunk), so feeding a record in chunks gives exactly the indices a single pass gives.
+Per-sample work is vectorised and reuses a few buffers (fresh memory costs more than the arithmetic
+on it); Python runs once per hump (about two per beat), and places only the humps it accepts.
 """
 
 from __future__ import annotations
@@ -42,16 +43,27 @@ _FEW_HUMPS = 24  # up to this many humps in a push, plain Python finds the highe
 _JOIN_SAMPLES = 8192  # chunks up to this long are joined to the held samples for gathering
 _UNPLACED = -1  # R-peak index of a candidate not placed yet (only beats are, when accepted)
 _THRESHOLD = 0.25  # share of the way from the noise level to the signal level
+# The QRS band: above the 0.5-8 Hz of electrode motion and the P and T waves, where a narrow QRS
+# keeps most of its slope. (Wide ventricular beats keep less; search-back finds them.)
+_QRS_BAND_HZ = (10.0, 25.0)
 _ENERGY_RATE_HZ = 120.0  # the QRS envelope runs at fs / floor(fs / this) (250 Hz -> 125 Hz)
 _BURST_RR = 0.8  # inside a motion burst a beat needs at least this share of the running RR interval
+# An early hump (before that share of the RR interval) needs at least this share of the running
+# squared QRS slope of beats (0.45 of the square: about two thirds of the slope).
+_EARLY_SLOPE = 0.45
 
 
 @lru_cache(maxsize=16)
-def _qrs_band(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    # 5-15 Hz band-pass in transfer-function form: at the reduced rate its poles sit well inside
-    # the unit circle, so the direct form is accurate, and one lfilter call costs a fraction of
-    # sosfilt's per-call overhead. The third array: the steady state for a unit step.
-    b, a = sps.butter(2, [5.0, min(15.0, 0.45 * fs)], btype="bandpass", fs=fs)
+def _qrs_slope_filter(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                          npt.NDArray[np.float64]]:
+    """The QRS slope as one filter: a 10-25 Hz band-pass and the five-point derivative
+    2 + z^-1 - z^-3 - 2z^-4 after it (unscaled: every level is relative), in transfer-function
+    form. At the reduced rate the band's poles sit well inside the unit circle, so the direct form
+    is accurate, and one lfilter call costs a fraction of sosfilt's (or of the derivative's
+    separate vector operations). The third array: the steady state for a unit step (a derivative:
+    none). Very low rates, below 50 Hz, get the band scaled down to fit under Nyquist."""
+    b, a = sps.butter(2, [min(_QRS_BAND_HZ[0], 0.2 * fs), min(_QRS_BAND_HZ[1], 0.45 * fs)], btype="bandpass", fs=fs)
+    b = np.convolve(b, [2.0, 1.0, 0.0, -1.0, -2.0])
     return b, a, sps.lfilter_zi(b, a)
 
 
@@ -91,17 +103,6 @@ def _window_sums(values: npt.NDArray[np.float64], width: int, out: npt.NDArray[n
         buffers = buffers[::-1]
         sums = doubled
         size *= 2
-
-
-def _derivative(band: npt.NDArray[np.float64], out: npt.NDArray[np.float64], work: npt.NDArray[np.float64]) -> None:
-    """Five-point derivative 2 + z^-1 - z^-3 - 2z^-4 of ``band`` (unscaled: every level is
-    relative) for its samples from the fifth on, into ``out``; elementwise, so a sample's value
-    does not depend on where a chunk starts."""
-    count = out.size
-    np.subtract(band[4:4 + count], band[:count], out=out)
-    out += out
-    np.subtract(band[3:3 + count], band[1:1 + count], out=work)
-    out += work
 
 
 def _dominant(humps: list[int], heights: list[float], radius: int, first: int, stop: int) -> list[int]:
@@ -174,15 +175,13 @@ class RPeakDetector:
         if not fs > 20.0:
             raise ValueError("R-peak detection needs a sampling rate above 20 Hz")
         self.fs = float(fs)
-        # The QRS energy (5-15 Hz) is found at about 100-200 Hz: blocks of ``factor`` samples are
+        # The QRS energy (10-25 Hz) is found at about 100-200 Hz: blocks of ``factor`` samples are
         # summed (a boxcar whose nulls fall on the multiples of the reduced rate, so little aliases
         # into the band) and the rest of the envelope runs on a fraction of the samples.
         self._factor = max(int(fs // _ENERGY_RATE_HZ), 1)
         fs_energy = self.fs / self._factor
-        self._band_b, self._band_a, self._band_zi_unit = _qrs_band(fs_energy)
-        self._band_zi: npt.NDArray[np.float64] | None = None
-        # The band-passed samples the five-point derivative still needs from the last chunk.
-        self._band_tail = np.zeros(4)
+        self._slope_b, self._slope_a, self._slope_zi_unit = _qrs_slope_filter(fs_energy)
+        self._slope_zi: npt.NDArray[np.float64] | None = None
         self._carry = np.zeros(0)  # input samples not yet making a whole block
         self._prefiltered = prefiltered
         m = self._mwi_len = max(round(_MWI_S * fs_energy), 1)  # in reduced-rate samples
@@ -216,6 +215,7 @@ class RPeakDetector:
         self._learning: list[_Candidate] | None = []
         self._spk = 0.0
         self._npk = 0.0
+        self._slope_level = 0.0  # running squared QRS slope of beats (0.125 weight, like ``_spk``)
         self._last_beat: _Candidate | None = None
         self._accepted: list[_Candidate] = []  # beats accepted by this push, to be placed
         self._searched_back: list[int] = []  # which of them search-back found
@@ -286,24 +286,16 @@ class RPeakDetector:
         the envelope reuses two work buffers (``work``, whose head holds ``reduced``, and one more).
         """
         n = reduced.size
-        if self._band_zi is None:
-            self._band_zi = self._band_zi_unit * reduced[0]
-        band, self._band_zi = sps.lfilter(self._band_b, self._band_a, reduced, zi=self._band_zi)
+        if self._slope_zi is None:
+            self._slope_zi = self._slope_zi_unit * reduced[0]
+        slope, self._slope_zi = sps.lfilter(self._slope_b, self._slope_a, reduced, zi=self._slope_zi)
         self._gate.push(reduced)  # the last reader of ``reduced``: ``work`` is free from here on
-        # Squared QRS slope (five-point derivative of the band) after its context: the slope
-        # windows of humps and the moving-window integral reach back into it.
+        # Squared QRS slope after its context: the slope windows of humps and the moving-window
+        # integral reach back into it.
         context = self._squared.size
         squared = np.empty(context + n)
         squared[:context] = self._squared
-        tail = self._band_tail
-        joint = np.concatenate((tail, band[:tail.size]))
-        joined = min(n, tail.size)  # outputs that reach back into the last chunk
-        _derivative(joint, squared[context:context + joined], work[:joined])
-        if n > tail.size:
-            _derivative(band, squared[context + joined:], work[:n - tail.size])
-        self._band_tail = band[-tail.size:] if n >= tail.size else joint[-tail.size:]
-        body = squared[context:]
-        np.square(body, out=body)
+        np.square(slope, out=squared[context:])
         self._squared = squared[-context:]
         # Moving-window integral of the last ``m`` squared slopes, after the integral's own context
         # (the hump search looks around each sample). A sum, not a mean: every level it meets is
@@ -433,6 +425,7 @@ class RPeakDetector:
                     continue
                 spk = 0.125 * height + 0.875 * spk
                 threshold = npk + _THRESHOLD * (spk - npk)
+                self._slope_level = candidate[3]
                 last = candidate
                 accepted.append(candidate)
                 since = []
@@ -441,6 +434,8 @@ class RPeakDetector:
             # The last beat's hump index and a quarter of its squared slope (the T-wave test: half
             # the slope), as plain locals.
             last_index, t_slope = last[0], 0.25 * last[3]
+            slope_level = self._slope_level
+            early_slope = _EARLY_SLOPE * slope_level
             for candidate in islice(candidates, position, None):
                 index, height, _, slope, burst = candidate
                 gap = index - last_index
@@ -457,8 +452,11 @@ class RPeakDetector:
                     del since[:-_MAX_PENDING]
                     self._spk, self._npk, self._last_beat, self._since_beat = spk, npk, last, since
                     self._rr_average = average
+                    self._slope_level = slope_level
                     if self._search_back():
                         spk, last, since = self._spk, self._last_beat, self._since_beat
+                        slope_level = self._slope_level
+                        early_slope = _EARLY_SLOPE * slope_level
                         last_index, t_slope = last[0], 0.25 * last[3]
                         threshold = npk + _THRESHOLD * (spk - npk)
                         average = self._rr_average
@@ -471,28 +469,37 @@ class RPeakDetector:
                     # as noise (motion would raise the threshold over the next beats) nor waits
                     # for search-back.
                     continue
-                if height <= threshold or (gap < t_wave and slope < t_slope):
-                    # Below threshold, or a T wave (close to the beat and shallow): noise.
+                if height <= threshold or (gap < t_wave and slope < t_slope) or (gap < early and slope < early_slope):
+                    # Below threshold, a T wave (close to the beat and shallow), or early and far
+                    # shallower than beats are (motion, which the gate can miss at a burst's
+                    # edges and late in a long one; premature beats are as steep as the rest): noise.
                     npk = 0.125 * height + 0.875 * npk
                     threshold = npk + _THRESHOLD * (spk - npk)
                     since.append(candidate)
                     continue
                 if len(rr) == 8:
                     ordered.remove(rr[0])
-                rr.append(gap)
-                insort(ordered, gap)
-                average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
+                    rr.append(gap)
+                    insort(ordered, gap)
+                    average = 0.5 * (ordered[3] + ordered[4])
+                else:
+                    rr.append(gap)
+                    insort(ordered, gap)
+                    average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
                 early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
                 spk = 0.125 * height + 0.875 * spk
                 threshold = npk + _THRESHOLD * (spk - npk)
-                last = candidate
-                last_index, t_slope = index, 0.25 * slope
+                slope_level = 0.125 * slope + 0.875 * slope_level
+                early_slope, t_slope = _EARLY_SLOPE * slope_level, 0.25 * slope
+                last, last_index = candidate, index
                 accepted.append(candidate)
                 since = []
         # Noise humps since the last beat, for search-back: the latest few (bounded).
         del since[:-_MAX_PENDING]
         self._spk, self._npk, self._last_beat, self._since_beat = spk, npk, last, since
         self._rr_average = average
+        if last is not None:
+            self._slope_level = slope_level
 
     def _placements(self, at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """R-peak index for humps at input indices ``at`` (ascending, their windows held): the
@@ -512,26 +519,31 @@ class RPeakDetector:
         previous = -(2**62) if self._last_peak is None else self._last_peak
         before = np.concatenate(([previous], placed[:-1]))
         # Rare: a beat too close to the previous one (very fast rhythms, or one found by
-        # search-back, or a candidate placed before its samples went): beat by beat from there.
+        # search-back, or a candidate placed before its samples went) is placed again, beat by
+        # beat; so is the beat after one whose place changed.
         clash = (at - self._refine <= before + refractory) | (placed <= before)
-        first = int(clash.argmax()) if clash.any() else at.size
-        if searched:
-            first = min(first, searched[0])
-        peaks: list[int] = placed.tolist()
-        if first < at.size:
-            if first:
-                previous = peaks[first - 1]
-            for position in range(first, at.size):
-                candidate = accepted[position]
-                searched_back = position in searched
-                peak = candidate[2] if candidate[2] != _UNPLACED else peaks[position]
-                if position or self._last_peak is not None:
-                    if not searched_back and candidate[0] - self._refine <= previous + refractory:
-                        # Keep the previous beat out of the placement window.
-                        peak = self._place_after(previous + refractory, candidate[0])
-                    if peak <= previous:
-                        peak = previous + 1
-                peaks[position] = previous = peak
+        vectorised: list[int] = placed.tolist()
+        peaks = vectorised.copy()
+        suspects = sorted({*np.flatnonzero(clash).tolist(), *searched})
+        count, next_suspect = len(peaks), 0
+        position = suspects[0] if suspects else count
+        while position < count:
+            candidate = accepted[position]
+            peak = candidate[2] if candidate[2] != _UNPLACED else vectorised[position]
+            if position or self._last_peak is not None:
+                previous = peaks[position - 1] if position else previous
+                if position not in searched and candidate[0] - self._refine <= previous + refractory:
+                    # Keep the previous beat out of the placement window.
+                    peak = self._place_after(previous + refractory, candidate[0])
+                if peak <= previous:
+                    peak = previous + 1
+            peaks[position] = peak
+            while next_suspect < len(suspects) and suspects[next_suspect] <= position:
+                next_suspect += 1
+            if peak != vectorised[position]:
+                position += 1
+            else:
+                position = suspects[next_suspect] if next_suspect < len(suspects) else count
         self._last_peak = peaks[-1]
         return peaks
 
@@ -589,6 +601,7 @@ class RPeakDetector:
             insort(ordered, rr[-1])
             self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
         self._last_beat = candidate
+        self._slope_level = 0.125 * candidate[3] + 0.875 * self._slope_level
         if searched_back:
             # A beat found by search-back leaves the noise humps after it in play.
             self._since_beat = [c for c in self._since_beat if c[0] > candidate[0]]
