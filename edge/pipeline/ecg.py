@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
+from edge.pipeline._envelope import dominant, dominant_many, rows, window_sums
 from edge.pipeline._qrs_gate import MotionGate
 
 __all__ = ["RPeakDetector", "detect_r_peaks"]
@@ -38,7 +39,6 @@ _MWI_S = 0.15
 _REFINE_S = 0.25
 _SEARCH_BACK_FACTOR = 1.66
 _MAX_PENDING = 64
-_NEIGHBOURS = 8  # humps compared on each side; plenty for a smooth envelope
 _FEW_HUMPS = 24  # up to this many humps in a push, plain Python finds the highest ones fastest
 _JOIN_SAMPLES = 8192  # chunks up to this long are joined to the held samples for gathering
 _UNPLACED = -1  # R-peak index of a candidate not placed yet (only beats are, when accepted)
@@ -65,93 +65,6 @@ def _qrs_slope_filter(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[n
     b, a = sps.butter(2, [min(_QRS_BAND_HZ[0], 0.2 * fs), min(_QRS_BAND_HZ[1], 0.45 * fs)], btype="bandpass", fs=fs)
     b = np.convolve(b, [2.0, 1.0, 0.0, -1.0, -2.0])
     return b, a, sps.lfilter_zi(b, a)
-
-
-def _rows(values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:
-    """Copies of ``values[start:start + width]`` for each start, as rows (all inside ``values``)."""
-    step = values.strides[0]
-    windows = np.ndarray((values.size - width + 1, width), np.float64, values, 0, (step, step))
-    rows: npt.NDArray[np.float64] = windows[starts]
-    return rows
-
-
-def _window_sums(values: npt.NDArray[np.float64], width: int, out: npt.NDArray[np.float64],
-                 work: npt.NDArray[np.float64], spare: npt.NDArray[np.float64]) -> None:
-    """Sums of ``width`` consecutive ``values`` into ``out`` (``values.size - width + 1`` of them).
-
-    Built by doubling (sums of 2, 4, 8, ... values, alternating between the two buffers, each at
-    least ``values.size`` long) and adding the blocks that make up ``width``: about 2 log2(width)
-    vector additions, cheaper than a running sum, and every output is added up from its own window
-    in a fixed order, so chunks cannot change a value.
-    """
-    count = out.size
-    offset, size, sums, first = 0, 1, values, True
-    buffers = (work, spare)
-    while True:
-        if width & size:
-            block = sums[offset:offset + count]
-            if first:
-                np.copyto(out, block)
-                first = False
-            else:
-                np.add(out, block, out=out)
-            offset += size
-        if 2 * size > width:
-            return
-        doubled = buffers[0][:sums.size - size]
-        np.add(sums[:-size], sums[size:], out=doubled)
-        buffers = buffers[::-1]
-        sums = doubled
-        size *= 2
-
-
-def _dominant(humps: list[int], heights: list[float], radius: int, first: int, stop: int) -> list[int]:
-    """Positions (in ``humps``, ascending) of the humps in ``[first, stop)`` that no hump within
-    ``radius`` samples beats: a later one higher, or an earlier one at least as high."""
-    kept = []
-    n = len(humps)
-    for i in range(n):
-        hump = humps[i]
-        if hump < first:
-            continue
-        if hump >= stop:
-            break
-        height = heights[i]
-        if not height > 0.0:
-            continue
-        beaten = False
-        for j in range(i + 1, min(i + _NEIGHBOURS + 1, n)):
-            if humps[j] - hump > radius:
-                break
-            if heights[j] > height:
-                beaten = True
-                break
-        if not beaten:
-            for j in range(i - 1, max(i - _NEIGHBOURS, 0) - 1, -1):
-                if hump - humps[j] > radius:
-                    break
-                if heights[j] >= height:
-                    beaten = True
-                    break
-        if not beaten:
-            kept.append(i)
-    return kept
-
-
-def _dominant_many(humps: npt.NDArray[np.int64], heights: npt.NDArray[np.float64], radius: int,
-                   first: int, stop: int) -> npt.NDArray[np.bool_]:
-    """:func:`_dominant` vectorised (for many humps): a mask over ``humps``."""
-    keep = heights > 0.0
-    for shift in range(1, min(_NEIGHBOURS, humps.size - 1) + 1):
-        near = humps[shift:] - humps[:-shift] <= radius
-        if not near.any():
-            break  # humps are ascending: no hump has this many others within reach
-        later_higher = near & (heights[shift:] > heights[:-shift])
-        # For booleans, ``keep > beaten`` is ``keep and not beaten``.
-        np.greater(keep[:-shift], later_higher, out=keep[:-shift])
-        np.greater(keep[shift:], near ^ later_higher, out=keep[shift:])
-    keep &= (humps >= first) & (humps < stop)
-    return keep
 
 
 # A candidate hump: (input index of the hump, its height, R-peak index, squared QRS slope, inside a motion
@@ -305,7 +218,7 @@ class RPeakDetector:
         mwi_all = np.empty(offset + n)
         mwi_all[:offset] = self._mwi
         mwi = mwi_all[offset:]
-        _window_sums(squared[context - m + 1:], m, mwi, work, np.empty(n + m))
+        window_sums(squared[context - m + 1:], m, mwi, work, np.empty(n + m))
         start = self._energy_count
         self._energy_count += reduced.size
         if start < self._learn:
@@ -319,7 +232,7 @@ class RPeakDetector:
         humps, heights = self._humps(mwi_all)
         if humps.size:
             # The (squared) QRS slope of each hump: the steepest of the samples it integrates.
-            slopes = _rows(squared, humps - (m + start - context), m + 1).max(axis=1)
+            slopes = rows(squared, humps - (m + start - context), m + 1).max(axis=1)
             candidates += self._features(humps, heights, slopes)
         if candidates:
             if self._learning is not None:
@@ -352,10 +265,10 @@ class RPeakDetector:
         heights = middle[humps]
         first, last = self._next - base - lo, stop - base - lo  # judged: humps in [first, last)
         if humps.size <= _FEW_HUMPS:
-            kept = _dominant(humps.tolist(), heights.tolist(), r, first, last)
+            kept = dominant(humps.tolist(), heights.tolist(), r, first, last)
             humps, heights = humps[kept], heights[kept]
         else:
-            keep = _dominant_many(humps, heights, r, first, last)
+            keep = dominant_many(humps, heights, r, first, last)
             humps, heights = humps[keep], heights[keep]
         keep_from = stop - 2 * r - 2
         self._mwi = values[keep_from - base:].copy()
@@ -399,9 +312,9 @@ class RPeakDetector:
         baseline = (windows[:, :edge] + windows[:, -edge:]).sum(axis=1) * (0.5 / edge)
         high = windows.argmax(axis=1)
         low = windows.argmin(axis=1)
-        rows = np.arange(windows.shape[0])
-        up = windows[rows, high] - baseline
-        down = baseline - windows[rows, low]
+        row = np.arange(windows.shape[0])
+        up = windows[row, high] - baseline
+        down = baseline - windows[row, low]
         offsets: npt.NDArray[np.int64] = np.where(up >= down, high, low)
         return offsets
 
@@ -568,14 +481,14 @@ class RPeakDetector:
         """Input samples ``[start, start + width)`` for ascending absolute starts, as rows (all held)."""
         chunk, chunk_start = self._chunk, self._count - self._chunk.size
         if starts[0] >= chunk_start:
-            return _rows(chunk, starts - chunk_start, width)
+            return rows(chunk, starts - chunk_start, width)
         if chunk.size <= _JOIN_SAMPLES:
             # A short chunk: one joined copy and one gather cost least.
-            return _rows(np.concatenate((self._tail, chunk)), starts - self._tail_start, width)
+            return rows(np.concatenate((self._tail, chunk)), starts - self._tail_start, width)
         split = int(np.searchsorted(starts, chunk_start))
         lead = np.concatenate((self._tail, chunk[:width]))
-        return np.concatenate((_rows(lead, starts[:split] - self._tail_start, width),
-                               _rows(chunk, starts[split:] - chunk_start, width)))
+        return np.concatenate((rows(lead, starts[:split] - self._tail_start, width),
+                               rows(chunk, starts[split:] - chunk_start, width)))
 
     def _search_back(self) -> bool:
         threshold = 0.5 * (self._npk + _THRESHOLD * (self._spk - self._npk))

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.pipeline import Pipeline, StreamPipeline
-from edge.pipeline.ecg import RPeakDetector, _dominant, _dominant_many, _window_sums, detect_r_peaks
+from edge.pipeline._envelope import dominant, dominant_many, window_sums
+from edge.pipeline.ecg import RPeakDetector, detect_r_peaks
 from edge.pipeline.hrv import af_irregularity, rmssd_ms, sdnn_ms
 from edge.pipeline.ppg import PulseDetector
 from edge.pipeline.sqi import kurtosis_sqi, periodicity_sqi
@@ -267,8 +268,8 @@ def test_hump_search_in_python_and_numpy_agree(steps: list[tuple[int, float]], r
                                                stop: int) -> None:
     humps = np.cumsum([step for step, _ in steps]).astype(np.int64)
     heights = np.array([height for _, height in steps])
-    kept = _dominant(humps.tolist(), heights.tolist(), radius, first, stop)
-    mask = _dominant_many(humps, heights, radius, first, stop)
+    kept = dominant(humps.tolist(), heights.tolist(), radius, first, stop)
+    mask = dominant_many(humps, heights, radius, first, stop)
     assert np.flatnonzero(mask).tolist() == kept
 
 
@@ -277,12 +278,12 @@ def test_hump_search_in_python_and_numpy_agree(steps: list[tuple[int, float]], r
 def test_window_sums_are_the_sums_of_each_window(width: int, count: int, seed: int) -> None:
     values = np.random.default_rng(seed).uniform(0.0, 5.0, count + width - 1)
     out = np.empty(count)
-    _window_sums(values, width, out, np.empty(values.size), np.empty(values.size))
+    window_sums(values, width, out, np.empty(values.size), np.empty(values.size))
     expected = np.array([values[i:i + width].sum() for i in range(count)])
     assert np.allclose(out, expected, rtol=1e-12, atol=0.0)
     # A window's sum depends on its own values only, not on what surrounds it.
     for start in range(0, count, 7):
         piece = np.empty(1)
         window = values[start:start + width]
-        _window_sums(window, width, piece, np.empty(width), np.empty(width))
+        window_sums(window, width, piece, np.empty(width), np.empty(width))
         assert piece[0] == out[start]
