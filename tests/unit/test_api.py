@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from cloud.api import create_app
 from cloud.ingest import IngestStats
 from cloud.rules import AlertChange
-from cloud.store import Store, open_store
+from cloud.store import Store
 from cloud.timeseries import InfluxV1Client
 
 S = 10**9
@@ -44,15 +43,6 @@ class FakeInflux:
 @pytest.fixture
 def fake() -> FakeInflux:
     return FakeInflux()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import types
-from collections.abc import AsyncIterator, Iterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Sequence
 
 import cbor2
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from cloud.ingest import IngestProcessor, Outcome
 from cloud.rules import build_rules
-from cloud.store import Store, open_store
+from cloud.store import Store
 from cloud.timeseries import InfluxError, InfluxV1Client, _client
 from vitals.codec import MAX_PAYLOAD_BYTES, encode_batch
 from vitals.samples import Batch, Stream
@@ -44,15 +43,6 @@ class FakeInflux:
 @pytest.fixture
 def fake() -> FakeInflux:
     return FakeInflux()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import inspect
 
 from cloud.rules import AlertChange
@@ -16,20 +14,6 @@ from cloud.store import AlertQuery, Store, open_store
 S = 10**9
 T0 = 1_700_000_000 * S
 AT = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "cloud.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{db_path}")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _change(state: str = "open", *, start_s: int = 0, last_s: int = 60, worst: float = 85.0,

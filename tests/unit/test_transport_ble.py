@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from simulators.devices.gatt_encode import (
     encode_heart_rate_measurement,
     encode_temperature_measurement,
 )
+from tests.unit._transport_recorder import Recorder
 from vitals.samples import Sample
 
 ADDRESS = "C4:7F:51:0A:11:22"
@@ -81,38 +81,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now_ns
-
-
-class Recorder:
-    """Collects payloads and reports and lets a test wait for a condition on them."""
-
-    def __init__(self) -> None:
-        self.payloads: list[Payload] = []
-        self.reports: list[tuple[str, dict[str, Any]]] = []
-        self.sleeps: list[float] = []
-        self._changed = asyncio.Event()
-
-    def deliver(self, payload: Payload) -> None:
-        self.payloads.append(payload)
-        self._changed.set()
-
-    def report(self, kind: str, detail: dict[str, Any]) -> None:
-        self.reports.append((kind, detail))
-        self._changed.set()
-
-    async def sleep(self, delay_s: float) -> None:
-        self.sleeps.append(delay_s)
-        self._changed.set()
-        await asyncio.sleep(0)
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.reports]
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):  # a guard against a hang, not a timing assertion
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 def make_transport(profile: DeviceProfile, peripheral: FakeBlePeripheral, recorder: Recorder, clock: Clock,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from edge.transports.ble import (
     StoredRecordCursor,
 )
 from simulators.devices.gatt_encode import encode_glucose_measurement, encode_racp_response
+from tests.unit._transport_recorder import Recorder
 from vitals.samples import Sample
 
 ADDRESS = "F0:5E:C1:00:00:42"
@@ -61,41 +61,6 @@ def reading(sequence_number: int, mmol_per_l: float = 5.5) -> bytes:
     record = GlucoseMeasurement(sequence_number, DateTime(2024, 3, 5, 8, sequence_number % 60, 0),
                                 time_offset_min=0, concentration=concentration)
     return encode_glucose_measurement(record)
-
-
-class Recorder:
-    """Collects payloads and reports; ``until`` waits for a condition on them."""
-
-    def __init__(self) -> None:
-        self.payloads: list[Payload] = []
-        self.reports: list[tuple[str, dict[str, Any]]] = []
-        self.sleeps: list[float] = []
-        self._changed = asyncio.Event()
-
-    def deliver(self, payload: Payload) -> None:
-        self.payloads.append(payload)
-        self._changed.set()
-
-    def report(self, kind: str, detail: dict[str, Any]) -> None:
-        self.reports.append((kind, detail))
-        self._changed.set()
-
-    async def sleep(self, delay_s: float) -> None:
-        self.sleeps.append(delay_s)
-        self._changed.set()
-        await asyncio.sleep(0)
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.reports]
-
-    def fetches(self) -> list[dict[str, Any]]:
-        return [detail for kind, detail in self.reports if kind == "stored_records"]
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):  # a guard against a hang, not a timing assertion
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 def glucose_profile() -> DeviceProfile:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from edge.transports.ble import BleTransport
 from edge.transports.builtin import register_builtins
 from edge.transports.serial import SerialOptions, SerialTransport, frame_times_ns, line_settings, symbol_time_ns
 from simulators.devices.pty_serial import PtySerialDevice, masimo_rad8_lines, nonin_xpod_packets
+from tests.unit._transport_recorder import Recorder
 
 NOW_NS = 1_700_000_000_000_000_000
 FAST_RECONNECT = {"reconnect_initial_s": 0.01, "reconnect_max_s": 0.05}
@@ -28,32 +28,6 @@ FAST_RECONNECT = {"reconnect_initial_s": 0.01, "reconnect_max_s": 0.05}
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, DeviceProfile]:
     return load_library()
-
-
-class Recorder:
-    """Collects payloads and reports; lets a test wait for a condition on them."""
-
-    def __init__(self) -> None:
-        self.payloads: list[Payload] = []
-        self.reports: list[tuple[str, dict[str, Any]]] = []
-        self._changed = asyncio.Event()
-
-    def deliver(self, payload: Payload) -> None:
-        self.payloads.append(payload)
-        self._changed.set()
-
-    def report(self, kind: str, detail: dict[str, Any]) -> None:
-        self.reports.append((kind, detail))
-        self._changed.set()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.reports]
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(20):  # a guard against a hang, not a timing assertion
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 def test_line_settings_come_from_the_profile_and_options_may_override_the_rate(
