@@ -163,10 +163,16 @@ class MotionGate:
             self._flags_first += drop
 
     def flags(self, humps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Burst flags for humps at reduced indices (each before :meth:`ready_until`)."""
-        flagged: npt.NDArray[np.bool_] = self._flags[humps // self.span - self._flags_first]
+        """Burst flags for humps at reduced indices (ascending, each before :meth:`ready_until`)."""
+        at = humps // self.span - self._flags_first
+        if at.size and at[0] < 0:
+            raise LookupError(f"the burst flag of reduced sample {int(humps[0])} is forgotten already")
+        flagged: npt.NDArray[np.bool_] = self._flags[at]
         return flagged
 
     def flag(self, hump: int) -> bool:
         """Burst flag for one hump at a reduced index (before :meth:`ready_until`)."""
-        return bool(self._flags[hump // self.span - self._flags_first])
+        at = hump // self.span - self._flags_first
+        if at < 0:
+            raise LookupError(f"the burst flag of reduced sample {hump} is forgotten already")
+        return bool(self._flags[at])

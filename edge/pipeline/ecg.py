@@ -239,12 +239,15 @@ class RPeakDetector:
                 self._learning.extend(candidates)
             else:
                 self._judge(candidates)
-        self._gate.trim()
         if self._learning is not None and self._energy_count >= self._learn:
             pending, self._learning = self._learning, None
             self._spk = 0.5 * self._learn_max
             self._npk = 0.5 * self._learn_sum / self._learn
-            self._judge(pending)
+            # Humps found before the gate was warm have no flag yet; by now most do.
+            self._judge(self._flag(pending))
+        if self._learning is None:
+            # Flags of the learning seconds stay until their humps are judged (a few seconds' worth).
+            self._gate.trim()
 
     def _humps(self, values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Reduced indices (ascending) and heights of newly confirmed humps of the integrated energy:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from edge.pipeline import Pipeline, StreamPipeline
 from edge.pipeline._envelope import dominant, dominant_many, window_sums
+from edge.pipeline._qrs_gate import MotionGate
 from edge.pipeline.ecg import RPeakDetector, detect_r_peaks
 from edge.pipeline.hrv import af_irregularity, rmssd_ms, sdnn_ms
 from edge.pipeline.ppg import PulseDetector
@@ -259,6 +260,28 @@ def test_search_back_recovers_small_beats_and_chunks_do_not_matter() -> None:
         parts = [detector.push(ecg[i:i + chunk]) for i in range(0, ecg.size, chunk)]
         chunked = np.concatenate([*parts, detector.finish()])
         assert np.array_equal(chunked, found)
+
+
+def test_a_first_chunk_ending_in_the_learning_seconds_changes_nothing() -> None:
+    # Humps found before the gate was warm used to keep no flag: with the rest pushed at once the
+    # detector looked up flags it had forgotten, and failed (or, nearer, read the wrong ones).
+    signal = simulate_ecg(120.0, FS, heart_rate=81, seed=3).signal
+    whole = detect_r_peaks(signal, FS)
+    for first in (346, 438, 480):
+        detector = RPeakDetector(FS)
+        found = np.concatenate([detector.push(signal[:first]), detector.push(signal[first:]), detector.finish()])
+        assert np.array_equal(found, whole)
+
+
+def test_a_forgotten_burst_flag_is_an_error_not_a_wrong_answer() -> None:
+    gate = MotionGate(125.0)
+    gate.push(np.random.default_rng(1).standard_normal(125 * 30))
+    gate.trim()
+    with pytest.raises(LookupError, match="forgotten"):
+        gate.flag(0)
+    with pytest.raises(LookupError, match="forgotten"):
+        gate.flags(np.array([0, 5000]))
+    assert isinstance(gate.flag(gate.ready_until() - 1), bool)
 
 
 @settings(max_examples=200, deadline=None)
