@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_FOR ?= 60
-APT_PACKAGES := mosquitto mosquitto-clients influxdb
+APT_PACKAGES := mosquitto mosquitto-clients influxdb gcc libc6-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench lint setup system-packages clean
@@ -30,16 +30,20 @@ setup: system-packages $(VENV)/.installed
 
 system-packages:
 	@missing=""; \
-	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb; do \
+	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb cc:gcc; do \
 	  command -v $${bin%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${bin%%:*} ] || missing="$$missing $${bin##*:}"; \
 	done; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	[ -e /usr/include/stdio.h ] || missing="$$missing libc6-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# The R-peak detector's compiled fast path is built by the install: rebuild when it changes.
+$(VENV)/.installed: pyproject.toml setup.py edge/pipeline/_rpeak_kernel.c
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -12,15 +12,17 @@ placed on the largest deflection of the ECG just before it (at the full rate). E
 and carries its state, and every value is computed from the samples alone (no running sums
 restarted per chunk), so feeding a record in chunks gives exactly the indices a single pass gives.
 Per-sample work is vectorised and reuses a few buffers (fresh memory costs more than the arithmetic
-on it); Python runs once per hump (about two per beat), and places only the humps it accepts.
+on it). The per-hump steps (the hump search, the judgement of about two humps per beat, and placing
+the accepted ones) run in a small compiled module, :mod:`edge.pipeline._rpeak_kernel`, built by the
+install; without a C compiler the same steps run in Python and numpy, with the same results, a
+few times slower.
 """
 
 from __future__ import annotations
 
 from bisect import insort
-from collections import deque
 from functools import lru_cache
-from itertools import islice, repeat
+from itertools import repeat
 from operator import itemgetter
 
 import numpy as np
@@ -29,6 +31,11 @@ from scipy import signal as sps
 
 from edge.pipeline._envelope import dominant, dominant_many, rows, window_sums
 from edge.pipeline._qrs_gate import MotionGate
+
+try:  # the judgement's compiled fast path (optional: same results, a few times faster)
+    from edge.pipeline import _rpeak_kernel
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _rpeak_kernel = None  # type: ignore[assignment]
 
 __all__ = ["RPeakDetector", "detect_r_peaks"]
 
@@ -126,6 +133,7 @@ class RPeakDetector:
         self._learn_sum = 0.0
         # Candidates wait here until the first seconds have set the signal and noise levels.
         self._learning: list[_Candidate] | None = []
+        self._first_unflagged: int | None = None  # the first of them without a burst flag yet
         self._spk = 0.0
         self._npk = 0.0
         self._slope_level = 0.0  # running squared QRS slope of beats (0.125 weight, like ``_spk``)
@@ -133,12 +141,15 @@ class RPeakDetector:
         self._accepted: list[_Candidate] = []  # beats accepted by this push, to be placed
         self._searched_back: list[int] = []  # which of them search-back found
         self._last_peak: int | None = None  # R-peak index of the last beat
-        self._rr: deque[int] = deque(maxlen=8)  # the last RR intervals (samples), oldest first
+        self._rr: list[int] = []  # the last (up to 8) RR intervals (samples), oldest first
         self._rr_ordered: list[int] = []  # the same, in ascending order
         self._rr_average = float(fs)  # median of the last 8 RR intervals, in samples
         self._since_beat: list[_Candidate] = []
         # Candidates whose judgement waits for the gate's flag (an early hump; rare, and short).
         self._waiting: list[_Candidate] = []
+        self._kernel = _rpeak_kernel
+        self._kernel_constants = (self._refractory, self._t_wave, _THRESHOLD, _BURST_RR, _SEARCH_BACK_FACTOR,
+                                  _EARLY_SLOPE)
 
     @property
     def held_samples(self) -> int:
@@ -236,18 +247,33 @@ class RPeakDetector:
             candidates += self._features(humps, heights, slopes)
         if candidates:
             if self._learning is not None:
-                self._learning.extend(candidates)
+                self._hold(self._learning, candidates)
             else:
                 self._judge(candidates)
         if self._learning is not None and self._energy_count >= self._learn:
             pending, self._learning = self._learning, None
             self._spk = 0.5 * self._learn_max
             self._npk = 0.5 * self._learn_sum / self._learn
-            # Humps found before the gate was warm have no flag yet; by now most do.
-            self._judge(self._flag(pending))
+            # Humps found before the gate was warm, or near the end of a push, have no flag yet; by
+            # now most do.
+            unflagged = self._first_unflagged
+            if unflagged is not None:
+                pending[unflagged:] = self._flag(pending[unflagged:])
+            self._judge(pending)
         if self._learning is None:
             # Flags of the learning seconds stay until their humps are judged (a few seconds' worth).
             self._gate.trim()
+
+    def _hold(self, learning: list[_Candidate], candidates: list[_Candidate]) -> None:
+        """Add candidates to those held until the levels are learnt, noting where the first without
+        a burst flag is (those without one end each push's candidates)."""
+        if self._first_unflagged is None:
+            first = len(candidates)
+            while first and candidates[first - 1][4] is None:
+                first -= 1
+            if first < len(candidates):
+                self._first_unflagged = len(learning) + first
+        learning.extend(candidates)
 
     def _humps(self, values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Reduced indices (ascending) and heights of newly confirmed humps of the integrated energy:
@@ -263,16 +289,22 @@ class RPeakDetector:
         # Humps in [next - radius, stop + radius): everything that can beat a judged sample.
         lo = self._next - r - base
         hi = stop + r - base
-        middle = values[lo:hi]
-        humps = np.flatnonzero((middle > values[lo - 1:hi - 1]) & (middle >= values[lo + 1:hi + 1]))
-        heights = middle[humps]
         first, last = self._next - base - lo, stop - base - lo  # judged: humps in [first, last)
-        if humps.size <= _FEW_HUMPS:
-            kept = dominant(humps.tolist(), heights.tolist(), r, first, last)
-            humps, heights = humps[kept], heights[kept]
+        if self._kernel is not None:
+            room = (hi - lo + 1) // 2 + 1
+            humps, heights = np.empty(room, dtype=np.int64), np.empty(room)
+            kept = self._kernel.humps(values, lo, hi, first, last, r, humps, heights)
+            humps, heights = humps[:kept], heights[:kept]
         else:
-            keep = dominant_many(humps, heights, r, first, last)
-            humps, heights = humps[keep], heights[keep]
+            middle = values[lo:hi]
+            humps = np.flatnonzero((middle > values[lo - 1:hi - 1]) & (middle >= values[lo + 1:hi + 1]))
+            heights = middle[humps]
+            if humps.size <= _FEW_HUMPS:
+                chosen = dominant(humps.tolist(), heights.tolist(), r, first, last)
+                humps, heights = humps[chosen], heights[chosen]
+            else:
+                keep = dominant_many(humps, heights, r, first, last)
+                humps, heights = humps[keep], heights[keep]
         keep_from = stop - 2 * r - 2
         self._mwi = values[keep_from - base:].copy()
         self._mwi_start = keep_from
@@ -305,14 +337,26 @@ class RPeakDetector:
             flags += [None] * (humps.size - ready)
         return list(zip(at.tolist(), heights.tolist(), repeat(_UNPLACED), slopes.tolist(), flags))
 
+    def _deflections(self, starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.int64]:
+        """Offset of the largest deflection in each held input window ``[start, start + width)``
+        (ascending absolute starts): from the local baseline unless prefiltered."""
+        kernel = self._kernel
+        if kernel is None:
+            return self._deflection(self._ecg_rows(starts, width))
+        offsets = np.empty(starts.size, dtype=np.int64)
+        for source, source_start, part in self._ecg_sources(starts, width):
+            kernel.deflections(source, starts[part] - source_start, width, self._prefiltered, offsets[part])
+        return offsets
+
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
         if self._prefiltered:
             return np.asarray(np.argmax(np.abs(windows), axis=1), dtype=np.int64)
-        # The window ends hold no QRS; their mean is the local baseline (cheaper than a median).
+        # The window ends hold no QRS; their mean is the local baseline (cheaper than a median),
+        # added up pair by pair in order (first + last, then the next pair, ...), as the kernel does.
         # The largest deflection is the row's maximum or its minimum, whichever is further from it.
         edge = max(windows.shape[1] // 8, 1)
-        baseline = (windows[:, :edge] + windows[:, -edge:]).sum(axis=1) * (0.5 / edge)
+        baseline = (windows[:, :edge] + windows[:, -edge:]).cumsum(axis=1)[:, -1] * (0.5 / edge)
         high = windows.argmax(axis=1)
         low = windows.argmin(axis=1)
         row = np.arange(windows.shape[0])
@@ -352,16 +396,28 @@ class RPeakDetector:
             last_index, t_slope = last[0], 0.25 * last[3]
             slope_level = self._slope_level
             early_slope = _EARLY_SLOPE * slope_level
-            for candidate in islice(candidates, position, None):
+            kernel, count = self._kernel, len(candidates)
+            while position < count:
+                if kernel is not None:
+                    # The common case, compiled: it stops at a hump that needs search-back or must
+                    # wait for the gate, which the Python below handles before handing back.
+                    position, spk, npk, last, slope_level, average = kernel.run(
+                        candidates, position, (spk, npk, last, slope_level, average), rr, ordered,
+                        accepted, since, self._kernel_constants)
+                    if position == count:
+                        break
+                    last_index, t_slope = last[0], 0.25 * last[3]
+                    early_slope = _EARLY_SLOPE * slope_level
+                    threshold = npk + _THRESHOLD * (spk - npk)
+                    early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
+                candidate = candidates[position]
+                position += 1
                 index, height, _, slope, burst = candidate
                 gap = index - last_index
                 if burst is None and not early <= gap <= late:
                     # An early hump (or a search-back, which may make it one): whether it sits in
                     # a motion burst decides, so it waits for the gate (a fraction of a second).
-                    at = len(candidates) - 1
-                    while candidates[at] is not candidate:  # it is near the end: look from there
-                        at -= 1
-                    self._waiting = candidates[at:]
+                    self._waiting = candidates[position - 1:]
                     break
                 if gap > late:
                     # Rare: a beat seems missing. Hand the state over, look back, take it again.
@@ -394,7 +450,7 @@ class RPeakDetector:
                     since.append(candidate)
                     continue
                 if len(rr) == 8:
-                    ordered.remove(rr[0])
+                    ordered.remove(rr.pop(0))
                     rr.append(gap)
                     insort(ordered, gap)
                     average = 0.5 * (ordered[3] + ordered[4])
@@ -422,7 +478,7 @@ class RPeakDetector:
         largest deflection in the input window before each (vectorised)."""
         starts = at - self._refine
         placed: npt.NDArray[np.int64] = np.maximum(
-            starts + self._deflection(self._ecg_rows(starts, self._refine + 1)), 0)
+            starts + self._deflections(starts, self._refine + 1), 0)
         return placed
 
     def _place_accepted(self) -> list[int]:
@@ -430,7 +486,15 @@ class RPeakDetector:
         accepted, self._accepted = self._accepted, []
         searched, self._searched_back = self._searched_back, []
         at = np.fromiter(map(itemgetter(0), accepted), dtype=np.int64, count=len(accepted))
-        placed = self._placements(at)
+        # A beat found by search-back may have been placed already, before its samples went.
+        early = [i for i in searched if accepted[i][2] != _UNPLACED]
+        if early:
+            placed = np.array([c[2] for c in accepted], dtype=np.int64)
+            todo = placed == _UNPLACED
+            if todo.any():
+                placed[todo] = self._placements(at[todo])
+        else:
+            placed = self._placements(at)
         refractory = self._refractory
         previous = -(2**62) if self._last_peak is None else self._last_peak
         before = np.concatenate(([previous], placed[:-1]))
@@ -477,21 +541,29 @@ class RPeakDetector:
         self._since_beat = [(c[0], c[1], places[c[0]], c[3], c[4]) if c[0] in places else c for c in since]
 
     def _place_after(self, first: int, index: int) -> int:
-        window = self._ecg_rows(np.array([first]), index + 1 - first)
-        return first + int(self._deflection(window)[0])
+        return first + int(self._deflections(np.array([first]), index + 1 - first)[0])
+
+    def _ecg_sources(self, starts: npt.NDArray[np.int64],
+                     width: int) -> list[tuple[npt.NDArray[np.float64], int, slice]]:
+        """Where the held input windows ``[start, start + width)`` (ascending absolute starts) are:
+        (samples, absolute index of their first, which of the starts), one or two of them."""
+        chunk, chunk_start = self._chunk, self._count - self._chunk.size
+        if starts[0] >= chunk_start:
+            return [(chunk, chunk_start, slice(None))]
+        if starts[0] < self._tail_start:
+            raise LookupError(f"input sample {int(starts[0])} is no longer held")
+        if chunk.size <= _JOIN_SAMPLES:
+            # A short chunk: one joined copy costs least.
+            return [(np.concatenate((self._tail, chunk)), self._tail_start, slice(None))]
+        split = int(np.searchsorted(starts, chunk_start))
+        return [(np.concatenate((self._tail, chunk[:width])), self._tail_start, slice(None, split)),
+                (chunk, chunk_start, slice(split, None))]
 
     def _ecg_rows(self, starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:
         """Input samples ``[start, start + width)`` for ascending absolute starts, as rows (all held)."""
-        chunk, chunk_start = self._chunk, self._count - self._chunk.size
-        if starts[0] >= chunk_start:
-            return rows(chunk, starts - chunk_start, width)
-        if chunk.size <= _JOIN_SAMPLES:
-            # A short chunk: one joined copy and one gather cost least.
-            return rows(np.concatenate((self._tail, chunk)), starts - self._tail_start, width)
-        split = int(np.searchsorted(starts, chunk_start))
-        lead = np.concatenate((self._tail, chunk[:width]))
-        return np.concatenate((rows(lead, starts[:split] - self._tail_start, width),
-                               rows(chunk, starts[split:] - chunk_start, width)))
+        parts = [rows(source, starts[part] - source_start, width)
+                 for source, source_start, part in self._ecg_sources(starts, width)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _search_back(self) -> bool:
         threshold = 0.5 * (self._npk + _THRESHOLD * (self._spk - self._npk))
@@ -512,7 +584,7 @@ class RPeakDetector:
         if last is not None:
             rr, ordered = self._rr, self._rr_ordered
             if len(rr) == 8:
-                ordered.remove(rr[0])
+                ordered.remove(rr.pop(0))
             rr.append(candidate[0] - last[0])
             insort(ordered, rr[-1])
             self._rr_average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
