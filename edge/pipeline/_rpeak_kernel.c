@@ -1,6 +1,7 @@
 /*
  * Compiled fast paths of the R-peak detector (edge/pipeline/ecg.py): the hump judgement, the
- * search for the highest humps of the energy envelope and the placement of beats on the ECG. Both are optional; without this module the
+ * search for the highest humps of the energy envelope, the placement of beats on the ECG and the
+ * detector's two recursive filters. Both are optional; without this module the
  * detector runs the same steps in Python and numpy, with the same results (the tests compare them).
  *
  * 1. The judgement.
@@ -53,6 +54,14 @@
  *                first and last width / 8 samples, added up pair by pair (first + last, second +
  *                second last, ...) in order. The first of equal values wins; a NaN wins outright.
  *   out:         int64 buffer; the offsets, one per window
+ *
+ * 4. The filters, as scipy.signal.lfilter runs a recursive filter (len(a) >= 2) on float64.
+ *
+ * lfilter(b, a, x, y, z) -> None
+ *   b, a: float64 buffers, up to 16 coefficients each, a[0] not zero
+ *   x:    float64 buffer, the input; y: float64 buffer with room for it, the output
+ *   z:    float64 buffer of max(len(a), len(b)) - 1 values: the state, updated in place (scipy's zi
+ *         on the way in, its zf on the way out)
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -467,9 +476,117 @@ deflections(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+#define MAX_TAPS 16
+
+/* Direct form II transposed, operation for operation as scipy.signal.lfilter computes it for
+ * float64 (coefficients divided by a[0]; y = z[0] + b[0] x; z[i] = (z[i+1] + x b[i+1]) - y a[i+1];
+ * the last z[L-2] = x b[L-1] - y a[L-1]), so both give the same bits. */
+static inline void
+filter_run(const double *b, const double *a, Py_ssize_t taps, const double *x, double *y, Py_ssize_t n,
+           double *z)
+{
+    double state[MAX_TAPS];
+    for (Py_ssize_t i = 0; i < taps - 1; i++) {
+        state[i] = z[i];
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        double xn = x[k];
+        double yn = state[0] + b[0] * xn;
+        for (Py_ssize_t i = 0; i < taps - 2; i++) {
+            state[i] = state[i + 1] + xn * b[i + 1] - yn * a[i + 1];
+        }
+        state[taps - 2] = xn * b[taps - 1] - yn * a[taps - 1];
+        y[k] = yn;
+    }
+    for (Py_ssize_t i = 0; i < taps - 1; i++) {
+        z[i] = state[i];
+    }
+}
+
+static PyObject *
+lfilter(PyObject *module, PyObject *args)
+{
+    PyObject *b_object, *a_object, *x_object, *y_object, *z_object;
+    Py_buffer b_view, a_view, x_view, y_view, z_view;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOOOO:lfilter", &b_object, &a_object, &x_object, &y_object, &z_object)) {
+        return NULL;
+    }
+    if (get_buffer(b_object, &b_view, 'd', 0, "b") < 0) {
+        return NULL;
+    }
+    if (get_buffer(a_object, &a_view, 'd', 0, "a") < 0) {
+        PyBuffer_Release(&b_view);
+        return NULL;
+    }
+    if (get_buffer(x_object, &x_view, 'd', 0, "x") < 0) {
+        PyBuffer_Release(&b_view);
+        PyBuffer_Release(&a_view);
+        return NULL;
+    }
+    if (get_buffer(y_object, &y_view, 'd', 1, "y") < 0) {
+        PyBuffer_Release(&b_view);
+        PyBuffer_Release(&a_view);
+        PyBuffer_Release(&x_view);
+        return NULL;
+    }
+    if (get_buffer(z_object, &z_view, 'd', 1, "z") < 0) {
+        PyBuffer_Release(&b_view);
+        PyBuffer_Release(&a_view);
+        PyBuffer_Release(&x_view);
+        PyBuffer_Release(&y_view);
+        return NULL;
+    }
+    Py_ssize_t nb = b_view.shape[0], na = a_view.shape[0], taps = nb > na ? nb : na;
+    const double *a_in = a_view.buf;
+    int ok = 0;
+    if (na < 2) {
+        /* scipy runs those as a convolution, with other arithmetic. */
+        PyErr_SetString(PyExc_ValueError, "lfilter: a needs two coefficients or more (a recursive filter)");
+    } else if (nb < 1 || taps > MAX_TAPS || a_in[0] == 0.0) {
+        PyErr_SetString(PyExc_ValueError, "lfilter: 1 to 16 coefficients each, and a[0] not zero");
+    } else if (z_view.shape[0] != taps - 1 || y_view.shape[0] < x_view.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "lfilter: z needs max(len(a), len(b)) - 1 values, y room for x");
+    } else {
+        double b[MAX_TAPS] = {0.0}, a[MAX_TAPS] = {0.0};
+        const double *b_in = b_view.buf;
+        double a0 = a_in[0];
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            b[i] = b_in[i] / a0;
+        }
+        for (Py_ssize_t i = 0; i < na; i++) {
+            a[i] = a_in[i] / a0;
+        }
+        /* The common lengths by name, so that each gets a loop unrolled for it. */
+        double *y = y_view.buf, *z = z_view.buf;
+        const double *x = x_view.buf;
+        Py_ssize_t n = x_view.shape[0];
+        switch (taps) {
+        case 2: filter_run(b, a, 2, x, y, n, z); break;
+        case 3: filter_run(b, a, 3, x, y, n, z); break;
+        case 5: filter_run(b, a, 5, x, y, n, z); break;
+        case 7: filter_run(b, a, 7, x, y, n, z); break;
+        case 9: filter_run(b, a, 9, x, y, n, z); break;
+        default: filter_run(b, a, taps, x, y, n, z); break;
+        }
+        ok = 1;
+    }
+    PyBuffer_Release(&b_view);
+    PyBuffer_Release(&a_view);
+    PyBuffer_Release(&x_view);
+    PyBuffer_Release(&y_view);
+    PyBuffer_Release(&z_view);
+    if (!ok) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS, "Judge candidates from a position until one needs the Python path."},
     {"humps", humps, METH_VARARGS, "Indices and heights of the envelope's highest humps."},
+    {"lfilter", lfilter, METH_VARARGS, "scipy.signal.lfilter of one float64 signal, into y, state z in place."},
     {"deflections", deflections, METH_VARARGS, "Offset of the largest deflection in each ECG window."},
     {NULL, NULL, 0, NULL},
 };

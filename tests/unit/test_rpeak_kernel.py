@@ -216,3 +216,41 @@ def test_search_back_beats_placed_before_their_samples_went(compiled: bool, monk
     sizes = np.random.default_rng(1).integers(1, 2000, 400).tolist()
     assert np.array_equal(_in_chunks(signal, sizes), detect_r_peaks(signal, FS))
     assert sum(aged) > 0
+
+
+_coefficient = st.floats(-2.0, 2.0, allow_subnormal=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_coefficient, min_size=1, max_size=10), st.lists(_coefficient, min_size=2, max_size=10),
+       st.floats(0.25, 3.0), st.integers(1, 300), st.integers(0, 2**32 - 1))
+def test_filter_kernel_gives_scipy_lfilter_bit_for_bit(b: list[float], a: list[float], a0: float, n: int,
+                                                      seed: int) -> None:
+    from scipy import signal as sps
+
+    # Recursive filters (scipy runs a one-coefficient ``a`` as a convolution: other arithmetic) on
+    # at least one sample (for none, scipy's final state is not defined).
+    rng = np.random.default_rng(seed)
+    b_array, a_array = np.array(b), np.array([a0, *a[1:]])
+    x = rng.standard_normal(n)
+    zi = rng.standard_normal(max(len(b), len(a)) - 1)
+    expected, expected_zf = sps.lfilter(b_array, a_array, x, zi=zi)
+    y, zf = np.empty(n), zi.copy()
+    _rpeak_kernel.lfilter(b_array, a_array, x, y, zf)
+    # Unstable random filters overflow: the same infinities and NaNs in the same places.
+    assert np.array_equal(y, expected, equal_nan=True)
+    assert np.array_equal(zf, expected_zf, equal_nan=True)
+
+
+def test_filter_kernel_rejects_what_it_cannot_run() -> None:
+    x, y = np.ones(5), np.empty(5)
+    with pytest.raises(ValueError, match="a\\[0\\]"):
+        _rpeak_kernel.lfilter(np.ones(3), np.array([0.0, 1.0, 1.0]), x, y, np.zeros(2))
+    with pytest.raises(ValueError, match="1 to 16"):
+        _rpeak_kernel.lfilter(np.ones(17), np.ones(2), x, y, np.zeros(16))
+    with pytest.raises(ValueError, match="two"):
+        _rpeak_kernel.lfilter(np.ones(3), np.ones(1), x, y, np.zeros(2))
+    with pytest.raises(ValueError, match="z needs"):
+        _rpeak_kernel.lfilter(np.ones(3), np.ones(3), x, y, np.zeros(3))
+    with pytest.raises(ValueError, match="room"):
+        _rpeak_kernel.lfilter(np.ones(3), np.ones(3), x, y[:2], np.zeros(2))
