@@ -295,37 +295,66 @@ get_buffer(PyObject *object, Py_buffer *view, char kind, int writable, const cha
     return 0;
 }
 
+/* An array argument: the object, its name in messages, 'd' (float64) or 'q' (int64), writable. */
+typedef struct {
+    PyObject *object;
+    const char *name;
+    char kind;
+    int writable;
+    Py_buffer view;
+} array_arg;
+
+#define ARRAY(o, n, k, w) {.object = (o), .name = (n), .kind = (k), .writable = (w)}
+
+/* The buffers of all ``count`` array arguments, or none of them (with the exception set). */
+static int
+get_buffers(array_arg *arrays, int count)
+{
+    for (int i = 0; i < count; i++) {
+        if (get_buffer(arrays[i].object, &arrays[i].view, arrays[i].kind, arrays[i].writable, arrays[i].name) < 0) {
+            while (i-- > 0) {
+                PyBuffer_Release(&arrays[i].view);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+release_buffers(array_arg *arrays, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PyBuffer_Release(&arrays[i].view);
+    }
+}
+
 
 static PyObject *
 humps(PyObject *module, PyObject *args)
 {
     PyObject *values_object, *index_object, *height_object;
     Py_ssize_t lo, hi, first, last, radius;
-    Py_buffer values_view, index_view, height_view;
 
     (void)module;
     if (!PyArg_ParseTuple(args, "OnnnnnOO:humps", &values_object, &lo, &hi, &first, &last, &radius,
                           &index_object, &height_object)) {
         return NULL;
     }
-    if (get_buffer(values_object, &values_view, 'd', 0, "values") < 0) {
+    array_arg arrays[3] = {
+        ARRAY(values_object, "values", 'd', 0), ARRAY(index_object, "out_index", 'q', 1),
+        ARRAY(height_object, "out_height", 'd', 1),
+    };
+    if (get_buffers(arrays, 3) < 0) {
         return NULL;
     }
-    if (get_buffer(index_object, &index_view, 'q', 1, "out_index") < 0) {
-        PyBuffer_Release(&values_view);
-        return NULL;
-    }
-    if (get_buffer(height_object, &height_view, 'd', 1, "out_height") < 0) {
-        PyBuffer_Release(&values_view);
-        PyBuffer_Release(&index_view);
-        return NULL;
-    }
-    const double *values = values_view.buf;
-    long long *out_index = index_view.buf;
-    double *out_height = height_view.buf;
-    Py_ssize_t room = index_view.shape[0] < height_view.shape[0] ? index_view.shape[0] : height_view.shape[0];
+    Py_buffer *values_view = &arrays[0].view, *index_view = &arrays[1].view, *height_view = &arrays[2].view;
+    const double *values = values_view->buf;
+    long long *out_index = index_view->buf;
+    double *out_height = height_view->buf;
+    Py_ssize_t room = index_view->shape[0] < height_view->shape[0] ? index_view->shape[0] : height_view->shape[0];
     Py_ssize_t kept = -1;
-    if (lo < 1 || hi < lo || hi + 1 > values_view.shape[0]) {
+    if (lo < 1 || hi < lo || hi + 1 > values_view->shape[0]) {
         PyErr_SetString(PyExc_IndexError, "humps: lo - 1 .. hi must lie inside values");
     } else if (room < (hi - lo + 1) / 2 + 1) {
         PyErr_SetString(PyExc_ValueError, "humps: the output buffers are too short");
@@ -372,9 +401,7 @@ humps(PyObject *module, PyObject *args)
             }
         }
     }
-    PyBuffer_Release(&values_view);
-    PyBuffer_Release(&index_view);
-    PyBuffer_Release(&height_view);
+    release_buffers(arrays, 3);
     if (kept < 0) {
         return NULL;
     }
@@ -430,31 +457,24 @@ deflections(PyObject *module, PyObject *args)
     PyObject *x_object, *starts_object, *out_object;
     Py_ssize_t width;
     int prefiltered;
-    Py_buffer x_view, starts_view, out_view;
 
     (void)module;
     if (!PyArg_ParseTuple(args, "OOnpO:deflections", &x_object, &starts_object, &width, &prefiltered,
                           &out_object)) {
         return NULL;
     }
-    if (get_buffer(x_object, &x_view, 'd', 0, "x") < 0) {
+    array_arg arrays[3] = {
+        ARRAY(x_object, "x", 'd', 0), ARRAY(starts_object, "starts", 'q', 0), ARRAY(out_object, "out", 'q', 1),
+    };
+    if (get_buffers(arrays, 3) < 0) {
         return NULL;
     }
-    if (get_buffer(starts_object, &starts_view, 'q', 0, "starts") < 0) {
-        PyBuffer_Release(&x_view);
-        return NULL;
-    }
-    if (get_buffer(out_object, &out_view, 'q', 1, "out") < 0) {
-        PyBuffer_Release(&x_view);
-        PyBuffer_Release(&starts_view);
-        return NULL;
-    }
-    const double *x = x_view.buf;
-    const long long *starts = starts_view.buf;
-    long long *out = out_view.buf;
-    Py_ssize_t count = starts_view.shape[0], size = x_view.shape[0];
+    const double *x = arrays[0].view.buf;
+    const long long *starts = arrays[1].view.buf;
+    long long *out = arrays[2].view.buf;
+    Py_ssize_t count = arrays[1].view.shape[0], size = arrays[0].view.shape[0];
     int ok = 1;
-    if (width < 1 || out_view.shape[0] < count) {
+    if (width < 1 || arrays[2].view.shape[0] < count) {
         PyErr_SetString(PyExc_ValueError, "deflections: width must be positive and out as long as starts");
         ok = 0;
     }
@@ -467,9 +487,7 @@ deflections(PyObject *module, PyObject *args)
     for (Py_ssize_t i = 0; ok && i < count; i++) {
         out[i] = deflection(x + starts[i], width, prefiltered);
     }
-    PyBuffer_Release(&x_view);
-    PyBuffer_Release(&starts_view);
-    PyBuffer_Release(&out_view);
+    release_buffers(arrays, 3);
     if (!ok) {
         return NULL;
     }
@@ -507,50 +525,33 @@ static PyObject *
 lfilter(PyObject *module, PyObject *args)
 {
     PyObject *b_object, *a_object, *x_object, *y_object, *z_object;
-    Py_buffer b_view, a_view, x_view, y_view, z_view;
 
     (void)module;
     if (!PyArg_ParseTuple(args, "OOOOO:lfilter", &b_object, &a_object, &x_object, &y_object, &z_object)) {
         return NULL;
     }
-    if (get_buffer(b_object, &b_view, 'd', 0, "b") < 0) {
+    array_arg arrays[5] = {
+        ARRAY(b_object, "b", 'd', 0), ARRAY(a_object, "a", 'd', 0), ARRAY(x_object, "x", 'd', 0), ARRAY(y_object, "y", 'd', 1),
+        ARRAY(z_object, "z", 'd', 1),
+    };
+    if (get_buffers(arrays, 5) < 0) {
         return NULL;
     }
-    if (get_buffer(a_object, &a_view, 'd', 0, "a") < 0) {
-        PyBuffer_Release(&b_view);
-        return NULL;
-    }
-    if (get_buffer(x_object, &x_view, 'd', 0, "x") < 0) {
-        PyBuffer_Release(&b_view);
-        PyBuffer_Release(&a_view);
-        return NULL;
-    }
-    if (get_buffer(y_object, &y_view, 'd', 1, "y") < 0) {
-        PyBuffer_Release(&b_view);
-        PyBuffer_Release(&a_view);
-        PyBuffer_Release(&x_view);
-        return NULL;
-    }
-    if (get_buffer(z_object, &z_view, 'd', 1, "z") < 0) {
-        PyBuffer_Release(&b_view);
-        PyBuffer_Release(&a_view);
-        PyBuffer_Release(&x_view);
-        PyBuffer_Release(&y_view);
-        return NULL;
-    }
-    Py_ssize_t nb = b_view.shape[0], na = a_view.shape[0], taps = nb > na ? nb : na;
-    const double *a_in = a_view.buf;
+    Py_buffer *b_view = &arrays[0].view, *a_view = &arrays[1].view, *x_view = &arrays[2].view;
+    Py_buffer *y_view = &arrays[3].view, *z_view = &arrays[4].view;
+    Py_ssize_t nb = b_view->shape[0], na = a_view->shape[0], taps = nb > na ? nb : na;
+    const double *a_in = a_view->buf;
     int ok = 0;
     if (na < 2) {
         /* scipy runs those as a convolution, with other arithmetic. */
         PyErr_SetString(PyExc_ValueError, "lfilter: a needs two coefficients or more (a recursive filter)");
     } else if (nb < 1 || taps > MAX_TAPS || a_in[0] == 0.0) {
         PyErr_SetString(PyExc_ValueError, "lfilter: 1 to 16 coefficients each, and a[0] not zero");
-    } else if (z_view.shape[0] != taps - 1 || y_view.shape[0] < x_view.shape[0]) {
+    } else if (z_view->shape[0] != taps - 1 || y_view->shape[0] < x_view->shape[0]) {
         PyErr_SetString(PyExc_ValueError, "lfilter: z needs max(len(a), len(b)) - 1 values, y room for x");
     } else {
         double b[MAX_TAPS] = {0.0}, a[MAX_TAPS] = {0.0};
-        const double *b_in = b_view.buf;
+        const double *b_in = b_view->buf;
         double a0 = a_in[0];
         for (Py_ssize_t i = 0; i < nb; i++) {
             b[i] = b_in[i] / a0;
@@ -559,9 +560,9 @@ lfilter(PyObject *module, PyObject *args)
             a[i] = a_in[i] / a0;
         }
         /* The common lengths by name, so that each gets a loop unrolled for it. */
-        double *y = y_view.buf, *z = z_view.buf;
-        const double *x = x_view.buf;
-        Py_ssize_t n = x_view.shape[0];
+        double *y = y_view->buf, *z = z_view->buf;
+        const double *x = x_view->buf;
+        Py_ssize_t n = x_view->shape[0];
         switch (taps) {
         case 2: filter_run(b, a, 2, x, y, n, z); break;
         case 3: filter_run(b, a, 3, x, y, n, z); break;
@@ -572,11 +573,7 @@ lfilter(PyObject *module, PyObject *args)
         }
         ok = 1;
     }
-    PyBuffer_Release(&b_view);
-    PyBuffer_Release(&a_view);
-    PyBuffer_Release(&x_view);
-    PyBuffer_Release(&y_view);
-    PyBuffer_Release(&z_view);
+    release_buffers(arrays, 5);
     if (!ok) {
         return NULL;
     }
