@@ -28,7 +28,9 @@ class Metric:
     ``plausible`` is the closed range ``(low, high)`` outside which a value is physically impossible
     for a living patient (or for the sensor), in ``unit``. ``resolution`` is the smallest step the
     catalogue keeps, in ``unit``. ``max_rate`` is the largest plausible change per second, in
-    ``unit``/s, or ``None`` where a jump is legitimate (waveforms, intervals).
+    ``unit``/s, or ``None`` where a jump is legitimate (waveforms, intervals). ``max_hz`` is the
+    fastest rate, in samples per second, at which any device legitimately reports the metric: a
+    stream denser than that is refused by the cloud (it would amplify one message into many points).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Metric:
     plausible: tuple[float, float]
     resolution: float
     max_rate: float | None = None
+    max_hz: float = 10.0
 
     def is_plausible(self, value: float) -> bool:
         """Return True when ``value`` (in ``unit``) lies within the plausible range."""
@@ -79,9 +82,9 @@ _METRICS = (
     Metric("rr_interval", "R-R interval", "ms", MetricKind.NUMERIC, "8637-1",
            _mdc(_SCADA, 16168), "MDC_ECG_TIME_PD_RR_GL", (200.0, 3000.0), 1.0, None),
     Metric("ecg", "ECG (lead II)", "mV", MetricKind.WAVEFORM, None,
-           _mdc(_SCADA, 258), "MDC_ECG_ELEC_POTL_II", (-10.0, 10.0), 0.001, None),
+           _mdc(_SCADA, 258), "MDC_ECG_ELEC_POTL_II", (-10.0, 10.0), 0.001, None, 2000.0),
     Metric("ppg", "Photoplethysmogram", "1", MetricKind.WAVEFORM, None,
-           _mdc(_SCADA, 19380), "MDC_PULS_OXIM_PLETH", (-1.0e6, 1.0e6), 1.0, None),
+           _mdc(_SCADA, 19380), "MDC_PULS_OXIM_PLETH", (-1.0e6, 1.0e6), 1.0, None, 1000.0),
 )
 
 CATALOGUE: dict[str, Metric] = {metric.name: metric for metric in _METRICS}

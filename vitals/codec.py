@@ -2,7 +2,8 @@
 
 Layout of version 1 (a CBOR map; short keys keep small batches small)::
 
-    {"v": 1, "gw": gateway, "seq": n, "pt": patient, "dev": device, "prof": profile,
+    {"v": 1, "gw": gateway, "ep": spool epoch (optional), "seq": n, "pt": patient, "dev": device,
+     "prof": profile,
      "s": [{"m": metric, "u": unit, "t0": first time (ns),
             "hz": rate (regular streams)  |  "dt": [successive time steps in ns] (irregular),
             "enc": value encoding, "sc": scale (integer encodings), "d": value bytes,
@@ -116,17 +117,19 @@ def encode_batch(batch: Batch) -> bytes:
             raise ValueError(f"{name} {getattr(batch, name)!r} is not a valid identifier")
     if not batch.streams:
         raise ValueError("a batch needs at least one stream")
-    payload = cbor2.dumps(
-        {
-            "v": WIRE_VERSION,
-            "gw": batch.gateway,
-            "seq": batch.seq,
-            "pt": batch.patient,
-            "dev": batch.device,
-            "prof": batch.profile,
-            "s": [_encode_stream(stream) for stream in batch.streams],
-        }
+    if batch.epoch and not is_identifier(batch.epoch):
+        raise ValueError(f"epoch {batch.epoch!r} is not a valid identifier")
+    root: dict[str, Any] = {"v": WIRE_VERSION, "gw": batch.gateway}
+    if batch.epoch:
+        root["ep"] = batch.epoch
+    root.update(
+        seq=batch.seq,
+        pt=batch.patient,
+        dev=batch.device,
+        prof=batch.profile,
+        s=[_encode_stream(stream) for stream in batch.streams],
     )
+    payload = cbor2.dumps(root)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"encoded batch is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES} byte limit")
     return payload
@@ -177,7 +180,7 @@ def _decode_times(raw: dict[Any, Any], count: int, where: str) -> tuple[npt.NDAr
     return times, None
 
 
-def _decode_stream(raw: Any, index: int) -> Stream:
+def _decode_stream(raw: Any, index: int, budget: list[int]) -> Stream:
     where = f"stream {index}"
     if not isinstance(raw, dict):
         raise WireError(f"{where}: expected a map, got {type(raw).__name__}")
@@ -202,6 +205,9 @@ def _decode_stream(raw: Any, index: int) -> Stream:
         raise WireError(f"{where}: encoding {encoding!r} takes no scale")
     data = _field(raw, "d", bytes, where)
     count = _value_count(raw, data, encoding, where)
+    budget[0] -= count
+    if budget[0] < 0:  # checked before unpacking: a small payload may claim millions of values
+        raise WireError(f"{where}: the batch carries more values than the {budget[1]} allowed per batch")
     try:
         values = unpack(data, count, scale)
     except WireError as exc:
@@ -226,11 +232,12 @@ def _value_count(raw: dict[Any, Any], data: bytes, encoding: str, where: str) ->
     return count
 
 
-def decode_batch(payload: bytes) -> Batch:
+def decode_batch(payload: bytes, *, max_values: int | None = None) -> Batch:
     """Decode untrusted wire bytes into a :class:`Batch`.
 
     Checks structure, identifiers, catalogue metrics and units, value encodings, finite values and
-    strictly increasing times. Raises :class:`WireError` (and nothing else) with a message naming
+    strictly increasing times. ``max_values`` bounds the values of the whole batch; it is checked
+    before any stream's values are unpacked, so a small payload cannot claim millions of them. Raises :class:`WireError` (and nothing else) with a message naming
     the first problem found. Plausibility of the values is not checked here (see
     :func:`vitals.validate.check_plausible`).
     """
@@ -245,14 +252,14 @@ def decode_batch(payload: bytes) -> Batch:
     except Exception as exc:  # cbor2 raises a variety of types on hostile input
         raise WireError(f"not valid CBOR: {exc}") from None
     try:
-        return _decode_root(raw)
+        return _decode_root(raw, max_values)
     except WireError:
         raise
     except Exception as exc:  # defence in depth: a decoder bug must still surface as WireError
         raise WireError(f"malformed batch: {type(exc).__name__}: {exc}") from None
 
 
-def _decode_root(raw: Any) -> Batch:
+def _decode_root(raw: Any, max_values: int | None) -> Batch:
     if not isinstance(raw, dict):
         raise WireError(f"expected a CBOR map at the top level, got {type(raw).__name__}")
     version = _field(raw, "v", int, "batch")
@@ -262,6 +269,8 @@ def _decode_root(raw: Any) -> Batch:
     if not 0 <= seq < (1 << 63):
         raise WireError(f"batch: sequence number {seq} is out of range")
     streams_raw = _field(raw, "s", list, "batch")
+    limit = MAX_STREAMS * MAX_VALUES_PER_STREAM if max_values is None else max_values
+    budget = [limit, limit]  # remaining, allowed
     if not 1 <= len(streams_raw) <= MAX_STREAMS:
         raise WireError(f"batch: must carry 1..{MAX_STREAMS} streams, carries {len(streams_raw)}")
     return Batch(
@@ -270,5 +279,6 @@ def _decode_root(raw: Any) -> Batch:
         patient=_identifier(raw, "pt", "batch"),
         device=_identifier(raw, "dev", "batch"),
         profile=_identifier(raw, "prof", "batch"),
-        streams=tuple(_decode_stream(s, i) for i, s in enumerate(streams_raw)),
+        streams=tuple(_decode_stream(s, i, budget) for i, s in enumerate(streams_raw)),
+        epoch=_identifier(raw, "ep", "batch") if "ep" in raw else "",
     )

@@ -168,8 +168,10 @@ class Stream:
 class Batch:
     """What one gateway sends in one message: streams from one device of one patient.
 
-    ``(gateway, seq)`` identifies the batch; ``seq`` grows by one per batch and per gateway and
-    survives restarts (the spool keeps it), so the cloud can drop replays.
+    ``(gateway, epoch, seq)`` identifies the batch. ``epoch`` is a random id made with the gateway's
+    spool (a reinstalled gateway gets a new one); ``seq`` grows by one per batch within the epoch
+    and survives restarts (the spool keeps both), so the cloud can drop replays. An empty epoch is
+    what gateways from before epochs send.
     """
 
     gateway: str
@@ -178,6 +180,7 @@ class Batch:
     device: str
     profile: str
     streams: tuple[Stream, ...] = field(default_factory=tuple)
+    epoch: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "streams", tuple(self.streams))

@@ -10,6 +10,7 @@ __all__ = [
     "ALL_STATUS",
     "TOPIC_ROOT",
     "TopicError",
+    "ack_topic",
     "command_topic",
     "data_topic",
     "events_topic",
@@ -52,6 +53,11 @@ def events_topic(gateway: str) -> str:
 def command_topic(gateway: str, command: str = "#") -> str:
     """Cloud-to-gateway command topic (``#`` for the whole subtree)."""
     return f"{TOPIC_ROOT}/{_checked(gateway)}/cmd/{command}"
+
+
+def ack_topic(gateway: str) -> str:
+    """Where the cloud tells ``gateway`` which batches it has stored (see :mod:`vitals.acks`)."""
+    return command_topic(gateway, "ack")
 
 
 def shared_data_subscription(group: str = "ingest") -> str:

@@ -7,7 +7,7 @@ import numpy as np
 from vitals.catalogue import CATALOGUE
 from vitals.samples import Batch
 
-__all__ = ["check_plausible"]
+__all__ = ["check_density", "check_plausible"]
 
 
 def check_plausible(batch: Batch, *, now_ns: int, max_future_ns: int = 5 * 60 * 10**9) -> list[str]:
@@ -30,4 +30,28 @@ def check_plausible(batch: Batch, *, now_ns: int, max_future_ns: int = 5 * 60 * 
             )
         if len(stream) and int(stream.times_ns[-1]) > now_ns + max_future_ns:
             reasons.append(f"stream {index} ({stream.metric}): timestamps lie in the future")
+    return reasons
+
+
+def check_density(batch: Batch, *, slack: float = 1.01) -> list[str]:
+    """Return the reasons ``batch`` holds streams denser than their metric allows (empty when none).
+
+    A stream of ``n`` values spanning ``t`` seconds may carry at most ``max_hz * t + 1`` of them
+    (times ``slack``): more means a device claims a sampling rate no device has, and one message
+    would turn into far more points than it should.
+    """
+    reasons: list[str] = []
+    for index, stream in enumerate(batch.streams):
+        count = len(stream)
+        if count < 2:
+            continue
+        metric = CATALOGUE[stream.metric]
+        span_s = float(stream.times_ns[-1] - stream.times_ns[0]) / 1e9
+        allowed = metric.max_hz * span_s * slack + 1
+        if count > allowed:
+            reasons.append(
+                f"stream {index} ({stream.metric}): {count} values in {span_s:.3g} s is "
+                f"{(count - 1) / span_s if span_s > 0 else float('inf'):.4g}/s, over the {metric.max_hz:g}/s "
+                f"any {stream.metric} device reports"
+            )
     return reasons
