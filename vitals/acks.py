@@ -11,8 +11,10 @@ Layout (a CBOR map)::
 
     {"v": 1, "ep": epoch, "ok": [[first, last], ...], "no": [[first, last], ...]}
 
-``ok`` and ``no`` are inclusive ranges of sequence numbers (``no``: refused). ``decode_ack``
-accepts untrusted bytes and raises only :class:`AckError`.
+``ok`` and ``no`` are inclusive ranges of sequence numbers (``no``: refused), naming at most
+:data:`MAX_ACK_SEQS` numbers together (a cloud acknowledging more splits them over several
+messages). ``decode_ack`` accepts untrusted bytes and raises only :class:`AckError`; the bound
+keeps a few bytes of ranges from expanding into billions of numbers.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import cbor2
 
 from vitals.samples import is_identifier
 
-__all__ = ["ACK_VERSION", "AckError", "StoredAck", "decode_ack", "encode_ack", "seq_ranges"]
+__all__ = ["ACK_VERSION", "MAX_ACK_SEQS", "AckError", "StoredAck", "decode_ack", "encode_ack", "seq_ranges"]
 
 ACK_VERSION = 1
+MAX_ACK_SEQS = 1 << 16
+"""Sequence numbers one acknowledgement may name, stored and refused together."""
 _MAX_ACK_BYTES = 1 << 16
 _MAX_RANGES = 4096
 _MAX_SEQ = (1 << 63) - 1
@@ -63,14 +67,17 @@ def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
 
 
 def encode_ack(ack: StoredAck) -> bytes:
-    """Encode ``ack``; raises ``ValueError`` for an epoch that is not an identifier or empty."""
+    """Encode ``ack``; raises ``ValueError`` for an epoch that is not an identifier or empty, or
+    for more than :data:`MAX_ACK_SEQS` sequence numbers (split them over several acknowledgements)."""
     if ack.epoch and not is_identifier(ack.epoch):
         raise ValueError(f"epoch {ack.epoch!r} is not a valid identifier")
+    if len(set(ack.stored)) + len(set(ack.refused)) > MAX_ACK_SEQS:
+        raise ValueError(f"an acknowledgement names at most {MAX_ACK_SEQS} sequence numbers; split it")
     return cbor2.dumps({"v": ACK_VERSION, "ep": ack.epoch, "ok": seq_ranges(ack.stored),
                         "no": seq_ranges(ack.refused)})
 
 
-def _ranges(raw: dict[Any, Any], key: str) -> tuple[int, ...]:
+def _ranges(raw: dict[Any, Any], key: str, budget: list[int]) -> tuple[int, ...]:
     value = raw.get(key, [])
     if not isinstance(value, list) or len(value) > _MAX_RANGES:
         raise AckError(f"field {key!r} must be a list of at most {_MAX_RANGES} ranges")
@@ -82,8 +89,9 @@ def _ranges(raw: dict[Any, Any], key: str) -> tuple[int, ...]:
         first, last = item
         if not 0 <= first <= last <= _MAX_SEQ:
             raise AckError(f"field {key!r}: range [{first}, {last}] is not 0 <= first <= last")
-        if last - first >= 1 << 20:
-            raise AckError(f"field {key!r}: range [{first}, {last}] is too long")
+        budget[0] -= last - first + 1
+        if budget[0] < 0:  # checked before expanding the range
+            raise AckError(f"an acknowledgement names at most {MAX_ACK_SEQS} sequence numbers")
         seqs.extend(range(first, last + 1))
     return tuple(seqs)
 
@@ -103,4 +111,5 @@ def decode_ack(payload: bytes) -> StoredAck:
     epoch = raw.get("ep")
     if not isinstance(epoch, str) or (epoch and not is_identifier(epoch)):
         raise AckError("field 'ep' must be the spool epoch (an identifier, or empty)")
-    return StoredAck(epoch=epoch, stored=_ranges(raw, "ok"), refused=_ranges(raw, "no"))
+    budget = [MAX_ACK_SEQS]
+    return StoredAck(epoch=epoch, stored=_ranges(raw, "ok", budget), refused=_ranges(raw, "no", budget))

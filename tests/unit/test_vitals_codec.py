@@ -19,12 +19,14 @@ from vitals.codec import (
     MAX_PAYLOAD_BYTES,
     MAX_STREAMS,
     MAX_VALUES_PER_STREAM,
+    VALUE_ENCODINGS,
     WIRE_VERSION,
     WireError,
     decode_batch,
     encode_batch,
 )
 from vitals.samples import Batch, Stream
+from vitals.validate import check_density
 
 # ---------------------------------------------------------------------------------------------------
 # Strategies
@@ -91,6 +93,7 @@ def batches(draw: st.DrawFn, max_values: int = 300) -> Batch:
         device=draw(identifiers),
         profile=draw(identifiers),
         streams=tuple(streams),
+        epoch=draw(st.one_of(st.just(""), identifiers)),
     )
 
 
@@ -519,3 +522,95 @@ def test_not_cbor_is_named() -> None:
         decode_batch(b"\x1c")
     with pytest.raises(WireError, match="not valid CBOR"):
         decode_batch(_SMALL_BYTES[:-3])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spool epoch, value budget, density
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_the_epoch_travels_only_when_set() -> None:
+    with_epoch = Batch("gw1", 7, "p1", "ox1", "generic.plx", _SMALL_BATCH.streams, epoch="0a1b2c3d4e5f6071")
+    raw = cbor2.loads(encode_batch(with_epoch))
+    assert raw["ep"] == "0a1b2c3d4e5f6071"
+    assert decode_batch(encode_batch(with_epoch)) == with_epoch
+    assert "ep" not in cbor2.loads(_SMALL_BYTES)  # a legacy gateway's batch: no epoch on the wire
+    assert decode_batch(_SMALL_BYTES).epoch == ""
+
+
+@pytest.mark.parametrize("epoch", ["", "bad epoch", "x" * 65, 7, None, b"ab"])
+def test_a_bad_epoch_on_the_wire_is_refused(epoch: Any) -> None:
+    raw = _valid_raw()
+    raw["ep"] = epoch
+    assert "'ep'" in _error_of(raw)
+
+
+def test_encode_refuses_a_bad_epoch() -> None:
+    with pytest.raises(ValueError, match="epoch"):
+        encode_batch(Batch("gw", 1, "p", "d", "prof", _SMALL_BATCH.streams, epoch="not an id"))
+
+
+def _spy_unpack(monkeypatch: pytest.MonkeyPatch, encoding: str) -> list[int]:
+    calls: list[int] = []
+    pack, unpack, scaled = VALUE_ENCODINGS[encoding]
+
+    def spy(data: bytes, count: int, scale: float | None) -> Any:
+        calls.append(count)
+        return unpack(data, count, scale)
+
+    monkeypatch.setitem(VALUE_ENCODINGS, encoding, (pack, spy, scaled))
+    return calls
+
+
+def test_the_value_budget_is_checked_before_any_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = Stream.regular("ecg", "mV", 10**18, 250.0, np.arange(1000) * 0.001, scale=0.001)
+    payload = encode_batch(Batch("gw", 1, "p", "d", "prof", (stream,)))
+    calls = _spy_unpack(monkeypatch, "dz")
+    with pytest.raises(WireError, match="stream 0 \\(ecg\\): the batch carries more values than the 999 allowed"):
+        decode_batch(payload, max_values=999)
+    assert calls == []
+    assert decode_batch(payload, max_values=1000).sample_count == 1000
+    assert calls == [1000]
+
+
+def test_the_value_budget_covers_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    streams = tuple(Stream.regular("ppg", "1", 10**18 + i, 100.0, np.zeros(600), scale=1.0) for i in range(2))
+    payload = encode_batch(Batch("gw", 1, "p", "d", "prof", streams))
+    calls = _spy_unpack(monkeypatch, "dz")
+    with pytest.raises(WireError, match=r"stream 1 .*more values than the 1000 allowed"):
+        decode_batch(payload, max_values=1000)
+    assert calls == [600]  # the second stream's values were never unpacked
+
+
+def _at_rate(metric: str, rate_hz: float, count: int = 1001) -> Batch:
+    stream = Stream.regular(metric, CATALOGUE[metric].unit, 10**18, rate_hz, np.zeros(count))
+    return Batch("gw", 1, "p", "d", "prof", (stream,))
+
+
+@pytest.mark.parametrize("metric", sorted(CATALOGUE))
+def test_density_passes_at_the_metric_rate_and_just_within_the_slack(metric: str) -> None:
+    max_hz = CATALOGUE[metric].max_hz
+    assert check_density(_at_rate(metric, max_hz)) == []
+    assert check_density(_at_rate(metric, max_hz * 1.009)) == []
+    assert check_density(_at_rate(metric, max_hz * 100, count=1)) == []  # one value has no rate
+
+
+@pytest.mark.parametrize("metric", sorted(CATALOGUE))
+def test_density_refuses_just_above_the_slack(metric: str) -> None:
+    max_hz = CATALOGUE[metric].max_hz
+    reasons = check_density(_at_rate(metric, max_hz * 1.011))
+    assert len(reasons) == 1
+    assert reasons[0].startswith(f"stream 0 ({metric}): 1001 values in ")
+    assert f"over the {max_hz:g}/s any {metric} device reports" in reasons[0]
+    assert check_density(_at_rate(metric, max_hz * 1.011), slack=1.02) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(metric=st.sampled_from(sorted(CATALOGUE)), count=st.integers(2, 5000), factor=st.floats(0.01, 100))
+def test_density_verdict_follows_the_claimed_rate(metric: str, count: int, factor: float) -> None:
+    max_hz = CATALOGUE[metric].max_hz
+    reasons = check_density(_at_rate(metric, max_hz * factor, count))
+    if factor <= 1.0:
+        assert reasons == []
+    elif factor >= 1.02 and count >= 200:
+        assert len(reasons) == 1
