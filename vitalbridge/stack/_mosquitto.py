@@ -31,10 +31,16 @@ def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> bool:
 
 
 class Mosquitto:
-    """A Mosquitto broker listening on ``127.0.0.1:port``, anonymous, without persistence."""
+    """A Mosquitto broker listening on ``127.0.0.1:port``, anonymous, with persistence in ``run_dir``.
 
-    def __init__(self, run_dir: Path, port: int | None = None) -> None:
+    Queued QoS 1 messages, retained messages and persistent sessions are saved in
+    ``run_dir/data/mosquitto.db`` every ``autosave_s`` seconds and on a clean stop, so
+    :meth:`restart` keeps them; :meth:`kill` (SIGKILL) loses what changed since the last save.
+    """
+
+    def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 1) -> None:
         self.run_dir = run_dir
+        self.autosave_s = autosave_s
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._process: ServiceProcess | None = None
@@ -54,7 +60,9 @@ class Mosquitto:
                 f"user {user}",
                 f"listener {self.port} {self.host}",
                 "allow_anonymous true",
-                "persistence false",
+                "persistence true",
+                f"persistence_location {self.run_dir / 'data'}/",
+                f"autosave_interval {self.autosave_s}",
                 "log_dest stdout",
                 "log_type error",
                 "log_type warning",
@@ -69,7 +77,7 @@ class Mosquitto:
     def start(self) -> None:
         """Write the config, start the broker and wait for a CONNACK."""
         binary = find_binary("mosquitto", "mosquitto")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.run_dir / "mosquitto.conf"
         config.write_text(self.config_text())
         self._process = ServiceProcess(
@@ -81,6 +89,21 @@ class Mosquitto:
         self._process.start()
 
     def stop(self) -> None:
-        """Stop the broker."""
+        """Stop the broker cleanly (it saves its persistent state on the way out)."""
         if self._process is not None:
             self._process.stop()
+
+    def kill(self) -> None:
+        """Kill the broker with SIGKILL, as a crash or power cut would (for fault tests)."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self) -> None:
+        """Stop the broker cleanly and start it again on the same port with the same data."""
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._process is not None and self._process.running

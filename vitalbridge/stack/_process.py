@@ -105,6 +105,14 @@ class ServiceProcess:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def kill(self, timeout_s: float = 10.0) -> None:
+        """Kill the process with SIGKILL, without giving it a chance to clean up (for fault tests)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait(timeout_s)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the process: SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
         process = self._process
