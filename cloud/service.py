@@ -1,69 +1,144 @@
-"""The cloud service: ingest worker + HTTP API in one asyncio process."""
+"""The cloud service: the ingest worker and the HTTP API, together in one process or apart.
+
+``CloudService(config, api=True, ingest=True)`` runs both (``vitalbridge cloud run``);
+``api=False`` is ``vitalbridge cloud ingest`` (it still serves ``/health`` and ``/metrics``) and
+``ingest=False`` is ``vitalbridge cloud api``. Every long-running task is supervised: one that
+fails is logged with its reason, counted, and restarted with backoff, and ``/health`` says so.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import random
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cloud.api import create_app
-from cloud.ingest import IngestProcessor, MqttIngestWorker
-from cloud.rules import build_rules
-from cloud.store import Store, open_store
-from cloud.timeseries import InfluxV1Client
+from cloud.api import create_app, create_ops_app
+from cloud.ingest import (
+    BrokerUnavailable,
+    IngestLimits,
+    IngestMetrics,
+    IngestProcessor,
+    IngestStats,
+    IngestWorker,
+    MqttIngestClient,
+    WorkerSettings,
+)
+from cloud.rules import RuleEngine, build_rules
+from cloud.store import Retention, Store, open_store
+from cloud.timeseries import InfluxError, InfluxV1Client
+from vitals.endpoints import parse_mqtt_url
+from vitals.topics import ALL_DATA, shared_data_subscription
 
-__all__ = ["CloudConfig", "CloudService"]
+__all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CloudConfig:
-    """Where the cloud finds its broker, InfluxDB and relational database, and where it listens.
+class ConfigError(ValueError):
+    """A setting (flag or environment variable) that is not usable; the message names it."""
 
-    :meth:`from_env` reads ``VB_MQTT_URL``, ``VB_INFLUX_URL``, ``VB_INFLUX_DB``, ``VB_INFLUX_TOKEN``,
-    ``VB_DATABASE_URL``, ``VB_HTTP_HOST`` and ``VB_HTTP_PORT``.
+
+class ServiceUnavailable(RuntimeError):
+    """A server the cloud needs (broker, InfluxDB, database) cannot be reached; one plain line says which."""
+
+
+_ENVIRONMENT = {
+    "VB_MQTT_URL": "mqtt_url",
+    "VB_INFLUX_URL": "influx_url",
+    "VB_INFLUX_DB": "influx_db",
+    "VB_INFLUX_TOKEN": "influx_token",
+    "VB_DATABASE_URL": "database_url",
+    "VB_HTTP_HOST": "http_host",
+    "VB_HTTP_PORT": "http_port",
+    "VB_INGEST_CLIENT_ID": "client_id",
+    "VB_INGEST_SHARED_GROUP": "shared_group",
+    "VB_INGEST_MAX_MESSAGES": "max_messages",
+    "VB_INGEST_MAX_WAIT_MS": "max_wait_ms",
+    "VB_INGEST_MAX_INFLIGHT": "max_inflight",
+    "VB_INGEST_MAX_VALUES": "max_values",
+    "VB_INGEST_STALL_S": "stall_s",
+    "VB_DEDUP_HORIZON_DAYS": "dedup_horizon_days",
+    "VB_DEAD_LETTER_DAYS": "dead_letter_days",
+    "VB_DEAD_LETTER_PAYLOAD_DAYS": "dead_letter_payload_days",
+    "VB_DEAD_LETTER_MAX": "dead_letter_max",
+}
+
+
+class CloudConfig(BaseModel):
+    """Where the cloud finds its broker, InfluxDB and database, where it listens, and how the ingest behaves.
+
+    :meth:`from_env` reads the ``VB_*`` variables listed in ``_ENVIRONMENT``; flags override them.
     """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     influx_url: str = "http://127.0.0.1:8086"
-    influx_db: str = "vitalbridge"
+    influx_db: str = Field("vitalbridge", min_length=1)
     influx_token: str | None = None
     database_url: str = "sqlite:///vitalbridge.db"
     http_host: str = "127.0.0.1"
-    http_port: int = 8000
-    client_id: str = "vitalbridge-ingest"
+    http_port: int = Field(8000, ge=0, le=65535)
+    client_id: str = Field("vitalbridge-ingest", min_length=1, max_length=128)
+    shared_group: str | None = None
+    max_messages: int = Field(1000, ge=1, le=100_000, description="messages per micro-batch")
+    max_wait_ms: float = Field(50.0, ge=0, le=10_000, description="how long a micro-batch may wait to fill")
+    max_inflight: int = Field(5000, ge=1, le=1_000_000, description="messages received and not yet acknowledged")
+    max_values: int = Field(50_000, ge=1, le=16_777_216, description="values one batch may carry")
+    stall_s: float = Field(60.0, gt=0, description="a micro-batch held this long is a stall")
+    dedup_horizon_days: float = Field(14.0, gt=0)
+    dead_letter_days: float = Field(90.0, gt=0)
+    dead_letter_payload_days: float = Field(7.0, ge=0)
+    dead_letter_max: int = Field(10_000, ge=1)
     rules: list[dict[str, Any]] | None = None
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("influx_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> CloudConfig:
-        """Defaults, then the environment, then non-None ``overrides`` (command-line flags)."""
-        config = cls()
-        names = {
-            "VB_MQTT_URL": "mqtt_url", "VB_INFLUX_URL": "influx_url", "VB_INFLUX_DB": "influx_db",
-            "VB_INFLUX_TOKEN": "influx_token", "VB_DATABASE_URL": "database_url",
-            "VB_HTTP_HOST": "http_host", "VB_HTTP_PORT": "http_port",
-        }
-        for variable, attribute in names.items():
-            if variable in environ:
-                value: Any = environ[variable]
-                if attribute == "http_port":
-                    try:
-                        value = int(value)
-                    except ValueError:
-                        raise ValueError(f"{variable} must be a port number, not {value!r}") from None
-                setattr(config, attribute, value)
-        for attribute, value in overrides.items():
-            if value is not None:
-                setattr(config, attribute, value)
-        return config
+        """Defaults, then the environment, then non-None ``overrides`` (flags); raises :class:`ConfigError`."""
+        values: dict[str, Any] = {field: environ[name] for name, field in _ENVIRONMENT.items() if name in environ}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
+            source = f"{variable}" if variable in environ and field not in overrides else f"--{field.replace('_', '-')}"
+            raise ConfigError(f"{source}: {error['msg']} (got {error.get('input')!r})") from None
+
+    def worker_settings(self) -> WorkerSettings:
+        """The ingest worker's settings."""
+        return WorkerSettings(
+            max_messages=self.max_messages, max_wait_s=self.max_wait_ms / 1000, stall_s=self.stall_s,
+            retention=Retention(
+                ingest_log=dt.timedelta(days=self.dedup_horizon_days),
+                dead_letter_payload=dt.timedelta(days=self.dead_letter_payload_days),
+                dead_letter=dt.timedelta(days=self.dead_letter_days), dead_letter_max_rows=self.dead_letter_max,
+            ),
+        )
 
 
 class _QuietServer(uvicorn.Server):
@@ -75,47 +150,146 @@ class _QuietServer(uvicorn.Server):
 
 
 class CloudService:
-    """Runs ingest and the API until stopped. ``await service.start()`` then ``await service.stop()``."""
+    """Runs the ingest and/or the API until stopped. ``await service.start()`` then ``await service.stop()``."""
 
-    def __init__(self, config: CloudConfig) -> None:
+    def __init__(self, config: CloudConfig, *, api: bool = True, ingest: bool = True,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config
+        self.run_api = api
+        self.run_ingest = ingest
+        self.clock = clock
+        self.registry = CollectorRegistry()
         self.store: Store | None = None
         self.influx: InfluxV1Client | None = None
         self.processor: IngestProcessor | None = None
-        self.worker: MqttIngestWorker | None = None
+        self.worker: IngestWorker | None = None
+        self.client: MqttIngestClient | None = None
+        self.metrics: IngestMetrics | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._failures: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
-        """Base URL of the HTTP API."""
+        """Base URL of the HTTP server."""
         port = self.config.http_port
         if self._server is not None and self._server.servers:
             port = self._server.servers[0].sockets[0].getsockname()[1]
         return f"http://{self.config.http_host}:{port}"
 
+    @property
+    def stats(self) -> IngestStats:
+        """The ingest's counters since start (empty when this process runs no ingest)."""
+        return self.worker.stats if self.worker is not None else IngestStats()
+
     async def start(self) -> None:
-        """Open the stores, connect the ingest and start serving HTTP."""
+        """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
-        self.store = open_store(config.database_url)
+        try:
+            self.store = await asyncio.to_thread(open_store, config.database_url)
+        except Exception as exc:
+            raise ServiceUnavailable(f"cannot open the database {_safe_url(config.database_url)}: "
+                                     f"{str(exc).splitlines()[0][:300]}") from None
         self.influx = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token)
-        await self.influx.create_database()
-        rules = build_rules(config.rules)
-        self.processor = IngestProcessor(self.store, self.influx, rules, clock=time.time_ns)
-        self.worker = MqttIngestWorker(self.processor, config.mqtt_url, client_id=config.client_id)
-        await self.worker.start()
-        self._tasks.append(asyncio.create_task(self.worker.run(), name="ingest"))
-        processor = self.processor
-        app = create_app(self.store, self.influx, stats=lambda: processor.stats)
+        try:
+            await self.influx.create_database()
+        except InfluxError as exc:
+            await self._close()
+            raise ServiceUnavailable(str(exc)) from None
+        if self.run_ingest:
+            await self._start_ingest()
+        app = (create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
+                          registry=self.registry)
+               if self.run_api else create_ops_app(self.health, self.registry))
         server_config = uvicorn.Config(app, host=config.http_host, port=config.http_port, log_level="warning",
                                        lifespan="off")
         self._server = _QuietServer(server_config)
-        self._tasks.append(asyncio.create_task(self._server.serve(), name="http"))
+        http = asyncio.create_task(self._server.serve(), name="http")
+        self._tasks.append(http)
         while not self._server.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()  # surfaces a bind error
+            if http.done():
+                await self.stop()
+                error = http.exception()
+                raise ServiceUnavailable(f"cannot serve HTTP on {config.http_host}:{config.http_port}: "
+                                         f"{error or 'the server stopped'}")
             await asyncio.sleep(0.02)
-        log.info("cloud API listening on %s", self.api_url)
+        log.info("cloud HTTP on %s", self.api_url)
+
+    async def _start_ingest(self) -> None:
+        config = self.config
+        assert self.store is not None and self.influx is not None
+        engine = RuleEngine(build_rules(config.rules))
+        self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
+                                         limits=IngestLimits(max_values=config.max_values))
+        self.metrics = IngestMetrics(self.registry)
+        subscription = shared_data_subscription(config.shared_group) if config.shared_group else ALL_DATA
+        self.client = MqttIngestClient(config.mqtt_url, [subscription], client_id=config.client_id,
+                                       max_inflight=config.max_inflight,
+                                       on_connection_change=lambda up: self._set_connected(up))
+        try:
+            await self.client.start()
+        except BrokerUnavailable as exc:
+            await self._close()
+            raise ServiceUnavailable(str(exc)) from None
+        self.worker = IngestWorker(self.client, self.processor, self.metrics, config.worker_settings())
+        self._set_connected(True)
+        self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
+                                               name="ingest"))
+        self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
+
+    def _set_connected(self, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.connected.set(1 if up else 0)
+
+    async def _reconnect(self) -> None:
+        # A failed loop may hold messages it never acknowledged: a new session gets them redelivered.
+        assert self.client is not None
+        await self.client.stop()
+        await self.client.start()
+
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]],
+                         recover: Callable[[], Awaitable[None]] | None) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await body()
+                reason = "it returned"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("%s task failed (%s); restarting in %.0f s", name, reason, delay, exc_info=exc)
+            else:
+                log.error("%s task ended unexpectedly; restarting in %.0f s", name, delay)
+            self._failures[name] = reason
+            if self.worker is not None:
+                self.worker.restarts += 1
+            if self.metrics is not None:
+                self.metrics.restarts.inc()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+            if recover is not None:
+                try:
+                    await recover()
+                except Exception as exc:
+                    log.error("%s could not recover (%s)", name, exc)
+                    continue
+            self._failures.pop(name, None)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``(ready, details)``: ready while every task runs, the broker is connected and nothing stalls."""
+        details: dict[str, Any] = {}
+        ready = True
+        if self.worker is not None:
+            ingest = self.worker.health()
+            ingest["failed_tasks"] = dict(self._failures)
+            details["ingest"] = ingest
+            ready = ingest["broker_connected"] and not ingest["stalled"] and not self._failures
+        dead = [task.get_name() for task in self._tasks if task.done()]
+        if dead:
+            details["stopped_tasks"] = dead
+            ready = False
+        return ready, details
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every message already received has been handled."""
@@ -130,14 +304,23 @@ class CloudService:
         if self._server is not None:
             self._server.should_exit = True
         for task in reversed(self._tasks):
-            if task.get_name() == "ingest":
+            if task.get_name() != "http":
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.worker is not None:
-            await self.worker.stop()
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
         if self.influx is not None:
             await self.influx.aclose()
         if self.store is not None:
             self.store.close()
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password: keep the scheme and what follows the credentials.
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url

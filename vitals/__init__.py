@@ -1,7 +1,7 @@
 """The shared kernel of VitalBridge: the metric catalogue, sample types, wire codec and topics."""
 
-from vitals.catalogue import CATALOGUE, Metric, MetricKind, UnknownMetricError, get_metric
 from vitals.acks import AckError, StoredAck, decode_ack, encode_ack
+from vitals.catalogue import CATALOGUE, Metric, MetricKind, UnknownMetricError, get_metric
 from vitals.codec import WIRE_VERSION, WireError, decode_batch, encode_batch
 from vitals.samples import Batch, Quality, Sample, Stream, is_identifier
 from vitals.topics import (

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_VALUES_PER_STREAM",
     "VALUE_ENCODINGS",
     "WIRE_VERSION",
+    "BatchTooLargeError",
     "WireError",
     "decode_batch",
     "encode_batch",
@@ -48,6 +49,10 @@ _MAX_RATE_HZ = 10_000.0
 
 class WireError(ValueError):
     """Bytes that are not a valid batch. The only exception :func:`decode_batch` raises."""
+
+
+class BatchTooLargeError(WireError):
+    """A batch that claims more values than the decoder was allowed to unpack."""
 
 
 def _pack_f8(values: npt.NDArray[np.float64], _scale: float | None) -> bytes:
@@ -207,7 +212,7 @@ def _decode_stream(raw: Any, index: int, budget: list[int]) -> Stream:
     count = _value_count(raw, data, encoding, where)
     budget[0] -= count
     if budget[0] < 0:  # checked before unpacking: a small payload may claim millions of values
-        raise WireError(f"{where}: the batch carries more values than the {budget[1]} allowed per batch")
+        raise BatchTooLargeError(f"{where}: the batch carries more values than the {budget[1]} allowed per batch")
     try:
         values = unpack(data, count, scale)
     except WireError as exc:
@@ -237,8 +242,9 @@ def decode_batch(payload: bytes, *, max_values: int | None = None) -> Batch:
 
     Checks structure, identifiers, catalogue metrics and units, value encodings, finite values and
     strictly increasing times. ``max_values`` bounds the values of the whole batch; it is checked
-    before any stream's values are unpacked, so a small payload cannot claim millions of them. Raises :class:`WireError` (and nothing else) with a message naming
-    the first problem found. Plausibility of the values is not checked here (see
+    before any stream's values are unpacked, so a small payload cannot claim millions of them
+    (:class:`BatchTooLargeError`). Raises :class:`WireError` (and nothing else) with a message
+    naming the first problem found. Plausibility of the values is not checked here (see
     :func:`vitals.validate.check_plausible`).
     """
     if not isinstance(payload, bytes | bytearray | memoryview):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
 from cloud.ingest import IngestStats
 from cloud.store import AlertQuery, AlertRecord, Store
-from cloud.timeseries import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT, InfluxError, InfluxV1Client
-from vitals.catalogue import CATALOGUE, MetricKind
+from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
+from vitals.catalogue import CATALOGUE
 from vitals.samples import is_identifier
 
-__all__ = ["create_app"]
+__all__ = ["HealthCheck", "create_app", "create_ops_app"]
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+"""Returns ``(ready, details)`` for the process's own tasks (the ingest's broker link, stalls)."""
 
 _MAX_POINTS = 100_000
 
@@ -87,21 +93,54 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def _add_ops_routes(app: FastAPI, health: HealthCheck | None, registry: CollectorRegistry | None,
+                    influx: InfluxV1Client | None, store: Store | None) -> None:
+    """``/health`` (and ``/api/v1/health``): 200 when ready, 503 otherwise; ``/metrics`` for Prometheus."""
+
+    async def report() -> JSONResponse:
+        ready, details = health() if health is not None else (True, {})
+        if influx is not None:
+            details["influxdb"] = await influx.ping()
+            ready = ready and details["influxdb"]
+        if store is not None:
+            try:
+                await asyncio.to_thread(store.ping)
+                details["database"] = True
+            except Exception:
+                details["database"] = False
+                ready = False
+        status = "ok" if ready else "degraded"
+        return JSONResponse({"status": status, **details}, status_code=200 if ready else 503)
+
+    app.add_api_route("/health", report, methods=["GET"], summary="Readiness: stores reachable, ingest not stalled")
+    app.add_api_route("/api/v1/health", report, methods=["GET"], summary="Same as /health")
+
+    if registry is not None:
+        async def metrics() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        app.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics")
+
+
+def create_ops_app(health: HealthCheck, registry: CollectorRegistry) -> FastAPI:
+    """The HTTP surface of a process that runs only the ingest: ``/health`` and ``/metrics``."""
+    app = FastAPI(title="VitalBridge ingest", version="1", docs_url=None, openapi_url=None)
+    _add_ops_routes(app, health, registry, None, None)
+    return app
+
+
 def create_app(
     store: Store,
     influx: InfluxV1Client,
     *,
+    health: HealthCheck | None = None,
     stats: Callable[[], IngestStats] | None = None,
+    registry: CollectorRegistry | None = None,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters."""
     app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
-
-    @app.get("/api/v1/health")
-    async def health() -> dict[str, Any]:
-        """Liveness and whether InfluxDB answers."""
-        influx_ok = await influx.ping()
-        return {"status": "ok" if influx_ok else "degraded", "influxdb": influx_ok}
+    _add_ops_routes(app, health, registry, influx, store)
 
     @app.get("/api/v1/patients/{patient}/vitals", response_model=VitalsResponse)
     async def patient_vitals(
@@ -120,9 +159,7 @@ def create_app(
         start_at = _aware(start) if start is not None else end_at - dt.timedelta(hours=24)
         if start_at > end_at:
             raise HTTPException(422, "start must not be after end")
-        measurement = (
-            WAVEFORM_MEASUREMENT if CATALOGUE[metric].kind is MetricKind.WAVEFORM else NUMERIC_MEASUREMENT
-        )
+        measurement = measurement_of(metric)
         statement = (
             f'SELECT "value", "quality" FROM "{measurement}" WHERE "patient" = $patient '
             'AND "metric" = $metric AND time >= $start AND time <= $end '
@@ -154,20 +191,20 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Alerts, newest first, optionally for one patient or one state."""
-        records = store.alerts(AlertQuery(patient=patient, state=state, limit=limit))
+        records = await asyncio.to_thread(store.alerts, AlertQuery(patient=patient, state=state, limit=limit))
         return [_alert_out(record) for record in records]
 
     @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut)
     async def acknowledge_alert(alert_id: int, request: AckRequest) -> AlertOut:
         """Record that a clinician has seen the alert."""
-        record = store.acknowledge(alert_id, request.by, clock())
+        record = await asyncio.to_thread(store.acknowledge, alert_id, request.by, clock())
         if record is None:
             raise HTTPException(404, f"no alert with id {alert_id}")
         return _alert_out(record)
 
     @app.get("/api/v1/ingest/stats")
     async def ingest_stats() -> dict[str, Any]:
-        """Counters of the ingest: stored, duplicates, rejected by reason, alerts opened."""
+        """This process's ingest counters (zero in an API-only process) and the store's totals."""
         current = stats() if stats is not None else IngestStats()
         return {
             "stored_batches": current.stored_batches,
@@ -176,7 +213,9 @@ def create_app(
             "rejected": current.rejected,
             "rejected_by_reason": dict(current.rejected_by_reason),
             "alerts_opened": current.alerts_opened,
-            "dead_letters": store.dead_letter_count(),
+            "dead_letters": await asyncio.to_thread(store.dead_letter_count),
+            "ingested_batches": await asyncio.to_thread(store.ingested_batches),
+            "ingested_samples": await asyncio.to_thread(store.ingested_samples),
         }
 
     @app.get("/api/v1/dead-letters")
@@ -185,7 +224,7 @@ def create_app(
         return [
             {"id": letter.id, "received_at": letter.received_at, "topic": letter.topic,
              "reason": letter.reason, "size": letter.size, "payload_hex": letter.payload[:64].hex()}
-            for letter in store.dead_letters(limit)
+            for letter in await asyncio.to_thread(store.dead_letters, limit)
         ]
 
     return app

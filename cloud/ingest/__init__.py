@@ -1,6 +1,29 @@
-"""Ingest: MQTT batches -> decode, validate, dedup -> InfluxDB and the rules engine."""
+"""Ingest: MQTT micro-batches -> triage, dedup -> InfluxDB, rules, one store transaction -> acknowledgements."""
 
-from cloud.ingest._mqtt import MqttIngestWorker
-from cloud.ingest._processor import IngestProcessor, IngestStats, Outcome
+from cloud.ingest._errors import StoreRefused, TransientError
+from cloud.ingest._metrics import IngestMetrics
+from cloud.ingest._mqtt import BrokerUnavailable, MqttIngestClient
+from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
+from cloud.ingest._triage import Accepted, IngestLimits, Refused, peek_key, triage
+from cloud.ingest._worker import IngestStats, IngestWorker, WorkerSettings
 
-__all__ = ["IngestProcessor", "IngestStats", "MqttIngestWorker", "Outcome"]
+__all__ = [
+    "Accepted",
+    "BrokerUnavailable",
+    "Disposition",
+    "InboundMessage",
+    "IngestLimits",
+    "IngestMetrics",
+    "IngestProcessor",
+    "IngestStats",
+    "IngestWorker",
+    "MqttIngestClient",
+    "Outcome",
+    "ProcessResult",
+    "Refused",
+    "StoreRefused",
+    "TransientError",
+    "WorkerSettings",
+    "peek_key",
+    "triage",
+]

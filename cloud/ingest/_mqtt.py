@@ -1,16 +1,24 @@
-"""The MQTT side of ingest: a persistent MQTT 5 session, messages acknowledged only once handled.
+"""The MQTT side of ingest: a persistent MQTT 5 session, a bounded in-flight window, manual acknowledgement.
 
-paho-mqtt runs its network loop in its own thread; messages cross into asyncio through a queue.
-The broker's Receive Maximum bounds how many unacknowledged messages can be in flight, so the
-queue cannot grow without bound. If ingest stops, the broker keeps the session and its queued
-messages (session expiry), so nothing published while ingest was away is lost.
+paho-mqtt runs its network loop in its own thread. Each message received is counted in flight
+until the worker acknowledges it; when ``max_inflight`` messages are in flight the network thread
+waits, so TCP back-pressure leaves the rest with the broker (which holds them for the persistent
+session). Memory is bounded whatever the broker does: Mosquitto 2.0 does not bound deliveries by
+Receive Maximum, and QoS 0 messages are not bounded by it at all.
+
+Acknowledgements name packet ids, which only mean something on the connection that received them:
+after a reconnect the broker redelivers what was not acknowledged, so messages received on an
+older connection are dropped from the queue and never acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,74 +26,104 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud.ingest._processor import IngestProcessor
-from cloud.timeseries import InfluxError
+from cloud.ingest._processor import InboundMessage
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import ALL_DATA, shared_data_subscription
 
-__all__ = ["MqttIngestWorker"]
+__all__ = ["BrokerUnavailable", "MqttIngestClient"]
 
 log = logging.getLogger(__name__)
 
-_RECEIVE_MAXIMUM = 64
 _SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
-class MqttIngestWorker:
-    """Subscribe to every gateway's data topic and feed each message to an :class:`IngestProcessor`."""
+class BrokerUnavailable(ConnectionError):
+    """The broker could not be reached or refused the connection; the message says which and why."""
+
+
+class MqttIngestClient:
+    """Receives messages on ``subscriptions`` into a bounded queue; acknowledges and publishes on request."""
 
     def __init__(
         self,
-        processor: IngestProcessor,
         mqtt_url: str,
+        subscriptions: Sequence[str],
         *,
-        client_id: str = "vitalbridge-ingest",
-        shared_group: str | None = None,
+        client_id: str,
+        max_inflight: int = 5000,
+        on_connection_change: Callable[[bool], None] | None = None,
     ) -> None:
-        self.processor = processor
         self.endpoint = parse_mqtt_url(mqtt_url)
+        self.subscriptions = list(subscriptions)
         self.client_id = client_id
-        self.subscription = shared_data_subscription(shared_group) if shared_group else ALL_DATA
-        self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._connected = asyncio.Event()
-        self._client: mqtt.Client | None = None
-        self.handled = 0
-        self._busy = False
+        self.max_inflight = max_inflight
+        self.on_connection_change = on_connection_change
+        self._queue: collections.deque[tuple[int, InboundMessage]] = collections.deque()
+        self._inflight = 0
+        self._window = threading.Condition()
+        self._generation = 0
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived: asyncio.Event | None = None
+        self._connected: asyncio.Event | None = None
+        self._client: mqtt.Client | None = None
+        self.last_error = ""
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
-                    _props: Any) -> None:
+    # -- paho's network thread ------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
-            log.error("broker refused the ingest connection: %s", reason)
+            self.last_error = f"the broker refused the connection: {reason}"
+            log.error("broker %s refused the ingest connection: %s", self.endpoint.url, reason)
             return
-        client.subscribe(self.subscription, qos=1)
-        log.info("ingest connected to %s, subscribed to %s", self.endpoint.url, self.subscription)
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connected.set)
+        with self._window:
+            # Whatever an older connection delivered and we have not acknowledged comes again.
+            self._generation += 1
+            self._inflight = 0  # counts this connection's messages only
+            self._queue.clear()
+            self._window.notify_all()
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        self.last_error = ""
+        log.info("ingest connected to %s as %s, subscribed to %s", self.endpoint.url, self.client_id,
+                 ", ".join(self.subscriptions))
+        self._signal(connected=True)
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
-                       _props: Any) -> None:
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._stopping:
-            log.info("ingest disconnected from broker")
+            log.info("ingest disconnected from the broker")
         else:
-            log.warning("ingest lost the broker (%s); reconnecting", reason)
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connected.clear)
+            self.last_error = f"lost the broker: {reason}"
+            log.warning("ingest lost the broker %s (%s); reconnecting", self.endpoint.url, reason)
+        self._signal(connected=False)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+        with self._window:
+            while self._inflight >= self.max_inflight and not self._stopping:
+                self._window.wait(0.5)
+            if self._stopping:
+                return
+            self._inflight += 1
+            self._queue.append((self._generation, InboundMessage(message.topic, bytes(message.payload),
+                                                                 message.mid, message.qos)))
+        loop, arrived = self._loop, self._arrived
+        if loop is not None and arrived is not None and not arrived.is_set():
+            loop.call_soon_threadsafe(arrived.set)
 
+    def _signal(self, *, connected: bool) -> None:
+        loop, event = self._loop, self._connected
+        if loop is None or event is None:
+            return
+        loop.call_soon_threadsafe(event.set if connected else event.clear)
+        if self.on_connection_change is not None:
+            loop.call_soon_threadsafe(self.on_connection_change, connected)
+
+    # -- the event loop's side ------------------------------------------------------------------
     async def start(self, timeout_s: float = 10.0) -> None:
-        """Connect and subscribe; returns once the subscription is in place."""
+        """Connect and subscribe; raises :class:`BrokerUnavailable` if that does not happen in time."""
         self._loop = asyncio.get_running_loop()
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        self._arrived = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._stopping = False
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                             manual_ack=True)
         if self.endpoint.username:
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
         if self.endpoint.tls:
@@ -93,58 +131,88 @@ class MqttIngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=15)
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = _SESSION_EXPIRY_S
-        properties.ReceiveMaximum = _RECEIVE_MAXIMUM
+        properties.ReceiveMaximum = min(self.max_inflight, 65535)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False,
                              properties=properties)
         client.loop_start()
         self._client = client
-        await asyncio.wait_for(self._connected.wait(), timeout_s)
-
-    async def run(self) -> None:
-        """Handle messages until cancelled; each is acknowledged only after it was handled."""
-        assert self._client is not None, "call start() first"
-        while True:
-            message = await self._queue.get()
-            self._busy = True
-            try:
-                await self._handle_until_done(message)
-                self._client.ack(message.mid, message.qos)
-                self.handled += 1
-            finally:
-                self._busy = False
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout_s)
+        except TimeoutError:
+            reason = self.last_error or "no answer"
+            await self.stop()
+            raise BrokerUnavailable(f"cannot reach the MQTT broker at {self.endpoint.url}: {reason} "
+                                    f"within {timeout_s:g} s") from None
 
     @property
-    def idle(self) -> bool:
-        """True when no received message is waiting or being handled."""
-        return not self._busy and self._queue.empty()
+    def connected(self) -> bool:
+        """True while the session is up."""
+        return self._connected is not None and self._connected.is_set()
 
-    async def _handle_until_done(self, message: mqtt.MQTTMessage) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.processor.handle(message.topic, bytes(message.payload))
-                return
-            except InfluxError as exc:
-                # Keep the message (unacknowledged) and wait for InfluxDB to come back.
-                log.error("InfluxDB unavailable, holding the message: %s", exc)
-            except Exception:
-                # A bug must not stop ingest; the message is kept as a dead letter for analysis.
-                log.exception("unexpected error while ingesting a message on %s", message.topic)
-                self.processor.store.add_dead_letter(
-                    message.topic, "internal: unexpected error", bytes(message.payload),
-                    self.processor.now(),
-                )
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    @property
+    def depth(self) -> int:
+        """Messages received and not yet acknowledged (queued or being handled)."""
+        return self._inflight
+
+    @property
+    def queued(self) -> int:
+        """Messages received and not yet taken."""
+        return len(self._queue)
+
+    async def take(self, max_messages: int, max_wait_s: float) -> list[tuple[int, InboundMessage]]:
+        """Wait for a first message, then up to ``max_wait_s`` more for the micro-batch to fill."""
+        assert self._arrived is not None, "call start() first"
+        while not self._queue:
+            self._arrived.clear()
+            if self._queue:
+                break
+            await self._arrived.wait()
+        if len(self._queue) < max_messages and max_wait_s > 0:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + max_wait_s
+            while len(self._queue) < max_messages and loop.time() < deadline:
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
+                except TimeoutError:
+                    break
+        taken: list[tuple[int, InboundMessage]] = []
+        with self._window:
+            while self._queue and len(taken) < max_messages:
+                taken.append(self._queue.popleft())
+        return taken
+
+    def is_current(self, generation: int) -> bool:
+        """True when a message of ``generation`` came on the present connection (so may be acknowledged)."""
+        return generation == self._generation
+
+    def ack(self, messages: Sequence[tuple[int, InboundMessage]]) -> None:
+        """Acknowledge messages taken from this connection; frees their places in the window."""
+        client = self._client
+        with self._window:
+            current = self._generation
+            for generation, message in messages:
+                if generation != current:
+                    continue  # received on an older connection: its window place went with it
+                if client is not None and message.qos > 0:
+                    client.ack(message.mid, message.qos)
+                self._inflight -= 1
+            self._window.notify_all()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a publish (paho sends it from its thread, and again after a reconnect for QoS 1)."""
+        if self._client is not None:
+            self._client.publish(topic, payload, qos=qos)
 
     async def stop(self) -> None:
         """Disconnect (the broker keeps the session for the next start)."""
-        if self._client is not None:
-            self._stopping = True
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        self._stopping = True
+        with self._window:
+            self._window.notify_all()
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)

@@ -1,7 +1,20 @@
-"""One message in, one outcome out: the ingest logic, independent of how messages arrive."""
+"""A micro-batch of messages in, one outcome per message out: the ingest logic, apart from how messages arrive.
+
+For each micro-batch: triage every message (decode, validate, limits), drop replays by
+``(gateway, epoch, seq)``, write every new point in as few InfluxDB requests as the chunk size
+allows, run the rules over each patient's new samples from their stored states, and record the
+batches, the rule states, the alert changes and the dead letters in one database transaction.
+Only then may the caller acknowledge the messages.
+
+Errors by kind: a message InfluxDB or the database refuses for good is found by splitting the
+micro-batch and dead-lettered alone; an unreachable or busy store raises :class:`TransientError`
+with nothing recorded, so the caller retries the whole micro-batch (points are keyed by time, so
+writing them again is harmless).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import logging
@@ -9,17 +22,37 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from cloud.rules import Rule
-from cloud.store import Store
-from cloud.timeseries import InfluxV1Client, batch_to_lines
-from vitals.codec import WireError, decode_batch
+from cloud.ingest._errors import StoreRefused, TransientError, classify_store_error
+from cloud.ingest._triage import Accepted, IngestLimits, Refused, triage
+from cloud.rules import AlertChange, LateSpan, RuleEngine, RuleState, StateKey, merge_spans
+from cloud.store import (
+    AlertRecord,
+    BatchKey,
+    DeadLetterEntry,
+    IngestCommit,
+    IngestCommitResult,
+    LoggedBatch,
+    Store,
+)
+from cloud.timeseries import InfluxRejected, InfluxUnavailable, InfluxV1Client, batch_to_lines, read_samples
 from vitals.samples import Batch, Sample
 from vitals.topics import TopicError, gateway_of
-from vitals.validate import check_plausible
 
-__all__ = ["IngestProcessor", "IngestStats", "Outcome"]
+__all__ = ["Disposition", "InboundMessage", "IngestProcessor", "Outcome", "ProcessResult"]
 
 log = logging.getLogger(__name__)
+
+_LATE_READS_AT_ONCE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One MQTT message as the ingest sees it; ``mid``/``qos`` are what acknowledging it needs."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 1
 
 
 class Outcome(enum.Enum):
@@ -27,100 +60,226 @@ class Outcome(enum.Enum):
 
     STORED = "stored"
     DUPLICATE = "duplicate"
-    REJECTED = "rejected"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """The outcome of one message. ``gateway`` is the sender named by the topic (where it names one)."""
+
+    outcome: Outcome
+    gateway: str | None = None
+    key: BatchKey | None = None
+    samples: int = 0
+    category: str = ""
+    reason: str = ""
 
 
 @dataclass
-class IngestStats:
-    """Counters since start."""
+class ProcessResult:
+    """Outcomes of the first ``len(dispositions)`` messages handed in (the rest wait for the next call)."""
 
-    stored_batches: int = 0
-    stored_samples: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    rejected_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    alerts_opened: int = 0
+    dispositions: list[Disposition] = field(default_factory=list)
+    opened: list[AlertRecord] = field(default_factory=list)
+    alert_changes: int = 0
+    late_windows: int = 0
+    backwards: list[tuple[BatchKey, int]] = field(default_factory=list)
 
 
 class IngestProcessor:
-    """Decode, validate, dedup, write to InfluxDB, evaluate rules, record the batch.
-
-    The order makes replays harmless: points are keyed by time (a rewrite overwrites), alerts by
-    episode, and the ingest log entry comes last, so a crash anywhere before it only means the same
-    work is done again when the broker redelivers. ``clock`` returns Unix ns.
-    """
+    """Turns micro-batches of messages into stored points, rule states and alerts. ``clock`` returns Unix ns."""
 
     def __init__(
         self,
         store: Store,
         influx: InfluxV1Client,
-        rules: Sequence[Rule],
+        engine: RuleEngine,
         *,
         clock: Callable[[], int],
-        on_alert: Callable[[Sequence[object]], None] | None = None,
+        limits: IngestLimits | None = None,
+        max_values_per_call: int = 200_000,
+        write_chunk_lines: int = 5000,
     ) -> None:
         self.store = store
         self.influx = influx
-        self.rules = list(rules)
+        self.engine = engine
         self.clock = clock
-        self.on_alert = on_alert
-        self.stats = IngestStats()
-
-    def _reject(self, topic: str, payload: bytes, category: str, reason: str) -> Outcome:
-        self.stats.rejected += 1
-        self.stats.rejected_by_reason[category] += 1
-        log.warning("rejected message on %s (%d bytes): %s", topic, len(payload), reason)
-        self.store.add_dead_letter(topic, f"{category}: {reason}", payload, self.now())
-        return Outcome.REJECTED
+        self.limits = limits or IngestLimits()
+        self.max_values_per_call = max_values_per_call
+        self.write_chunk_lines = write_chunk_lines
 
     def now(self) -> dt.datetime:
         """The processor clock as an aware UTC datetime."""
         return dt.datetime.fromtimestamp(self.clock() / 1e9, dt.UTC)
 
-    async def handle(self, topic: str, payload: bytes) -> Outcome:
-        """Process one message from ``topic``; InfluxDB outages raise ``InfluxError`` (retry later)."""
-        try:
-            topic_gateway = gateway_of(topic)
-        except TopicError as exc:
-            return self._reject(topic, payload, "topic", str(exc))
-        try:
-            batch = decode_batch(payload)
-        except WireError as exc:
-            return self._reject(topic, payload, "decode", str(exc))
-        if batch.gateway != topic_gateway:
-            reason = f"batch names gateway {batch.gateway!r} but came on the topic of {topic_gateway!r}"
-            return self._reject(topic, payload, "gateway", reason)
-        problems = check_plausible(batch, now_ns=self.clock())
-        if problems:
-            return self._reject(topic, payload, "implausible", "; ".join(problems))
-        if self.store.seen_batch(batch.gateway, batch.seq):
-            self.stats.duplicates += 1
-            log.info("duplicate batch %s/%d ignored", batch.gateway, batch.seq)
-            return Outcome.DUPLICATE
-        await self.influx.write_lines(batch_to_lines(batch))
-        self._evaluate_rules(batch)
-        if self.store.record_batch(batch.gateway, batch.seq, batch.patient, batch.sample_count, self.now()):
-            self.stats.stored_batches += 1
-            self.stats.stored_samples += batch.sample_count
-            return Outcome.STORED
-        self.stats.duplicates += 1
-        return Outcome.DUPLICATE
+    async def process(self, messages: Sequence[InboundMessage]) -> ProcessResult:
+        """Handle a prefix of ``messages`` (all of them unless their values pass the per-call bound).
 
-    def _evaluate_rules(self, batch: Batch) -> None:
-        wanted = set().union(*(rule.metrics for rule in self.rules)) if self.rules else set()
-        samples: list[Sample] = []
-        for stream in batch.streams:
-            if stream.metric in wanted:
-                samples.extend(stream.samples())
-        if not samples:
-            return
-        samples.sort(key=lambda sample: sample.time_ns)
-        for rule in self.rules:
-            changes = rule.evaluate(batch.patient, [s for s in samples if s.metric in rule.metrics])
-            if changes:
-                opened = self.store.apply_alert_changes(changes)
-                self.stats.alerts_opened += len(opened)
-                for record in opened:
-                    log.warning("alert for patient %s: %s", record.patient, record.message)
-                if opened and self.on_alert is not None:
-                    self.on_alert(opened)
+        Raises :class:`TransientError` when InfluxDB or the database is unavailable: nothing was
+        recorded, and the same messages may be handed in again.
+        """
+        if not messages:
+            return ProcessResult()
+        try:
+            return await self._process(messages)
+        except TransientError:
+            raise
+        except (StoreRefused, Exception) as exc:
+            if len(messages) == 1:
+                return await self._refuse_alone(messages[0], exc)
+            log.warning("micro-batch of %d messages failed (%s); splitting it to find the cause",
+                        len(messages), exc)
+            half = len(messages) // 2
+            first = await self.process(messages[:half])
+            if len(first.dispositions) < half:
+                return first
+            second = await self.process(messages[half:])
+            first.dispositions.extend(second.dispositions)
+            first.opened.extend(second.opened)
+            first.alert_changes += second.alert_changes
+            first.late_windows += second.late_windows
+            first.backwards.extend(second.backwards)
+            return first
+
+    async def _refuse_alone(self, message: InboundMessage, exc: BaseException) -> ProcessResult:
+        if isinstance(exc, StoreRefused):
+            category, reason = "store", str(exc)
+        else:
+            log.error("unexpected error while ingesting a message on %s", message.topic, exc_info=exc)
+            category, reason = "internal", f"unexpected error: {type(exc).__name__}: {exc}"
+        commit = IngestCommit(at=self.now(), dead_letters=[DeadLetterEntry(message.topic, f"{category}: {reason}",
+                                                                           message.payload)])
+        await self._commit(commit)
+        return ProcessResult([Disposition(Outcome.REFUSED, _topic_gateway(message.topic), None, 0, category, reason)])
+
+    async def _process(self, messages: Sequence[InboundMessage]) -> ProcessResult:
+        now_ns = self.clock()
+        at = dt.datetime.fromtimestamp(now_ns / 1e9, dt.UTC)
+        dispositions: list[Disposition | None] = []
+        dead: list[DeadLetterEntry] = []
+        accepted: list[tuple[int, Batch]] = []
+        values = 0
+        for message in messages:
+            if values >= self.max_values_per_call:
+                break  # bounded memory and time per call: the rest waits for the next one
+            verdict = triage(message.topic, message.payload, now_ns=now_ns, limits=self.limits)
+            if isinstance(verdict, Refused):
+                dispositions.append(self._refusal(message, verdict))
+                dead.append(DeadLetterEntry(message.topic, f"{verdict.category}: {verdict.reason}", message.payload))
+                continue
+            assert isinstance(verdict, Accepted)
+            accepted.append((len(dispositions), verdict.batch))
+            dispositions.append(None)
+            values += verdict.batch.sample_count
+
+        fresh = await self._drop_replays(accepted, dispositions)
+        for index, reason in (await self._write(fresh)).items():
+            batch = dict(fresh)[index]
+            dispositions[index] = Disposition(Outcome.REFUSED, batch.gateway, _key(batch), 0, "timeseries", reason)
+            dead.append(DeadLetterEntry(messages[index].topic, f"timeseries: {reason}", messages[index].payload))
+        stored = [(index, batch) for index, batch in fresh if dispositions[index] is None]
+        for index, batch in stored:
+            dispositions[index] = Disposition(Outcome.STORED, batch.gateway, _key(batch), batch.sample_count)
+
+        states, changes, late_windows = await self._evaluate([batch for _, batch in stored])
+        commit = IngestCommit(
+            at=at,
+            batches=[LoggedBatch(_key(batch), batch.patient, batch.sample_count) for _, batch in stored],
+            states=states, changes=changes, dead_letters=dead,
+        )
+        committed = await self._commit(commit)
+        final = [d for d in dispositions if d is not None]
+        assert len(final) == len(dispositions)
+        return ProcessResult(final, committed.opened, len(changes), late_windows, committed.backwards)
+
+    @staticmethod
+    def _refusal(message: InboundMessage, verdict: Refused) -> Disposition:
+        key = BatchKey(*verdict.key) if verdict.key is not None else None
+        return Disposition(Outcome.REFUSED, _topic_gateway(message.topic), key, 0, verdict.category, verdict.reason)
+
+    async def _drop_replays(self, accepted: list[tuple[int, Batch]],
+                            dispositions: list[Disposition | None]) -> list[tuple[int, Batch]]:
+        if not accepted:
+            return []
+        try:
+            seen = await asyncio.to_thread(self.store.seen, [_key(batch) for _, batch in accepted])
+        except Exception as exc:
+            raise classify_store_error(exc) from exc
+        fresh: list[tuple[int, Batch]] = []
+        for index, batch in accepted:
+            key = _key(batch)
+            if key in seen:
+                dispositions[index] = Disposition(Outcome.DUPLICATE, batch.gateway, key, batch.sample_count)
+            else:
+                seen.add(key)  # the same batch twice in one micro-batch is a replay too
+                fresh.append((index, batch))
+        return fresh
+
+    async def _write(self, items: list[tuple[int, Batch]]) -> dict[int, str]:
+        """Write the items' points; returns the refused ones (index -> InfluxDB's reason)."""
+        if not items:
+            return {}
+        lines = [line for _, batch in items for line in batch_to_lines(batch)]
+        try:
+            await self.influx.write_lines(lines, retries=0, chunk_lines=self.write_chunk_lines)
+        except InfluxUnavailable as exc:
+            raise TransientError(str(exc), "influxdb") from exc
+        except InfluxRejected as exc:
+            if len(items) == 1:
+                return {items[0][0]: str(exc)}
+            # Split to find the refused ones; rewriting the accepted points overwrites them with themselves.
+            half = len(items) // 2
+            return {**await self._write(items[:half]), **await self._write(items[half:])}
+        return {}
+
+    async def _evaluate(self, batches: list[Batch]) -> tuple[dict[StateKey, RuleState], list[AlertChange], int]:
+        wanted = self.engine.metrics
+        by_patient: dict[str, list[Sample]] = defaultdict(list)
+        for batch in batches:
+            for stream in batch.streams:
+                if stream.metric in wanted:
+                    by_patient[batch.patient].extend(stream.samples())
+        if not by_patient:
+            return {}, [], 0
+        keys = self.engine.keys_for({patient: {s.metric for s in samples} for patient, samples in by_patient.items()})
+        try:
+            states = await asyncio.to_thread(self.store.rule_states, keys)
+        except Exception as exc:
+            raise classify_store_error(exc) from exc
+        result = self.engine.evaluate(states, by_patient)
+        changes = list(result.changes)
+        spans = merge_spans(result.late)
+        if spans:
+            gate = asyncio.Semaphore(_LATE_READS_AT_ONCE)
+
+            async def reevaluate(span: LateSpan) -> list[AlertChange]:
+                start, end = self.engine.window(span)
+                history: list[Sample] = []
+                async with gate:
+                    for metric in sorted(self.engine.rule(span.rule).metrics):
+                        history.extend(await read_samples(self.influx, span.patient, metric, start, end))
+                return self.engine.reevaluate(span, history)
+
+            try:
+                for found in await asyncio.gather(*(reevaluate(span) for span in spans)):
+                    changes.extend(found)
+            except InfluxUnavailable as exc:
+                raise TransientError(str(exc), "influxdb") from exc
+        return result.states, changes, len(spans)
+
+    async def _commit(self, commit: IngestCommit) -> IngestCommitResult:
+        try:
+            return await asyncio.to_thread(self.store.commit_ingest, commit)
+        except Exception as exc:
+            raise classify_store_error(exc) from exc
+
+
+def _key(batch: Batch) -> BatchKey:
+    return BatchKey(batch.gateway, batch.epoch, batch.seq)
+
+
+def _topic_gateway(topic: str) -> str | None:
+    try:
+        return gateway_of(topic)
+    except TopicError:
+        return None

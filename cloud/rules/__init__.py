@@ -1,14 +1,23 @@
-"""Alert rules (pure): samples in, alert changes out; state per patient, owned by the rule."""
+"""Alert rules (pure): state and samples in, state and alert changes out; the engine runs them per patient."""
 
-from cloud.rules._base import AlertChange, Rule
+from cloud.rules._base import AlertChange, Rule, RuleState
+from cloud.rules._engine import EngineResult, LateSpan, RuleEngine, StateKey, group_by_patient, merge_spans
 from cloud.rules._registry import RULE_TYPES, build_rules, default_rule_config
-from cloud.rules._sustained import SustainedThresholdRule
+from cloud.rules._sustained import SustainedThresholdRule, format_duration
 
 __all__ = [
     "RULE_TYPES",
     "AlertChange",
+    "EngineResult",
+    "LateSpan",
     "Rule",
+    "RuleEngine",
+    "RuleState",
+    "StateKey",
     "SustainedThresholdRule",
     "build_rules",
     "default_rule_config",
+    "format_duration",
+    "group_by_patient",
+    "merge_spans",
 ]

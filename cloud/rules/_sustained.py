@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
-from cloud.rules._base import AlertChange
+from cloud.rules._base import AlertChange, RuleState
 from vitals.catalogue import get_metric
 from vitals.samples import Quality, Sample
 
-__all__ = ["SustainedThresholdRule"]
+__all__ = ["SustainedThresholdRule", "format_duration"]
 
 # Values flagged as artefacts, poor signal or filled in never drive an alert by themselves.
 _UNTRUSTED = (
     Quality.ARTIFACT | Quality.LOW_SIGNAL_QUALITY | Quality.INTERPOLATED | Quality.DEVICE_QUESTIONABLE
 )
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people write it: ``45 s``, ``12 min``, ``1 h 49 min``, ``2 d 3 h``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, _ = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 @dataclass
@@ -33,7 +48,7 @@ class SustainedThresholdRule:
     ``direction`` is ``"below"`` or ``"above"``. Readings are a step function: a value holds until
     the next one, so a sparse (compressed) stream is judged like a dense one. The episode ends when
     the metric has been back past ``clear_threshold`` (hysteresis) for ``clear_s`` seconds; the
-    next crossing opens a new episode.
+    next crossing opens a new episode. State: ``{"episode": {...} | None}``.
     """
 
     def __init__(
@@ -62,8 +77,8 @@ class SustainedThresholdRule:
         self.clear_threshold = threshold if clear_threshold is None else clear_threshold
         self.clear_ns = int(clear_s * 1e9)
         self.severity = severity
-        self._episodes: dict[str, _Episode] = {}
-        self._last_seen: dict[str, int] = {}
+        # A late sample can start an episode that fires duration later, or end one clear_s later.
+        self.context_ns = self.duration_ns + self.clear_ns
 
     def _beyond(self, value: float) -> bool:
         return value < self.threshold if self.direction == "below" else value > self.threshold
@@ -82,7 +97,7 @@ class SustainedThresholdRule:
         held_s = (episode.last_ns - episode.start_ns) / 1e9
         unit = get_metric(self.metric).unit
         message = (
-            f"{self.metric} {self.direction} {self.threshold:g} {unit} for {held_s:.0f} s "
+            f"{self.metric} {self.direction} {self.threshold:g} {unit} for {format_duration(held_s)} "
             f"(worst {episode.worst:g} {unit})"
         )
         return AlertChange(
@@ -92,67 +107,64 @@ class SustainedThresholdRule:
             resolved_ns=resolved_ns,
         )
 
-    def evaluate(self, patient: str, samples: Sequence[Sample]) -> list[AlertChange]:
-        """Advance the state for ``patient``; samples older than ones already seen are ignored."""
+    def evaluate(self, state: RuleState | None, patient: str,
+                 samples: Sequence[Sample]) -> tuple[RuleState, list[AlertChange]]:
+        """Advance ``state`` for ``patient`` with time-ordered samples; untrusted readings are skipped."""
+        raw = (state or {}).get("episode")
+        episode = _Episode(**raw) if raw else None
         changes: list[AlertChange] = []
-        last_seen = self._last_seen.get(patient, -1)
         for sample in samples:
-            if sample.metric != self.metric or sample.time_ns <= last_seen:
+            if sample.metric != self.metric or sample.quality & _UNTRUSTED:
                 continue
-            if sample.quality & _UNTRUSTED:
-                continue
-            last_seen = sample.time_ns
-            changes.extend(self._step(patient, sample))
-        self._last_seen[patient] = last_seen
-        return _latest_per_episode(changes)
+            episode = self._step(patient, episode, sample, changes)
+        return {"episode": None if episode is None else asdict(episode)}, _latest_per_episode(changes)
 
-    def _step(self, patient: str, sample: Sample) -> list[AlertChange]:
+    def tick(self, state: RuleState | None, patient: str, now_ns: int) -> tuple[RuleState, list[AlertChange]]:
+        """Nothing happens on the clock alone: a reading holds until the next one."""
+        return dict(state or {"episode": None}), []
+
+    def _step(self, patient: str, episode: _Episode | None, sample: Sample,
+              changes: list[AlertChange]) -> _Episode | None:
         now, value = sample.time_ns, sample.value
-        changes: list[AlertChange] = []
-        episode = self._episodes.get(patient)
         # Readings are a step function: the previous reading held until this one. So a sparse
         # stream can confirm an episode (or its recovery) with the reading that ends it.
         if episode is not None and episode.fired_ns is None and not self._beyond(value):
             if now - episode.start_ns < self.duration_ns:
-                del self._episodes[patient]  # it did not last long enough: not an episode
-                return changes
+                return None  # it did not last long enough: not an episode
             episode.last_ns = episode.fired_ns = now
             changes.append(self._change(patient, episode, "open"))
         elif (episode is not None and episode.recovery_start_ns is not None and not self._cleared(value)
               and now - episode.recovery_start_ns >= self.clear_ns):
-            del self._episodes[patient]
             changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
             episode = None
         if episode is None:
             if self._beyond(value):
                 episode = _Episode(start_ns=now, last_ns=now, worst=value)
-                self._episodes[patient] = episode
-                changes.extend(self._maybe_fire(patient, episode))
-            return changes
+                self._maybe_fire(patient, episode, changes)
+            return episode
         if episode.fired_ns is None:
             episode.last_ns, episode.worst = now, self._worse(episode.worst, value)
-            changes.extend(self._maybe_fire(patient, episode))
-            return changes
+            self._maybe_fire(patient, episode, changes)
+            return episode
         # A fired episode ends only after a sustained recovery.
         if self._cleared(value):
             if episode.recovery_start_ns is None:
                 episode.recovery_start_ns = now
             if now - episode.recovery_start_ns >= self.clear_ns:
-                del self._episodes[patient]
                 changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
-            return changes
+                return None
+            return episode
         episode.recovery_start_ns = None
         episode.last_ns = now
         episode.worst = self._worse(episode.worst, value) if self._beyond(value) else episode.worst
         changes.append(self._change(patient, episode, "open"))
-        return changes
+        return episode
 
-    def _maybe_fire(self, patient: str, episode: _Episode) -> list[AlertChange]:
+    def _maybe_fire(self, patient: str, episode: _Episode, changes: list[AlertChange]) -> None:
         if episode.last_ns - episode.start_ns >= self.duration_ns:
             if episode.fired_ns is None:
                 episode.fired_ns = episode.last_ns
-            return [self._change(patient, episode, "open")]
-        return []
+            changes.append(self._change(patient, episode, "open"))
 
 
 def _latest_per_episode(changes: list[AlertChange]) -> list[AlertChange]:

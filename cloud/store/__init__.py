@@ -1,6 +1,36 @@
-"""The relational store (SQLAlchemy 2, Alembic migrations): alerts, dead letters, the ingest log."""
+"""The relational store (SQLAlchemy 2, Alembic migrations): alerts, rule states, dead letters, the ingest log."""
 
-from cloud.store._models import AlertRecord, Base, DeadLetter, IngestedBatch
-from cloud.store._store import AlertQuery, Store, open_store
+from cloud.store._alerts import apply_alert_changes
+from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
+from cloud.store._store import (
+    AlertQuery,
+    BatchKey,
+    DeadLetterEntry,
+    IngestCommit,
+    IngestCommitResult,
+    LoggedBatch,
+    PruneResult,
+    Retention,
+    Store,
+    open_store,
+)
 
-__all__ = ["AlertQuery", "AlertRecord", "Base", "DeadLetter", "IngestedBatch", "Store", "open_store"]
+__all__ = [
+    "AlertQuery",
+    "AlertRecord",
+    "Base",
+    "BatchKey",
+    "DeadLetter",
+    "DeadLetterEntry",
+    "GatewayEpoch",
+    "IngestCommit",
+    "IngestCommitResult",
+    "IngestedBatch",
+    "LoggedBatch",
+    "PruneResult",
+    "Retention",
+    "RuleStateRecord",
+    "Store",
+    "apply_alert_changes",
+    "open_store",
+]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AlertRecord", "Base", "DeadLetter", "IngestedBatch"]
+__all__ = ["AlertRecord", "Base", "DeadLetter", "GatewayEpoch", "IngestedBatch", "RuleStateRecord"]
 
 
 class Base(DeclarativeBase):
@@ -18,6 +28,7 @@ class AlertRecord(Base):
     """One alert episode: a rule fired for a patient from ``episode_start_ns`` on.
 
     ``(rule, patient, episode_start_ns)`` is unique, so replayed data updates the same alert.
+    ``late`` marks an episode found in backfilled data (it happened while the gateway was away).
     """
 
     __tablename__ = "alerts"
@@ -38,10 +49,14 @@ class AlertRecord(Base):
     resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class DeadLetter(Base):
-    """A message the ingest rejected, kept with the reason so nothing vanishes unexplained."""
+    """A message the ingest refused, kept with the reason so nothing vanishes unexplained.
+
+    ``size`` is the payload's original size; ``payload`` is emptied once its retention has passed.
+    """
 
     __tablename__ = "dead_letters"
 
@@ -54,12 +69,37 @@ class DeadLetter(Base):
 
 
 class IngestedBatch(Base):
-    """The ingest log: one row per accepted ``(gateway, seq)``, so replays are recognised."""
+    """The ingest log: one row per accepted ``(gateway, epoch, seq)``, kept for the dedup horizon."""
 
-    __tablename__ = "ingested_batches"
+    __tablename__ = "ingest_log"
 
     gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     patient: Mapped[str] = mapped_column(String(64))
     samples: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class GatewayEpoch(Base):
+    """Each spool epoch a gateway has sent from: the highest sequence number seen, first and last contact."""
+
+    __tablename__ = "gateway_epochs"
+
+    gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
+    high_seq: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    backwards: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RuleStateRecord(Base):
+    """A rule's state for one patient (JSON), stored in the transaction of the batches that changed it."""
+
+    __tablename__ = "rule_states"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -1,24 +1,42 @@
-"""Store: the relational side of the cloud (SQLite by default, PostgreSQL supported)."""
+"""Store: the relational side of the cloud (SQLite by default, PostgreSQL supported).
+
+Every method is synchronous (SQLAlchemy 2); async callers run them in a worker thread.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.rules import AlertChange
-from cloud.store._models import AlertRecord, DeadLetter, IngestedBatch
+from cloud.rules import AlertChange, RuleState, StateKey
+from cloud.store._alerts import apply_alert_changes
+from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 
-__all__ = ["AlertQuery", "Store", "open_store"]
+__all__ = [
+    "AlertQuery",
+    "BatchKey",
+    "DeadLetterEntry",
+    "IngestCommit",
+    "IngestCommitResult",
+    "LoggedBatch",
+    "PruneResult",
+    "Retention",
+    "Store",
+    "open_store",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_IN_CHUNK = 400  # keys per IN (...) query: well inside every database's parameter limit
 
 
 def migrate(engine: Engine) -> None:
@@ -39,8 +57,73 @@ class AlertQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class BatchKey:
+    """What identifies a batch: ``(gateway, epoch, seq)``."""
+
+    gateway: str
+    epoch: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedBatch:
+    """A batch accepted by the ingest, for the ingest log."""
+
+    key: BatchKey
+    patient: str
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterEntry:
+    """A refused message and why."""
+
+    topic: str
+    reason: str
+    payload: bytes
+
+
+@dataclass
+class IngestCommit:
+    """Everything one micro-batch changes in the store, written in one transaction."""
+
+    at: dt.datetime
+    batches: list[LoggedBatch] = field(default_factory=list)
+    states: dict[StateKey, RuleState] = field(default_factory=dict)
+    changes: list[AlertChange] = field(default_factory=list)
+    dead_letters: list[DeadLetterEntry] = field(default_factory=list)
+
+
+@dataclass
+class IngestCommitResult:
+    """What the transaction found: alerts newly opened, batches whose sequence went backwards."""
+
+    opened: list[AlertRecord] = field(default_factory=list)
+    backwards: list[tuple[BatchKey, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the store keeps bookkeeping: the dedup horizon and the dead letters' bounds."""
+
+    ingest_log: dt.timedelta = dt.timedelta(days=14)
+    dead_letter_payload: dt.timedelta = dt.timedelta(days=7)
+    dead_letter: dt.timedelta = dt.timedelta(days=90)
+    dead_letter_max_rows: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """Rows removed (or payloads emptied) by one :meth:`Store.prune`."""
+
+    ingest_log: int
+    dead_letter_payloads: int
+    dead_letters: int
+
+
 class Store:
-    """Alerts, dead letters and the ingest log, over one SQLAlchemy engine."""
+    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -53,37 +136,134 @@ class Store:
     def _session(self) -> Session:
         return self._sessions()
 
-    # -- ingest log --------------------------------------------------------------------------------
-    def seen_batch(self, gateway: str, seq: int) -> bool:
-        """True when ``(gateway, seq)`` was already ingested."""
-        with self._session() as session:
-            return session.get(IngestedBatch, (gateway, seq)) is not None
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raises the driver's error when the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
-    def record_batch(self, gateway: str, seq: int, patient: str, samples: int, at: dt.datetime) -> bool:
-        """Log ``(gateway, seq)`` as ingested; False if it already was (a replay)."""
+    # -- ingest ------------------------------------------------------------------------------------
+    def seen(self, keys: Iterable[BatchKey]) -> set[BatchKey]:
+        """The keys among ``keys`` already in the ingest log (one query per few hundred keys)."""
+        wanted = sorted(set(keys))
+        found: set[BatchKey] = set()
         with self._session() as session:
-            session.add(IngestedBatch(gateway=gateway, seq=seq, patient=patient, samples=samples,
-                                      received_at=at))
-            try:
-                session.commit()
-            except IntegrityError:
-                return False
-        return True
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start:start + _IN_CHUNK]
+                rows = session.execute(
+                    select(IngestedBatch.gateway, IngestedBatch.epoch, IngestedBatch.seq).where(
+                        tuple_(IngestedBatch.gateway, IngestedBatch.epoch, IngestedBatch.seq).in_(
+                            [(k.gateway, k.epoch, k.seq) for k in chunk]
+                        )
+                    )
+                )
+                found.update(BatchKey(gateway, epoch, int(seq)) for gateway, epoch, seq in rows)
+        return found
+
+    def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
+        """Stored rule states for ``keys`` (absent keys are fresh patients)."""
+        wanted = sorted(set(keys))
+        states: dict[StateKey, RuleState] = {}
+        with self._session() as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                rows = session.execute(
+                    select(RuleStateRecord.rule, RuleStateRecord.patient, RuleStateRecord.state).where(
+                        tuple_(RuleStateRecord.rule, RuleStateRecord.patient).in_(wanted[start:start + _IN_CHUNK])
+                    )
+                )
+                states.update({(rule, patient): json.loads(state) for rule, patient, state in rows})
+        return states
+
+    def all_rule_states(self) -> dict[StateKey, RuleState]:
+        """Every stored rule state (for the scheduler tick)."""
+        with self._session() as session:
+            rows = session.execute(select(RuleStateRecord.rule, RuleStateRecord.patient, RuleStateRecord.state))
+            return {(rule, patient): json.loads(state) for rule, patient, state in rows}
+
+    def commit_ingest(self, commit: IngestCommit) -> IngestCommitResult:
+        """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none."""
+        result = IngestCommitResult()
+        with self._session() as session, session.begin():
+            if commit.batches:
+                result.backwards = self._log_batches(session, commit.batches, commit.at)
+            for (rule, patient), state in commit.states.items():
+                session.merge(RuleStateRecord(rule=rule, patient=patient, state=json.dumps(state),
+                                              updated_at=commit.at))
+            result.opened = apply_alert_changes(session, commit.changes)
+            session.add_all(
+                DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
+                           size=len(letter.payload), payload=letter.payload)
+                for letter in commit.dead_letters
+            )
+        return result
+
+    @staticmethod
+    def _log_batches(session: Session, batches: Sequence[LoggedBatch], at: dt.datetime) -> list[tuple[BatchKey, int]]:
+        session.execute(
+            IngestedBatch.__table__.insert(),  # type: ignore[attr-defined]
+            [{"gateway": b.key.gateway, "epoch": b.key.epoch, "seq": b.key.seq, "patient": b.patient,
+              "samples": b.samples, "received_at": at} for b in batches],
+        )
+        by_epoch: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for batch in batches:
+            by_epoch[(batch.key.gateway, batch.key.epoch)].append(batch.key.seq)
+        backwards: list[tuple[BatchKey, int]] = []
+        for (gateway, epoch), seqs in by_epoch.items():
+            row = session.get(GatewayEpoch, (gateway, epoch))
+            if row is None:
+                session.add(GatewayEpoch(gateway=gateway, epoch=epoch, high_seq=max(seqs), first_seen=at,
+                                         last_seen=at, backwards=0))
+                continue
+            # A new batch at or below the highest seen: not a replay (those were filtered), so the
+            # gateway's counter went back (or a replay older than the dedup horizon came in).
+            behind = [seq for seq in seqs if seq <= row.high_seq]
+            backwards.extend((BatchKey(gateway, epoch, seq), row.high_seq) for seq in behind)
+            row.backwards += len(behind)
+            row.high_seq = max(row.high_seq, *seqs)
+            row.last_seen = at
+        return backwards
 
     def ingested_samples(self) -> int:
-        """Total values in every ingested batch."""
+        """Total values in every batch in the ingest log."""
         with self._session() as session:
             return int(session.scalar(select(func.coalesce(func.sum(IngestedBatch.samples), 0))) or 0)
 
-    # -- dead letters ------------------------------------------------------------------------------
-    def add_dead_letter(self, topic: str, reason: str, payload: bytes, at: dt.datetime) -> int:
-        """Keep a rejected message with its reason; returns its id."""
+    def ingested_batches(self) -> int:
+        """Batches in the ingest log."""
         with self._session() as session:
-            letter = DeadLetter(received_at=at, topic=topic[:256], reason=reason, size=len(payload),
-                                payload=payload)
-            session.add(letter)
-            session.commit()
-            return letter.id
+            return int(session.scalar(select(func.count()).select_from(IngestedBatch)) or 0)
+
+    def gateway_epochs(self, gateway: str) -> list[GatewayEpoch]:
+        """The spool epochs ``gateway`` has sent from, oldest first."""
+        with self._session() as session:
+            return list(session.scalars(
+                select(GatewayEpoch).where(GatewayEpoch.gateway == gateway).order_by(GatewayEpoch.first_seen)
+            ))
+
+    def prune(self, now: dt.datetime, retention: Retention = Retention()) -> PruneResult:
+        """Drop ingest-log rows past the dedup horizon and dead letters past their bounds."""
+        with self._session() as session, session.begin():
+            def count(statement: Any) -> int:
+                return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+            log_rows = count(delete(IngestedBatch).where(IngestedBatch.received_at < now - retention.ingest_log))
+            payloads = count(
+                update(DeadLetter)
+                .where(DeadLetter.received_at < now - retention.dead_letter_payload,
+                       func.length(DeadLetter.payload) > 0)
+                .values(payload=b"")
+            )
+            letters = count(delete(DeadLetter).where(DeadLetter.received_at < now - retention.dead_letter))
+            oldest_over = session.scalar(
+                select(DeadLetter.id).order_by(DeadLetter.id.desc()).offset(retention.dead_letter_max_rows).limit(1)
+            )
+            if oldest_over is not None:
+                letters += count(delete(DeadLetter).where(DeadLetter.id <= oldest_over))
+        return PruneResult(log_rows, payloads, letters)
+
+    # -- dead letters ------------------------------------------------------------------------------
+    def add_dead_letter(self, topic: str, reason: str, payload: bytes, at: dt.datetime) -> None:
+        """Keep one refused message with its reason."""
+        self.commit_ingest(IngestCommit(at=at, dead_letters=[DeadLetterEntry(topic, reason, payload)]))
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters first."""
@@ -92,43 +272,15 @@ class Store:
             return list(rows)
 
     def dead_letter_count(self) -> int:
-        """How many messages were rejected."""
+        """How many refused messages are kept."""
         with self._session() as session:
             return int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
 
     # -- alerts ------------------------------------------------------------------------------------
     def apply_alert_changes(self, changes: Sequence[AlertChange]) -> list[AlertRecord]:
-        """Upsert alert episodes by ``(rule, patient, episode_start_ns)``; returns newly opened ones."""
-        opened: list[AlertRecord] = []
-        with self._session() as session:
-            for change in changes:
-                record = session.scalar(
-                    select(AlertRecord).where(
-                        AlertRecord.rule == change.rule,
-                        AlertRecord.patient == change.patient,
-                        AlertRecord.episode_start_ns == change.episode_start_ns,
-                    )
-                )
-                if record is None:
-                    record = AlertRecord(rule=change.rule, patient=change.patient,
-                                         episode_start_ns=change.episode_start_ns)
-                    session.add(record)
-                    opened.append(record)
-                elif record.state == "resolved" and change.state == "open":
-                    continue  # a replay of data from before the episode ended
-                elif change.state == "open" and change.last_ns < record.last_ns:
-                    continue  # a replay of an older state of the episode: keep the newer one
-                record.metric = change.metric
-                record.severity = change.severity
-                record.fired_ns = change.fired_ns
-                record.last_ns = max(change.last_ns, record.last_ns or 0)
-                record.worst_value = change.worst_value
-                record.threshold = change.threshold
-                record.message = change.message
-                record.state = change.state
-                record.resolved_ns = change.resolved_ns
-            session.commit()
-        return opened
+        """Apply alert changes in a transaction of their own; returns the alerts newly opened."""
+        with self._session() as session, session.begin():
+            return apply_alert_changes(session, changes)
 
     def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
         """Alerts matching ``query``, newest first."""
@@ -153,8 +305,20 @@ class Store:
             return record
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the ingest's writes
+    cursor.execute("PRAGMA synchronous=FULL")  # a committed batch survives a power cut before its ack
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 def open_store(url: str) -> Store:
     """Connect to ``url`` (e.g. ``sqlite:///vitalbridge.db``), apply migrations, return a Store."""
-    engine = create_engine(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
     return Store(engine)

@@ -1,13 +1,24 @@
 """The time-series store: batches become InfluxDB points through the v1-compatible HTTP API."""
 
-from cloud.timeseries._client import InfluxError, InfluxV1Client
-from cloud.timeseries._lines import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT, batch_to_lines, escape_tag
+from cloud.timeseries._client import InfluxError, InfluxRejected, InfluxUnavailable, InfluxV1Client
+from cloud.timeseries._lines import (
+    NUMERIC_MEASUREMENT,
+    WAVEFORM_MEASUREMENT,
+    batch_to_lines,
+    escape_tag,
+    measurement_of,
+)
+from cloud.timeseries._read import read_samples
 
 __all__ = [
     "NUMERIC_MEASUREMENT",
     "WAVEFORM_MEASUREMENT",
     "InfluxError",
+    "InfluxRejected",
+    "InfluxUnavailable",
     "InfluxV1Client",
     "batch_to_lines",
     "escape_tag",
+    "measurement_of",
+    "read_samples",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["InfluxError", "InfluxV1Client"]
+__all__ = ["InfluxError", "InfluxRejected", "InfluxUnavailable", "InfluxV1Client"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,21 @@ _WRITE_CHUNK_LINES = 5000
 
 class InfluxError(RuntimeError):
     """InfluxDB refused a request or could not be reached; the message carries its answer."""
+
+
+class InfluxUnavailable(InfluxError):
+    """InfluxDB could not be reached, timed out or answered 5xx: the same request may succeed later."""
+
+
+class InfluxRejected(InfluxError):
+    """InfluxDB refused the request itself (4xx, e.g. a partial write beyond the retention policy).
+
+    Sending it again will not help. ``status`` is the HTTP status.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _quote_identifier(name: str) -> str:
@@ -78,26 +93,33 @@ class InfluxV1Client:
         """Create the database if it does not exist (a no-op on servers that manage DBRP mappings)."""
         await self._post_query(f"CREATE DATABASE {_quote_identifier(self.db)}")
 
-    async def write_lines(self, lines: Sequence[str], *, retries: int = 3) -> None:
-        """Write line protocol lines (ns precision), in chunks, retrying transient failures."""
-        for start in range(0, len(lines), _WRITE_CHUNK_LINES):
-            body = "\n".join(lines[start:start + _WRITE_CHUNK_LINES]).encode()
+    async def write_lines(self, lines: Sequence[str], *, retries: int = 3,
+                          chunk_lines: int = _WRITE_CHUNK_LINES) -> None:
+        """Write line protocol lines (ns precision) in requests of ``chunk_lines``.
+
+        Transient failures are retried ``retries`` times, then raise :class:`InfluxUnavailable`;
+        a refusal raises :class:`InfluxRejected` at once.
+        """
+        for start in range(0, len(lines), chunk_lines):
+            body = "\n".join(lines[start:start + chunk_lines]).encode()
             await self._write_chunk(body, retries)
 
     async def _write_chunk(self, body: bytes, retries: int) -> None:
         params = {"db": self.db, "precision": "ns", **self._auth_params}
         delay = 0.2
         for attempt in range(retries + 1):
+            error: InfluxError
             try:
                 response = await self._http.post("/write", params=params, content=body)
             except httpx.HTTPError as exc:
-                error = InfluxError(f"cannot reach InfluxDB at {self.url}: {exc}")
+                error = InfluxUnavailable(f"cannot reach InfluxDB at {self.url}: {_reason(exc)}")
             else:
                 if response.status_code == 204:
                     return
-                error = InfluxError(f"InfluxDB write failed ({response.status_code}): {response.text[:500]}")
+                message = f"InfluxDB write failed ({response.status_code}): {response.text[:500].strip()}"
                 if response.status_code < 500:
-                    raise error  # the data is wrong: retrying will not help
+                    raise InfluxRejected(message, response.status_code)  # retrying will not help
+                error = InfluxUnavailable(message)
             if attempt == retries:
                 raise error
             log.warning("%s; retrying in %.1f s", error, delay)
@@ -109,7 +131,7 @@ class InfluxV1Client:
         try:
             response = await self._http.post("/query", params=params)
         except httpx.HTTPError as exc:
-            raise InfluxError(f"cannot reach InfluxDB at {self.url}: {exc}") from None
+            raise InfluxUnavailable(f"cannot reach InfluxDB at {self.url}: {_reason(exc)}") from None
         return self._results(response, statement)
 
     async def query(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -123,18 +145,27 @@ class InfluxV1Client:
         try:
             response = await self._http.get("/query", params=query_params)
         except httpx.HTTPError as exc:
-            raise InfluxError(f"cannot reach InfluxDB at {self.url}: {exc}") from None
+            raise InfluxUnavailable(f"cannot reach InfluxDB at {self.url}: {_reason(exc)}") from None
         return self._results(response, statement)
 
     @staticmethod
     def _results(response: httpx.Response, statement: str) -> list[dict[str, Any]]:
         if response.status_code != 200:
-            raise InfluxError(f"InfluxDB query failed ({response.status_code}): {response.text[:500]}")
+            message = f"InfluxDB query failed ({response.status_code}): {response.text[:500].strip()}"
+            if response.status_code >= 500:
+                raise InfluxUnavailable(message)
+            raise InfluxRejected(message, response.status_code)
         payload = response.json()
         results: Iterable[dict[str, Any]] = payload.get("results", [])
         for result in results:
             if "error" in result:
-                raise InfluxError(f"InfluxDB rejected {statement[:200]!r}: {result['error']}")
+                raise InfluxRejected(f"InfluxDB rejected {statement[:200]!r}: {result['error']}", response.status_code)
             series: list[dict[str, Any]] = result.get("series", [])
             return series
         return []
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    # Some httpx errors (timeouts, a refused connection) carry an empty message: name the kind then.
+    text = str(exc).strip()
+    return text or type(exc).__name__

@@ -11,7 +11,7 @@ from __future__ import annotations
 from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.samples import Batch
 
-__all__ = ["NUMERIC_MEASUREMENT", "WAVEFORM_MEASUREMENT", "batch_to_lines", "escape_tag"]
+__all__ = ["NUMERIC_MEASUREMENT", "WAVEFORM_MEASUREMENT", "batch_to_lines", "escape_tag", "measurement_of"]
 
 NUMERIC_MEASUREMENT = "vitals"
 WAVEFORM_MEASUREMENT = "waveforms"
@@ -24,14 +24,17 @@ def escape_tag(text: str) -> str:
     return text.translate(_TAG_ESCAPES)
 
 
+def measurement_of(metric: str) -> str:
+    """The measurement a catalogue metric's points are stored in."""
+    return WAVEFORM_MEASUREMENT if CATALOGUE[metric].kind is MetricKind.WAVEFORM else NUMERIC_MEASUREMENT
+
+
 def batch_to_lines(batch: Batch) -> list[str]:
     """Return the line protocol lines (nanosecond precision) for every value of ``batch``."""
     lines: list[str] = []
     for stream in batch.streams:
-        kind = CATALOGUE[stream.metric].kind
-        measurement = WAVEFORM_MEASUREMENT if kind is MetricKind.WAVEFORM else NUMERIC_MEASUREMENT
         prefix = (
-            f"{measurement},device={escape_tag(batch.device)},metric={escape_tag(stream.metric)},"
+            f"{measurement_of(stream.metric)},device={escape_tag(batch.device)},metric={escape_tag(stream.metric)},"
             f"patient={escape_tag(batch.patient)} value="
         )
         # repr of a Python float is the shortest exact form, so values round-trip through InfluxDB.

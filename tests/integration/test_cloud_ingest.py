@@ -31,13 +31,13 @@ async def test_every_published_sample_becomes_exactly_one_point(stack: Any, clou
     ]
     expected = sum(b.sample_count for b in batches)
     publish_batches(stack.mosquitto.host, stack.mosquitto.port, batches)
-    await wait_for(lambda: cloud.processor.stats.stored_batches == len(batches))
+    await wait_for(lambda: cloud.stats.stored_batches == len(batches))
     assert await count_points(cloud.influx) == expected
     # A replay of everything (a gateway reconnecting after a crash) changes nothing.
     publish_batches(stack.mosquitto.host, stack.mosquitto.port, batches)
-    await wait_for(lambda: cloud.processor.stats.duplicates == len(batches))
+    await wait_for(lambda: cloud.stats.duplicates == len(batches))
     assert await count_points(cloud.influx) == expected
-    assert cloud.processor.stats.stored_samples == expected
+    assert cloud.stats.stored_samples == expected
 
 
 async def test_hypoxic_patient_gets_one_alert_and_stable_patients_none(stack: Any, cloud: Any,
@@ -50,7 +50,7 @@ async def test_hypoxic_patient_gets_one_alert_and_stable_patients_none(stack: An
     for seq, (patient, series) in enumerate([("stable-a", stable), ("stable-b", stable), ("hypoxic", hypoxic)]):
         batches.append(numeric_batch(gateway, seq, patient, "spo2", "%", start, series))
     publish_batches(stack.mosquitto.host, stack.mosquitto.port, batches)
-    await wait_for(lambda: cloud.processor.stats.stored_batches == 3)
+    await wait_for(lambda: cloud.stats.stored_batches == 3)
     async with httpx.AsyncClient(base_url=cloud.api_url) as client:
         alerts = (await client.get("/api/v1/alerts")).json()
         assert [a["patient"] for a in alerts] == ["hypoxic"]
@@ -79,8 +79,8 @@ async def test_malformed_payloads_are_dead_lettered_and_valid_traffic_flows(stac
     publish(stack.mosquitto.host, stack.mosquitto.port, [(data_topic(gateway), payload)])
     # A batch published on another gateway's topic is refused too.
     publish(stack.mosquitto.host, stack.mosquitto.port, [(data_topic(unique_name("other")), payload)])
-    await wait_for(lambda: cloud.processor.stats.stored_batches == 1 and cloud.processor.stats.rejected == 6)
-    reasons = cloud.processor.stats.rejected_by_reason
+    await wait_for(lambda: cloud.stats.stored_batches == 1 and cloud.stats.rejected == 6)
+    reasons = cloud.stats.rejected_by_reason
     assert reasons == {"decode": 4, "implausible": 1, "gateway": 1}
     letters = cloud.store.dead_letters()
     assert len(letters) == 6
@@ -109,7 +109,7 @@ async def test_batches_published_while_ingest_is_down_are_not_lost(stack: Any, t
     second = CloudService(config)
     await second.start()
     try:
-        await wait_for(lambda: second.processor is not None and second.processor.stats.stored_batches == 5)
+        await wait_for(lambda: second.stats.stored_batches == 5)
         assert await count_points(second.influx) == 15
     finally:
         await second.stop()

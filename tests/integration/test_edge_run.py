@@ -36,7 +36,7 @@ async def test_edge_run_publishes_until_sigterm_then_drains(stack: Any, cloud: A
     process = subprocess.Popen([sys.executable, "-m", "vitalbridge.cli", "edge", "run", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        await wait_for(lambda: cloud.processor.stats.stored_batches >= 3, timeout_s=30)
+        await wait_for(lambda: cloud.stats.stored_batches >= 3, timeout_s=30)
     finally:
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
@@ -47,7 +47,7 @@ async def test_edge_run_publishes_until_sigterm_then_drains(stack: Any, cloud: A
     assert published > 0
     assert "0 batches left in the spool" in stdout
     await wait_for(lambda: cloud.worker.idle)
-    await wait_for(lambda: cloud.processor.stats.stored_samples == published, timeout_s=10)
+    await wait_for(lambda: cloud.stats.stored_samples == published, timeout_s=10)
     assert await count_points(cloud.influx, where="\"patient\" = 'patient-042'") == published
 
 

@@ -25,7 +25,7 @@ async def test_short_load_is_stored_completely(stack: Any, cloud: Any, unique_na
     assert report.published_values == 3 * 2 * 15 * 2  # 15 readings of 2 values per patient
     assert report.achieved_values_per_s > 0 and report.achieved_messages_per_s > 0
     assert report.latency_ms is not None and report.latency_ms["max"] > 0
-    await wait_for(lambda: cloud.processor.stats.stored_batches == report.published_messages)
+    await wait_for(lambda: cloud.stats.stored_batches == report.published_messages)
     assert await count_points(cloud.influx, NUMERIC_MEASUREMENT) == report.published_values
 
 

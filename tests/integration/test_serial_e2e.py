@@ -109,7 +109,7 @@ async def test_every_sample_from_a_virtual_serial_oximeter_is_stored_once_across
     published = agent.publisher.published_samples
     assert published == stats.samples_spooled
     assert len(agent.spool) == 0
-    await wait_for(lambda: cloud.processor.stats.stored_samples == published, timeout_s=30)
+    await wait_for(lambda: cloud.stats.stored_samples == published, timeout_s=30)
     stored = {}
     for measurement, metric in ((WAVEFORM_MEASUREMENT, "ppg"), (NUMERIC_MEASUREMENT, "spo2"),
                                 (NUMERIC_MEASUREMENT, "pulse_rate")):

@@ -30,7 +30,7 @@ async def test_direct_mode_replays_a_day_in_seconds_and_every_value_is_stored(st
     assert result.errors == {}
     assert result.scenario_s == pytest.approx(86_400.0)
     assert result.published_values > 100_000  # a day of 1 Hz SpO2 and pulse rate, and more
-    await wait_for(lambda: cloud.processor.stats.stored_batches == result.batches, timeout_s=20.0)
+    await wait_for(lambda: cloud.stats.stored_batches == result.batches, timeout_s=20.0)
     assert await count_points(cloud.influx, NUMERIC_MEASUREMENT) == result.published_values
 
 
@@ -39,7 +39,7 @@ async def test_direct_mode_with_waveforms_stores_every_sample(stack: Any, cloud:
                             gateway=unique_name("simgw"), waveforms=True)
     result = await run_scenario(options, announce=lambda _line: None)
     assert result.errors == {}
-    await wait_for(lambda: cloud.processor.stats.stored_batches == result.batches)
+    await wait_for(lambda: cloud.stats.stored_batches == result.batches)
     waves = await count_points(cloud.influx, WAVEFORM_MEASUREMENT)
     assert waves >= 10 * (250 + 75) - 2  # 10 s of ECG at 250 Hz and PPG at 75 Hz
     assert await _stored(cloud) == result.published_values
@@ -55,7 +55,7 @@ async def test_home_mode_goes_through_a_real_edge_agent(stack: Any, cloud: Any, 
     skipped = [line for line in lines if line.startswith("warning:") and line.endswith("skipped (--mode direct "
                                                                                       "publishes its readings)")]
     assert len(skipped) == len(result.skipped_devices) >= 1
-    await wait_for(lambda: cloud.processor.stats.stored_batches == result.batches)
+    await wait_for(lambda: cloud.stats.stored_batches == result.batches)
     assert await _stored(cloud) == result.published_values
 
 

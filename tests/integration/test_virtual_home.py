@@ -76,7 +76,7 @@ async def test_a_virtual_home_of_four_device_kinds_stores_every_published_value(
     assert [line for line in lines if line.startswith("warning:")] == [
         "warning: device strap: the virtual heart_rate_strap (generic.heart_rate_strap) sends heart_rate; "
         "not respiratory_rate"]
-    await wait_for(lambda: cloud.processor.stats.stored_batches == result.batches, timeout_s=15.0)
+    await wait_for(lambda: cloud.stats.stored_batches == result.batches, timeout_s=15.0)
     stored = await count_points(cloud.influx, NUMERIC_MEASUREMENT) + await count_points(cloud.influx,
                                                                                         WAVEFORM_MEASUREMENT)
     assert stored == result.published_values

@@ -144,12 +144,35 @@ async def test_malformed_query_parameters_get_422(api: httpx.AsyncClient, fake: 
 
 
 async def test_influx_down_gives_503_and_degraded_health(api: httpx.AsyncClient, fake: FakeInflux) -> None:
-    assert (await api.get("/api/v1/health")).json() == {"status": "ok", "influxdb": True}
+    healthy = await api.get("/api/v1/health")
+    assert (healthy.status_code, healthy.json()) == (200, {"status": "ok", "influxdb": True, "database": True})
     fake.up = False
     response = await api.get("/api/v1/patients/pt-1/vitals", params={"metric": "spo2"})
     assert response.status_code == 503
     assert "time-series store unavailable" in response.json()["detail"]
-    assert (await api.get("/api/v1/health")).json() == {"status": "degraded", "influxdb": False}
+    for path in ("/api/v1/health", "/health"):
+        degraded = await api.get(path)
+        assert (degraded.status_code, degraded.json()) == (503, {"status": "degraded", "influxdb": False,
+                                                                 "database": True})
+
+
+async def test_health_reports_the_process_tasks_and_metrics_are_served(store: Store, fake: FakeInflux) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    Counter("vb_test_things", "things", registry=registry).inc(3)
+    ready = {"value": True}
+    influx = InfluxV1Client("http://influx.test", "vb", transport=httpx.MockTransport(fake.handle))
+    app = create_app(store, influx, health=lambda: (ready["value"], {"ingest": {"stalled": not ready["value"]}}),
+                     registry=registry)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        assert (await client.get("/health")).status_code == 200
+        ready["value"] = False
+        stalled = await client.get("/health")
+        assert stalled.status_code == 503 and stalled.json()["ingest"] == {"stalled": True}
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200 and "vb_test_things_total 3.0" in metrics.text
+    await influx.aclose()
 
 
 # -- alerts -------------------------------------------------------------------------------------------
@@ -206,7 +229,8 @@ async def test_ingest_stats_and_dead_letters(api: httpx.AsyncClient, store: Stor
     store.add_dead_letter("vb/v1/gw/data", "decode: not valid CBOR", b"\xde\xad" * 40, NOW)
     stats = (await api.get("/api/v1/ingest/stats")).json()
     assert stats == {"stored_batches": 3, "stored_samples": 30, "duplicates": 1, "rejected": 2,
-                     "rejected_by_reason": {"decode": 2}, "alerts_opened": 0, "dead_letters": 1}
+                     "rejected_by_reason": {"decode": 2}, "alerts_opened": 0, "dead_letters": 1,
+                     "ingested_batches": 0, "ingested_samples": 0}
     [letter] = (await api.get("/api/v1/dead-letters")).json()
     assert (letter["topic"], letter["reason"], letter["size"]) == ("vb/v1/gw/data", "decode: not valid CBOR", 80)
     assert letter["payload_hex"] == "dead" * 32

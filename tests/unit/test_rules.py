@@ -1,14 +1,29 @@
-"""SustainedThresholdRule: episodes, hysteresis, replays, untrusted quality, sparse input as a step function."""
+"""SustainedThresholdRule: episodes, hysteresis, replays, untrusted quality, sparse input as a step function.
+
+The rule is pure; :class:`_Stored` drives it as the cloud does, through the engine, with every state
+passed through JSON between calls, as it is when stored in the database.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.rules import RULE_TYPES, AlertChange, SustainedThresholdRule, build_rules, default_rule_config
+from cloud.rules import (
+    RULE_TYPES,
+    AlertChange,
+    RuleEngine,
+    RuleState,
+    StateKey,
+    SustainedThresholdRule,
+    build_rules,
+    default_rule_config,
+    format_duration,
+)
 from vitals.catalogue import UnknownMetricError
 from vitals.samples import Quality, Sample
 
@@ -16,13 +31,27 @@ S = 10**9  # ns per second
 T0 = 1_700_000_000 * S
 
 
-def _rule(**overrides: object) -> SustainedThresholdRule:
+class _Stored:
+    """A rule run by the engine with its states stored as JSON between calls (as the database keeps them)."""
+
+    def __init__(self, rule: SustainedThresholdRule) -> None:
+        self.engine = RuleEngine([rule])
+        self.stored: dict[StateKey, str] = {}
+
+    def evaluate(self, patient: str, samples: Sequence[Sample]) -> list[AlertChange]:
+        states: dict[StateKey, RuleState] = {key: json.loads(text) for key, text in self.stored.items()}
+        result = self.engine.evaluate(states, {patient: samples})
+        self.stored.update({key: json.dumps(state) for key, state in result.states.items()})
+        return result.changes
+
+
+def _rule(**overrides: object) -> _Stored:
     arguments: dict[str, object] = {
         "name": "spo2_low", "metric": "spo2", "direction": "below", "threshold": 90.0, "duration_s": 60.0,
         "clear_threshold": 92.0, "clear_s": 60.0, "severity": "high",
     }
     arguments.update(overrides)
-    return SustainedThresholdRule(**arguments)  # type: ignore[arg-type]
+    return _Stored(SustainedThresholdRule(**arguments))  # type: ignore[arg-type]
 
 
 def _series(points: Iterable[tuple[float, float]], metric: str = "spo2", quality: int = 0) -> list[Sample]:
@@ -40,7 +69,8 @@ def _change(state: str, start_s: float, fired_s: float, last_s: float, worst: fl
     return AlertChange(
         rule="spo2_low", patient="p1", metric="spo2", severity="high", episode_start_ns=T0 + int(start_s * S),
         fired_ns=T0 + int(fired_s * S), last_ns=T0 + int(last_s * S), worst_value=worst, threshold=90.0,
-        message=f"spo2 below 90 % for {held:.0f} s (worst {worst:g} %)", state=state,  # type: ignore[arg-type]
+        message=f"spo2 below 90 % for {format_duration(held)} (worst {worst:g} %)",
+        state=state,  # type: ignore[arg-type]
         resolved_ns=None if resolved_s is None else T0 + int(resolved_s * S),
     )
 
@@ -226,7 +256,8 @@ def test_dropping_repeated_values_does_not_change_the_outcome(steps: list[tuple[
 
 
 def test_direction_above() -> None:
-    rule = SustainedThresholdRule("tachy", "heart_rate", "above", 120.0, 30.0, clear_threshold=110.0, clear_s=10)
+    rule = _Stored(SustainedThresholdRule("tachy", "heart_rate", "above", 120.0, 30.0, clear_threshold=110.0,
+                                          clear_s=10))
     samples = [Sample("heart_rate", T0 + t * S, 130.0 + t % 3) for t in range(31)]
     changes = rule.evaluate("p1", samples)
     assert [(c.state, c.worst_value, c.metric) for c in changes] == [("open", 132.0, "heart_rate")]

@@ -6,10 +6,20 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 
 from cloud.rules import AlertChange
-from cloud.store import AlertQuery, Store, open_store
+from cloud.store import (
+    AlertQuery,
+    BatchKey,
+    DeadLetterEntry,
+    IngestCommit,
+    LoggedBatch,
+    Retention,
+    Store,
+    open_store,
+)
 
 S = 10**9
 T0 = 1_700_000_000 * S
@@ -26,6 +36,11 @@ def _change(state: str = "open", *, start_s: int = 0, last_s: int = 60, worst: f
     )
 
 
+def _record(store: Store, gateway: str, seq: int, samples: int = 5, *, epoch: str = "e1",
+            at: dt.datetime = AT) -> None:
+    store.commit_ingest(IngestCommit(at=at, batches=[LoggedBatch(BatchKey(gateway, epoch, seq), "p1", samples)]))
+
+
 def _summary(store: Store) -> list[tuple[object, ...]]:
     return [(a.rule, a.patient, a.episode_start_ns, a.state, a.last_ns, a.worst_value, a.resolved_ns)
             for a in store.alerts()]
@@ -36,19 +51,20 @@ def _summary(store: Store) -> list[tuple[object, ...]]:
 
 def test_migrations_create_every_table(store: Store) -> None:
     inspector = inspect(store.engine)
-    assert set(inspector.get_table_names()) >= {"alerts", "dead_letters", "ingested_batches", "alembic_version"}
+    assert set(inspector.get_table_names()) >= {"alerts", "dead_letters", "ingest_log", "gateway_epochs",
+                                                "rule_states", "alembic_version"}
     uniques = inspector.get_unique_constraints("alerts")
     assert any(set(u["column_names"]) == {"rule", "patient", "episode_start_ns"} for u in uniques)
 
 
 def test_reopening_keeps_data_and_reapplies_nothing(db_path: Path) -> None:
     first = open_store(f"sqlite:///{db_path}")
-    assert first.record_batch("gw", 1, "p1", 10, AT)
+    _record(first, "gw", 1, 10)
     first.add_dead_letter("vb/v1/gw/data", "decode: junk", b"\x00", AT)
     first.close()
     second = open_store(f"sqlite:///{db_path}")
     try:
-        assert second.seen_batch("gw", 1)
+        assert second.seen([BatchKey("gw", "e1", 1)]) == {BatchKey("gw", "e1", 1)}
         assert second.dead_letter_count() == 1
         assert second.ingested_samples() == 10
     finally:
@@ -58,20 +74,91 @@ def test_reopening_keeps_data_and_reapplies_nothing(db_path: Path) -> None:
 # -- ingest log ---------------------------------------------------------------------------------------
 
 
-def test_ingest_log_dedups_by_gateway_and_seq(store: Store) -> None:
-    assert not store.seen_batch("gw", 1)
-    assert store.record_batch("gw", 1, "p1", 5, AT) is True
-    assert store.seen_batch("gw", 1)
-    assert store.record_batch("gw", 1, "p1", 5, AT) is False
-    assert store.record_batch("gw", 2, "p1", 7, AT) is True
-    assert store.record_batch("other", 1, "p2", 3, AT) is True  # seq is per gateway
-    assert not store.seen_batch("gw", 3)
-    assert store.ingested_samples() == 15
+def test_ingest_log_dedups_by_gateway_epoch_and_seq(store: Store) -> None:
+    key = BatchKey("gw", "e1", 1)
+    assert store.seen([key]) == set()
+    _record(store, "gw", 1, 5)
+    assert store.seen([key, BatchKey("gw", "e1", 2)]) == {key}
+    with pytest.raises(Exception, match="UNIQUE"):
+        _record(store, "gw", 1, 5)  # the transaction is refused whole
+    _record(store, "gw", 2, 7)
+    _record(store, "other", 1, 3)  # seq is per gateway
+    _record(store, "gw", 1, 4, epoch="e2")  # and per spool epoch: a reinstalled gateway starts again
+    assert store.seen([BatchKey("gw", "e2", 1), BatchKey("gw", "e2", 2)]) == {BatchKey("gw", "e2", 1)}
+    assert store.ingested_samples() == 19
+    assert store.ingested_batches() == 4
+
+
+def test_many_keys_are_looked_up_in_chunks(store: Store) -> None:
+    keys = [LoggedBatch(BatchKey("gw", "e1", seq), "p1", 1) for seq in range(0, 2000, 2)]
+    store.commit_ingest(IngestCommit(at=AT, batches=keys))
+    wanted = [BatchKey("gw", "e1", seq) for seq in range(2000)]
+    assert store.seen(wanted) == {batch.key for batch in keys}
 
 
 def test_ingest_log_handles_large_sequence_numbers(store: Store) -> None:
-    assert store.record_batch("gw", 2**63 - 1, "p1", 1, AT)
-    assert store.seen_batch("gw", 2**63 - 1)
+    _record(store, "gw", 2**63 - 1, 1)
+    assert store.seen([BatchKey("gw", "e1", 2**63 - 1)])
+
+
+def test_a_sequence_going_backwards_within_an_epoch_is_reported_not_dropped(store: Store) -> None:
+    result = store.commit_ingest(IngestCommit(at=AT, batches=[LoggedBatch(BatchKey("gw", "e1", 10), "p1", 1)]))
+    assert result.backwards == []
+    result = store.commit_ingest(IngestCommit(at=AT, batches=[LoggedBatch(BatchKey("gw", "e1", 3), "p1", 1),
+                                                              LoggedBatch(BatchKey("gw", "e1", 11), "p1", 1)]))
+    assert result.backwards == [(BatchKey("gw", "e1", 3), 10)]
+    assert store.seen([BatchKey("gw", "e1", 3)])  # stored all the same
+    (epoch,) = store.gateway_epochs("gw")
+    assert (epoch.epoch, epoch.high_seq, epoch.backwards) == ("e1", 11, 1)
+    # A new epoch starts from 0 without complaint.
+    fresh = store.commit_ingest(IngestCommit(at=AT, batches=[LoggedBatch(BatchKey("gw", "e2", 0), "p1", 1)]))
+    assert fresh.backwards == []
+
+
+def test_one_transaction_writes_everything_or_nothing(store: Store) -> None:
+    _record(store, "gw", 1)
+    commit = IngestCommit(
+        at=AT, batches=[LoggedBatch(BatchKey("gw", "e1", 2), "p1", 1), LoggedBatch(BatchKey("gw", "e1", 1), "p1", 1)],
+        states={("spo2_low", "p1"): {"watermark": 5}}, changes=[_change()],
+        dead_letters=[DeadLetterEntry("vb/v1/gw/data", "decode: junk", b"x")],
+    )
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.commit_ingest(commit)
+    assert store.seen([BatchKey("gw", "e1", 2)]) == set()
+    assert store.rule_states([("spo2_low", "p1")]) == {}
+    assert store.alerts() == [] and store.dead_letter_count() == 0
+
+
+def test_rule_states_round_trip_and_update(store: Store) -> None:
+    state = {"watermark": T0, "rule": {"episode": {"start_ns": T0, "worst": 85.5, "fired_ns": None}}}
+    store.commit_ingest(IngestCommit(at=AT, states={("r", "p1"): state, ("r", "p2"): {"watermark": 1}}))
+    assert store.rule_states([("r", "p1"), ("r", "p3")]) == {("r", "p1"): state}
+    store.commit_ingest(IngestCommit(at=AT, states={("r", "p1"): {"watermark": 2}}))
+    assert store.all_rule_states() == {("r", "p1"): {"watermark": 2}, ("r", "p2"): {"watermark": 1}}
+
+
+def test_prune_keeps_the_dedup_horizon_and_bounds_dead_letters(store: Store) -> None:
+    old, recent = AT - dt.timedelta(days=20), AT - dt.timedelta(days=1)
+    _record(store, "gw", 1, at=old)
+    _record(store, "gw", 2, at=recent)
+    for day in (100, 10, 3, 1):
+        store.add_dead_letter("vb/v1/gw/data", f"decode: day {day}", b"payload", AT - dt.timedelta(days=day))
+    result = store.prune(AT, Retention(ingest_log=dt.timedelta(days=14), dead_letter_payload=dt.timedelta(days=7),
+                                       dead_letter=dt.timedelta(days=90), dead_letter_max_rows=2))
+    assert store.seen([BatchKey("gw", "e1", 1), BatchKey("gw", "e1", 2)]) == {BatchKey("gw", "e1", 2)}
+    letters = store.dead_letters()
+    assert [(d.reason, d.payload, d.size) for d in letters] == [("decode: day 1", b"payload", 7),
+                                                                ("decode: day 3", b"payload", 7)]
+    assert (result.ingest_log, result.dead_letters) == (1, 2)
+
+
+def test_ping_raises_when_the_database_is_gone(store: Store, db_path: Path) -> None:
+    store.ping()
+    store.close()
+    db_path.unlink()
+    db_path.mkdir()  # now a directory: the database cannot be opened
+    with pytest.raises(Exception, match="unable to open"):
+        store.ping()
 
 
 def test_ingested_samples_is_zero_when_empty(store: Store) -> None:
@@ -82,16 +169,16 @@ def test_ingested_samples_is_zero_when_empty(store: Store) -> None:
 
 
 def test_dead_letters_keep_topic_reason_and_payload_newest_first(store: Store) -> None:
-    first = store.add_dead_letter("vb/v1/gw/data", "decode: not valid CBOR", b"\xff\x00", AT)
-    second = store.add_dead_letter("x" * 300, "topic: foreign", b"", AT + dt.timedelta(seconds=1))
-    assert second > first
+    store.add_dead_letter("vb/v1/gw/data", "decode: not valid CBOR", b"\xff\x00", AT)
+    store.add_dead_letter("x" * 300, "topic: foreign", b"", AT + dt.timedelta(seconds=1))
     assert store.dead_letter_count() == 2
     letters = store.dead_letters()
-    assert [(d.id, d.topic, d.reason, d.size, d.payload) for d in letters] == [
-        (second, "x" * 256, "topic: foreign", 0, b""),
-        (first, "vb/v1/gw/data", "decode: not valid CBOR", 2, b"\xff\x00"),
+    assert [(d.topic, d.reason, d.size, d.payload) for d in letters] == [
+        ("x" * 256, "topic: foreign", 0, b""),
+        ("vb/v1/gw/data", "decode: not valid CBOR", 2, b"\xff\x00"),
     ]
-    assert [d.id for d in store.dead_letters(limit=1)] == [second]
+    assert letters[0].id > letters[1].id
+    assert [d.id for d in store.dead_letters(limit=1)] == [letters[0].id]
 
 
 # -- alerts -------------------------------------------------------------------------------------------
@@ -174,3 +261,42 @@ def test_acknowledged_alert_keeps_its_acknowledgement_through_updates(store: Sto
 def test_store_returns_detached_records(store: Store) -> None:
     [alert] = store.apply_alert_changes([dataclasses.replace(_change(), message="m")])
     assert alert.message == "m" and alert.id is not None
+
+
+# -- late (backfilled) episodes -------------------------------------------------------------------------
+
+
+def _late(state: str = "open", **kwargs: object) -> AlertChange:
+    return dataclasses.replace(_change(state, **kwargs), late=True)  # type: ignore[arg-type]
+
+
+def test_a_late_episode_with_no_alert_opens_one_marked_late(store: Store) -> None:
+    opened = store.apply_alert_changes([_late("resolved", start_s=0, last_s=90, resolved_s=200)])
+    assert [(a.state, a.late, a.resolved_ns) for a in opened] == [("resolved", True, T0 + 200 * S)]
+
+
+def test_a_late_view_of_an_alerted_episode_joins_it_and_widens_it(store: Store) -> None:
+    store.apply_alert_changes([_change(start_s=100, last_s=200, worst=86.0)])
+    # The backfill shows the episode began earlier and went deeper.
+    assert store.apply_alert_changes([_late(start_s=40, last_s=150, worst=81.0)]) == []
+    [alert] = store.alerts()
+    assert (alert.episode_start_ns, alert.last_ns, alert.worst_value, alert.state, alert.late) == (
+        T0 + 40 * S, T0 + 200 * S, 81.0, "open", False)
+
+
+def test_a_late_resolution_does_not_close_an_episode_that_went_on(store: Store) -> None:
+    store.apply_alert_changes([_change(start_s=100, last_s=500)])
+    store.apply_alert_changes([_late("resolved", start_s=100, last_s=200, resolved_s=300)])
+    assert store.alerts()[0].state == "open"
+    # One whose last news is older than the late resolution is resolved by it.
+    store.apply_alert_changes([_change(start_s=1000, last_s=1100, patient="p2")])
+    store.apply_alert_changes([_late("resolved", start_s=1000, last_s=1100, resolved_s=1200, patient="p2")])
+    assert [(a.patient, a.state) for a in store.alerts(AlertQuery(patient="p2"))] == [("p2", "resolved")]
+
+
+def test_late_episodes_apart_from_alerts_are_their_own_alerts(store: Store) -> None:
+    store.apply_alert_changes([_change(start_s=5000, last_s=5100)])
+    opened = store.apply_alert_changes([_late("resolved", start_s=0, last_s=90, resolved_s=200),
+                                        _late("resolved", start_s=0, last_s=95, resolved_s=210)])
+    assert len(opened) == 1  # the second change joins the first, in the same call
+    assert len(store.alerts()) == 2

@@ -1,51 +1,73 @@
-"""`vitalbridge cloud run`: ingest + rules + API, configured by flags or VB_* environment variables."""
+"""`vitalbridge cloud run|ingest|api`: the cloud together or as separate processes, by flags or VB_* variables."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from typing import Any
 
 __all__ = ["add_parser"]
+
+_ROLES = {
+    "run": ("ingest from MQTT into InfluxDB, evaluate rules, serve the API (all in one process)", True, True),
+    "ingest": ("only the ingest worker (serves /health and /metrics on --port)", False, True),
+    "api": ("only the HTTP API (another process runs the ingest)", True, False),
+}
+
+_ENVIRONMENT_HELP = (
+    "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_DATABASE_URL, "
+    "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_SHARED_GROUP, VB_INGEST_MAX_MESSAGES, "
+    "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
+    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX."
+)
 
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``cloud`` command group."""
     parser: argparse.ArgumentParser = subparsers.add_parser("cloud", help="run the cloud service")
     commands = parser.add_subparsers(dest="cloud_command", metavar="COMMAND", required=True)
-    run = commands.add_parser(
-        "run",
-        help="ingest from MQTT into InfluxDB, evaluate rules, serve the API",
-        description="Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, "
-        "VB_INFLUX_TOKEN, VB_DATABASE_URL, VB_HTTP_HOST, VB_HTTP_PORT.",
-    )
-    run.add_argument("--mqtt-url", help="broker, e.g. mqtt://127.0.0.1:1883 (VB_MQTT_URL)")
-    run.add_argument("--influx-url", help="InfluxDB HTTP API, e.g. http://127.0.0.1:8086 (VB_INFLUX_URL)")
-    run.add_argument("--influx-db", help="InfluxDB database (VB_INFLUX_DB)")
-    run.add_argument("--database-url", help="SQLAlchemy URL of the relational store (VB_DATABASE_URL)")
-    run.add_argument("--host", dest="http_host", help="address the API listens on (VB_HTTP_HOST)")
-    run.add_argument("--port", dest="http_port", type=int, help="port the API listens on (VB_HTTP_PORT)")
-    run.set_defaults(func=_run)
+    for name, (help_text, api, ingest) in _ROLES.items():
+        command = commands.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}. "
+                                      f"{_ENVIRONMENT_HELP}")
+        command.add_argument("--mqtt-url", help="broker, e.g. mqtt://127.0.0.1:1883 (VB_MQTT_URL)")
+        command.add_argument("--influx-url", help="InfluxDB HTTP API, e.g. http://127.0.0.1:8086 (VB_INFLUX_URL)")
+        command.add_argument("--influx-db", help="InfluxDB database (VB_INFLUX_DB)")
+        command.add_argument("--database-url", help="SQLAlchemy URL of the relational store (VB_DATABASE_URL)")
+        command.add_argument("--host", dest="http_host", help="address HTTP listens on (VB_HTTP_HOST)")
+        command.add_argument("--port", dest="http_port", type=int, help="port HTTP listens on (VB_HTTP_PORT)")
+        if ingest:
+            command.add_argument("--client-id", help="MQTT client id of this ingest; keep it stable across restarts "
+                                 "so the broker keeps its session (VB_INGEST_CLIENT_ID)")
+            command.add_argument("--shared-group", help="share the data topics with other ingest workers through "
+                                 "$share/GROUP/... (VB_INGEST_SHARED_GROUP)")
+        command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        command.set_defaults(func=_run, api=api, ingest=ingest)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cloud.service import CloudConfig, CloudService
+    from cloud.service import CloudConfig, CloudService, ConfigError, ServiceUnavailable
     from vitalbridge._signals import stop_on_signals
 
+    name = f"vitalbridge cloud {args.cloud_command}"
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = CloudConfig.from_env(
             mqtt_url=args.mqtt_url, influx_url=args.influx_url, influx_db=args.influx_db,
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
+            client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
         )
-    except ValueError as exc:
-        print(f"vitalbridge cloud run: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> None:
-        service = CloudService(config)
+        service = CloudService(config, api=args.api, ingest=args.ingest)
         await service.start()
-        print(f"VitalBridge cloud: API on {service.api_url}/api/v1 (docs {service.api_url}/api/docs)", flush=True)
+        what = "API" if args.api else "health and metrics"
+        print(f"VitalBridge cloud ({args.cloud_command}): {what} on {service.api_url}"
+              + (f" (docs {service.api_url}/api/docs)" if args.api else ""), flush=True)
         stop = asyncio.Event()
         try:
             with stop_on_signals(stop):
@@ -55,7 +77,10 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
+    except ServiceUnavailable as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
     except (OSError, TimeoutError) as exc:
-        print(f"vitalbridge cloud run: cannot start: {exc}", file=sys.stderr)
+        print(f"{name}: cannot start: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,141 @@
+"""RuleEngine: event-time watermarks, late spans and their re-evaluation, ticks, chunking independence."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.rules import (
+    AlertChange,
+    LateSpan,
+    RuleEngine,
+    RuleState,
+    StateKey,
+    SustainedThresholdRule,
+    format_duration,
+    merge_spans,
+)
+from vitals.samples import Sample
+
+S = 10**9
+T0 = 1_700_000_000 * S
+
+
+def _engine() -> RuleEngine:
+    return RuleEngine([SustainedThresholdRule("spo2_low", "spo2", "below", 90.0, 60.0, clear_threshold=92.0,
+                                              clear_s=60.0)])
+
+
+def _samples(points: list[tuple[int, float]], metric: str = "spo2") -> list[Sample]:
+    return [Sample(metric, T0 + t * S, value) for t, value in points]
+
+
+def _final(changes: list[AlertChange]) -> dict[int, tuple[str, int, float, int | None]]:
+    # The store keeps the latest change per episode: compare that.
+    latest: dict[int, tuple[str, int, float, int | None]] = {}
+    for change in changes:
+        latest[change.episode_start_ns] = (change.state, change.last_ns, change.worst_value, change.resolved_ns)
+    return latest
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0 s"), (59.4, "59 s"), (60, "1 min"), (3599, "59 min"), (3600, "1 h"), (6540, "1 h 49 min"),
+    (86_400, "1 d"), (2 * 86_400 + 3 * 3600 + 59, "2 d 3 h"),
+])
+def test_durations_read_as_people_write_them(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_rule_names_must_be_unique() -> None:
+    rule = SustainedThresholdRule("same", "spo2", "below", 90.0, 60.0)
+    with pytest.raises(ValueError, match="repeated: same"):
+        RuleEngine([rule, SustainedThresholdRule("same", "heart_rate", "above", 120.0, 60.0)])
+
+
+def test_only_affected_rules_are_keyed_and_states_carry_the_watermark() -> None:
+    engine = _engine()
+    assert engine.keys_for({"p1": {"spo2"}, "p2": {"heart_rate"}}) == [("spo2_low", "p1")]
+    result = engine.evaluate({}, {"p1": _samples([(0, 97.0), (5, 96.0)]), "p2": _samples([(0, 60.0)], "heart_rate")})
+    assert list(result.states) == [("spo2_low", "p1")]
+    assert result.states[("spo2_low", "p1")]["watermark"] == T0 + 5 * S
+    assert result.changes == [] and result.late == []
+
+
+def test_samples_older_than_the_watermark_become_a_late_span_not_a_judgement() -> None:
+    engine = _engine()
+    first = engine.evaluate({}, {"p1": _samples([(1000, 97.0)])})
+    # A backfill from before the live reading: 80 % for two minutes would fire if judged live.
+    backfill = _samples([(t, 80.0) for t in range(0, 120)])
+    second = engine.evaluate(first.states, {"p1": backfill})
+    assert second.changes == [] and second.states == {}
+    assert second.late == [LateSpan("spo2_low", "p1", T0, T0 + 119 * S)]
+    assert engine.window(second.late[0]) == (T0 - 120 * S, T0 + 239 * S)  # widened by hold + clear times
+    found = engine.reevaluate(second.late[0], backfill + _samples([(120, 97.0), (300, 97.0)]))
+    assert [(c.state, c.episode_start_ns, c.late) for c in found] == [("resolved", T0, True)]
+
+
+def test_a_reading_at_the_watermark_is_neither_new_nor_late() -> None:
+    engine = _engine()
+    first = engine.evaluate({}, {"p1": _samples([(10, 97.0)])})
+    again = engine.evaluate(first.states, {"p1": _samples([(10, 50.0)])})
+    assert again.states == {} and again.late == [] and again.changes == []
+
+
+def test_late_spans_merge_per_rule_and_patient() -> None:
+    spans = [LateSpan("r", "p", 5, 9), LateSpan("r", "p", 1, 3), LateSpan("r", "q", 2, 2)]
+    assert merge_spans(spans) == [LateSpan("r", "p", 1, 9), LateSpan("r", "q", 2, 2)]
+
+
+def test_tick_changes_nothing_for_a_rule_that_waits_for_data_and_keeps_unknown_rules() -> None:
+    engine = _engine()
+    states: dict[StateKey, RuleState] = {("spo2_low", "p1"): {"watermark": T0, "rule": {"episode": None}},
+                                         ("retired_rule", "p1"): {"watermark": T0, "rule": {"x": 1}}}
+    result = engine.tick(states, T0 + 3600 * S)
+    assert result.states == {} and result.changes == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([80.0, 85.0, 89.0, 91.0, 93.0, 97.0]), min_size=1, max_size=300),
+    cuts=st.lists(st.integers(0, 300), max_size=12),
+)
+def test_outcome_does_not_depend_on_how_samples_are_chunked_into_batches(values: list[float],
+                                                                         cuts: list[int]) -> None:
+    samples = _samples([(5 * i, v) for i, v in enumerate(values)])
+    engine = _engine()
+    whole = engine.evaluate({}, {"p1": samples})
+    bounds = sorted({0, len(samples), *(c for c in cuts if c < len(samples))})
+    states: dict[StateKey, RuleState] = {}
+    changes: list[AlertChange] = []
+    for start, end in itertools.pairwise(bounds):
+        result = engine.evaluate(states, {"p1": samples[start:end]})
+        # Stored as JSON between batches, as the database keeps it.
+        states.update({key: json.loads(json.dumps(state)) for key, state in result.states.items()})
+        changes.extend(result.changes)
+    assert _final(changes) == _final(whole.changes)
+    assert states == {key: json.loads(json.dumps(state)) for key, state in whole.states.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([80.0, 85.0, 91.0, 97.0]), min_size=2, max_size=200),
+       split=st.integers(1, 199))
+def test_a_backfill_reevaluated_finds_what_judging_it_in_order_finds(values: list[float], split: int) -> None:
+    # Live readings came first; the older ones arrive late and are re-evaluated from stored history.
+    samples = _samples([(5 * i, v) for i, v in enumerate(values)])
+    split = min(split, len(samples) - 1)
+    engine = _engine()
+    in_order = engine.evaluate({}, {"p1": samples})
+    live = engine.evaluate({}, {"p1": samples[split:]})
+    late = engine.evaluate(live.states, {"p1": samples[:split]})
+    assert late.changes == [] and len(late.late) == 1
+    start, end = engine.window(late.late[0])
+    history = [s for s in samples if start <= s.time_ns <= end]
+    found = engine.reevaluate(late.late[0], history)
+    assert all(change.late for change in found)
+    # Every episode judged in order that starts inside the late span is found by the re-evaluation.
+    in_span = {start_ns for start_ns in _final(in_order.changes) if start_ns <= late.late[0].end_ns}
+    assert in_span <= set(_final(found))
