@@ -24,8 +24,9 @@ from device_profiles.errors import DecodeError
 from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
 from edge.batcher import StreamCollector
 from edge.config import DeviceConfig, GatewayConfig
-from edge.publisher import MqttPublisher
-from edge.spool import BatchSpool, SpoolFullError
+from edge.priority import batch_priority
+from edge.publisher import MqttPublisher, PublisherSettings
+from edge.spool import BatchSpool, SpoolDiskFullError, SpoolFullError
 from edge.transports import Payload, TransportRegistry
 from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.codec import encode_batch
@@ -76,6 +77,8 @@ class AgentStats:
     batches_spooled: int = 0
     samples_spooled: int = 0
     spool_full_drops: int = 0
+    spool_evicted_batches: int = 0
+    spool_evicted_samples: int = 0
     errors_by_device: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -102,15 +105,18 @@ class EdgeAgent:
         pipeline_factory: Callable[[DeviceConfig], StreamProcessor | None] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         spool: BatchSpool | None = None,
+        publisher_settings: PublisherSettings | None = None,
     ) -> None:
         self.config = config
         self.clock_ns = clock_ns
         self.decoders = decoders
         self.transports = transports
         self.stats = AgentStats()
-        self.spool = spool or BatchSpool(config.spool)
+        self.spool = spool if spool is not None else BatchSpool(config.spool)  # an empty spool is falsy
+        # Live batches (made within a few batch intervals) go ahead of a backlog.
+        settings = publisher_settings or PublisherSettings(live_window_s=3 * config.batch_interval_s)
         self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
-                                       clock_s=lambda: self.clock_ns() / 1e9)
+                                       clock_s=lambda: self.clock_ns() / 1e9, settings=settings)
         self.devices: dict[str, _Device] = {}
         for device in config.devices:
             if device.profile not in profiles:
@@ -200,17 +206,26 @@ class EdgeAgent:
 
     def _spool_device(self, device: _Device) -> int:
         spooled = 0
-        for streams in device.collector.take():
+        for streams in _by_kind(device.collector.take()):
             batch = Batch(self.config.gateway, 0, device.config.patient, device.config.id,
-                          device.profile.id, tuple(streams))
+                          device.profile.id, tuple(streams), epoch=self.spool.epoch)
             try:
-                self.spool.append(functools.partial(_encode_with_seq, batch),
-                                  created_ns=self.clock_ns(), samples=batch.sample_count)
-            except SpoolFullError as exc:
+                receipt = self.spool.append(functools.partial(_encode_with_seq, batch), created_ns=self.clock_ns(),
+                                            samples=batch.sample_count, priority=batch_priority(batch))
+            except SpoolFullError as exc:  # a full disk, or a quota full of readings it may not drop
+                reason = "disk_full" if isinstance(exc, SpoolDiskFullError) else "quota"
                 self.stats.spool_full_drops += batch.sample_count
                 log.error("device %s: %s; %d values dropped", device.config.id, exc, batch.sample_count)
-                self.publisher.event("spool_full", device=device.config.id, dropped=batch.sample_count)
+                self.publisher.event("spool_full", device=device.config.id, dropped=batch.sample_count,
+                                     reason=reason)
                 continue
+            for evicted in receipt.evicted:
+                self.stats.spool_evicted_batches += 1
+                self.stats.spool_evicted_samples += evicted.samples
+                log.warning("spool quota reached: dropped batch %d (%s, %d values) to make room", evicted.seq,
+                            evicted.priority.name.lower(), evicted.samples)
+                self.publisher.event("spool_drop", seq=evicted.seq, priority=evicted.priority.name.lower(),
+                                     dropped=evicted.samples, created=evicted.created_ns / 1e9)
             self.stats.batches_spooled += 1
             self.stats.samples_spooled += batch.sample_count
             spooled += 1
@@ -275,6 +290,16 @@ def as_regular(stream: Stream) -> Stream:
         return stream
     return Stream.regular(stream.metric, stream.unit, int(stream.times_ns[0]), 1e9 / step, stream.values,
                           stream.quality, scale=stream.scale)
+
+
+def _by_kind(groups: list[list[Stream]]) -> list[list[Stream]]:
+    # Waveforms travel apart from numerics, so the spool can drop them first when it is full.
+    split: list[list[Stream]] = []
+    for group in groups:
+        waves = [s for s in group if CATALOGUE[s.metric].kind is MetricKind.WAVEFORM]
+        numerics = [s for s in group if CATALOGUE[s.metric].kind is not MetricKind.WAVEFORM]
+        split.extend(part for part in (numerics, waves) if part)
+    return split
 
 
 def _encode_with_seq(batch: Batch, seq: int) -> bytes:

@@ -1,8 +1,15 @@
 """Publishes spooled batches over MQTT 5 (QoS 1), with a retained birth message and a last will.
 
-A batch leaves the spool only after the broker acknowledged it (PUBACK). On a lost connection the
-publisher reconnects with backoff and resends what is still spooled: the cloud drops duplicates
-by ``(gateway, seq)``.
+A batch leaves the spool only when the cloud names it in an end-to-end acknowledgement on
+``vb/v1/{gateway}/cmd/ack`` (:mod:`vitals.acks`), stored or refused for good; the broker's PUBACK
+only marks it sent. Sent batches the cloud has not confirmed within ``ack_timeout_s`` are sent
+again, and so is every unconfirmed batch after a reconnect: the cloud recognises duplicates by
+``(gateway, epoch, seq)`` and acknowledges them again. At most ``window`` batches are sent and
+unconfirmed at once. Batches made within ``live_window_s`` go before an older backlog, so after an
+outage the doctor sees the present first; the backlog then drains oldest first.
+
+The session is persistent (clean start off, a session expiry), so acknowledgements published while
+the gateway was briefly away still arrive. Reconnects back off exponentially with jitter.
 """
 
 from __future__ import annotations
@@ -11,22 +18,30 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
+import sqlite3
 import ssl
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from edge.spool import BatchSpool
+from edge.spool import BatchSpool, Confirmation, SpooledBatch
+from edge.transports._backoff import Backoff
+from vitals.acks import AckError, StoredAck, decode_ack
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import data_topic, events_topic, status_topic
+from vitals.topics import ack_topic, data_topic, events_topic, status_topic
 
-__all__ = ["MqttPublisher"]
+__all__ = ["MqttPublisher", "PublisherSettings"]
 
 log = logging.getLogger(__name__)
 
-_WINDOW = 16  # batches in flight at once
+_T = TypeVar("_T")
 
 
 def _installed_version() -> str:
@@ -39,8 +54,42 @@ def _installed_version() -> str:
 _VERSION = _installed_version()
 
 
+@dataclass(frozen=True)
+class PublisherSettings:
+    """How the publisher paces batches; times in seconds.
+
+    ``ack_timeout_s``: a sent batch the cloud has not confirmed after this long is sent again.
+    ``window``: batches sent and not yet confirmed, at most. ``live_window_s``: batches made this
+    recently go before the backlog. ``session_expiry_s``: how long the broker keeps the gateway's
+    session (its acknowledgement subscription and queued acknowledgements) while it is away.
+    ``reconnect_initial_s``/``reconnect_max_s``/``reconnect_jitter``: the exponential reconnect
+    backoff (:class:`edge.transports._backoff.Backoff`); the jitter takes up to that fraction off
+    each delay, so gateways dropped together by a broker restart come back spread over seconds.
+    """
+
+    ack_timeout_s: float = 30.0
+    window: int = 64
+    live_window_s: float = 15.0
+    session_expiry_s: int = 24 * 3600
+    reconnect_initial_s: float = 2.0
+    reconnect_max_s: float = 60.0
+    reconnect_jitter: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.ack_timeout_s <= 0 or self.live_window_s < 0 or self.window < 1 or self.session_expiry_s < 0:
+            raise ValueError("publisher settings need ack_timeout_s > 0, live_window_s >= 0, window >= 1 "
+                             "and session_expiry_s >= 0")
+
+
 class MqttPublisher:
-    """Drains ``spool`` to ``vb/v1/{gateway}/data`` whenever :meth:`notify` says there is more."""
+    """Drains ``spool`` to ``vb/v1/{gateway}/data`` and drops what the cloud confirms.
+
+    Counters: ``published``/``published_samples`` (batches and values the broker acknowledged,
+    each batch counted once), ``confirmed``/``confirmed_samples`` (stored by the cloud, or known
+    to it already), ``refused``/``refused_samples`` (refused by the cloud for good), ``resent``
+    (sends of a batch the broker had acknowledged before), ``malformed_acks`` and ``foreign_acks``
+    (acknowledgements for another spool epoch), all ignored.
+    """
 
     def __init__(
         self,
@@ -50,25 +99,42 @@ class MqttPublisher:
         *,
         clock_s: Callable[[], float],
         version: str = _VERSION,
+        settings: PublisherSettings | None = None,
+        monotonic_s: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.gateway = gateway
         self.endpoint = parse_mqtt_url(mqtt_url)
         self.spool = spool
         self.clock_s = clock_s
+        self.monotonic_s = monotonic_s
         self.version = version
+        self.settings = settings or PublisherSettings()
         self.published = 0
         self.published_samples = 0
+        self.confirmed = 0
+        self.confirmed_samples = 0
+        self.refused = 0
+        self.refused_samples = 0
+        self.resent = 0
+        self.malformed_acks = 0
+        self.foreign_acks = 0
         self.connected = asyncio.Event()
+        self._backoff = Backoff(self.settings.reconnect_initial_s,
+                                max(self.settings.reconnect_max_s, self.settings.reconnect_initial_s),
+                                jitter=self.settings.reconnect_jitter, rng=rng or random.Random())
+        self._ack_topic = ack_topic(gateway)
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self._client: aiomqtt.Client | None = None
+        self._confirming: set[asyncio.Task[Confirmation]] = set()
 
     def notify(self) -> None:
         """Tell the publisher that the spool has new batches."""
         self._wakeup.set()
 
     def event(self, kind: str, **detail: Any) -> None:
-        """Queue an event (device attached/lost, battery, spool full...) for the events topic."""
+        """Queue an event (device attached/lost, battery, spool drops...) for the events topic."""
         item = {"gateway": self.gateway, "kind": kind, "time": self.clock_s(), **detail}
         if self._events.full():
             self._events.get_nowait()  # events are advisory: keep the newest
@@ -77,10 +143,12 @@ class MqttPublisher:
 
     def _status(self, state: str) -> bytes:
         return json.dumps({"gateway": self.gateway, "state": state, "time": self.clock_s(),
-                           "version": self.version}).encode()
+                           "version": self.version, "epoch": self.spool.epoch}).encode()
 
     def _client_for(self) -> aiomqtt.Client:
         will = aiomqtt.Will(status_topic(self.gateway), self._status("offline"), qos=1, retain=True)
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.SessionExpiryInterval = self.settings.session_expiry_s
         return aiomqtt.Client(
             self.endpoint.host,
             self.endpoint.port,
@@ -90,41 +158,152 @@ class MqttPublisher:
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
             keepalive=30,
+            clean_start=False,  # keep the session: acks published while we were away are queued for us
+            properties=connect,
             tls_context=ssl.create_default_context() if self.endpoint.tls else None,
         )
 
     async def run(self) -> None:
-        """Connect, announce, drain the spool, repeat on every notify; reconnects until cancelled."""
-        delay = 1.0
+        """Connect, subscribe to acknowledgements, announce, send and confirm; reconnect until cancelled."""
         while True:
+            cancelled = False
+            failure: BaseException | None = None
             try:
                 async with self._client_for() as client:
                     self._client = client
-                    online = self._status("online")
-                    await client.publish(status_topic(self.gateway), online, qos=1, retain=True)
-                    self.connected.set()
-                    log.info("gateway %s connected to %s", self.gateway, self.endpoint.url)
-                    delay = 1.0
-                    await self._drain_forever(client)
+                    try:
+                        await self._serve(client)
+                    except asyncio.CancelledError:
+                        cancelled = True
+                        raise
             except aiomqtt.MqttError as exc:
+                if cancelled:  # disconnecting on the way out failed: still a cancellation
+                    raise asyncio.CancelledError from exc
+                failure = exc
+            finally:
                 self.connected.clear()
                 self._client = None
-                log.warning("broker %s unreachable (%s); retrying in %.0f s", self.endpoint.url, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+            delay = self._backoff.next_delay()
+            log.warning("broker %s unreachable (%s); retrying in %.2f s", self.endpoint.url, failure, delay)
+            await asyncio.sleep(delay)
 
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        # Receive acknowledgements and send batches side by side until either fails (or we are cancelled).
+        await self._on_connect(client)
+        tasks = {asyncio.create_task(self._receive_acks(client), name="publisher-acks"),
+                 asyncio.create_task(self._drain_forever(client), name="publisher-send")}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # the failure that ended the connection
+        raise aiomqtt.MqttError("the broker ended the message stream")
+
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        granted = await client.subscribe(self._ack_topic, qos=1)
+        if any(getattr(code, "is_failure", False) for code in granted):
+            log.error("the broker refused the subscription to %s (%s): the cloud's acknowledgements cannot "
+                      "arrive, so batches stay spooled", self._ack_topic, granted)
+        resend = await self._spool_call(self.spool.mark_unsent)
+        if resend:
+            log.info("%d sent but unconfirmed batches will be sent again", resend)
+        await client.publish(status_topic(self.gateway), self._status("online"), qos=1, retain=True)
+        self.connected.set()
+        self._backoff.reset()
+        log.info("gateway %s connected to %s (spool epoch %s)", self.gateway, self.endpoint.url, self.spool.epoch)
+
+    async def _spool_call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        # SQLite with full sync fsyncs on commit: keep it off the event loop.
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+    # -- acknowledgements ----------------------------------------------------------------------------
+    async def _receive_acks(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if not message.topic.matches(self._ack_topic):
+                continue
+            payload = message.payload
+            try:
+                if not isinstance(payload, bytes | bytearray):
+                    raise AckError(f"expected binary CBOR, got {type(payload).__name__}")
+                ack = decode_ack(bytes(payload))
+            except AckError as exc:
+                self.malformed_acks += 1
+                log.warning("ignoring a malformed acknowledgement on %s: %s", self._ack_topic, exc)
+                continue
+            await self.apply_ack(ack)
+
+    async def apply_ack(self, ack: StoredAck) -> Confirmation:
+        """Drop the batches ``ack`` names from the spool, if it is for this spool's epoch; count them."""
+        if ack.epoch != self.spool.epoch:
+            self.foreign_acks += 1
+            log.info("ignoring an acknowledgement for spool epoch %r (ours is %s)", ack.epoch, self.spool.epoch)
+            return Confirmation()
+        # Shielded: once the spool has dropped the batches they must be counted, even if the
+        # connection (and this task with it) goes away meanwhile.
+        task = asyncio.create_task(self._confirm(ack))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+        return await asyncio.shield(task)
+
+    async def _confirm(self, ack: StoredAck) -> Confirmation:
+        try:
+            done = await self._spool_call(self.spool.confirm, ack.epoch, ack.stored, ack.refused)
+        except sqlite3.Error as exc:  # the batches stay; their resend earns another acknowledgement
+            log.error("cannot drop confirmed batches from the spool: %s", exc)
+            return Confirmation()
+        self.confirmed += done.stored
+        self.confirmed_samples += done.stored_samples
+        self.refused += done.refused
+        self.refused_samples += done.refused_samples
+        if done.refused:
+            log.warning("the cloud refused %d batch(es) (%d values) for good: seq %s; see its dead letters",
+                        done.refused, done.refused_samples, ", ".join(map(str, done.refused_seqs[:20])))
+        self._wakeup.set()  # the window has room again
+        return done
+
+    # -- sending -------------------------------------------------------------------------------------
     async def _drain_forever(self, client: aiomqtt.Client) -> None:
+        settings = self.settings
         while True:
             self._wakeup.clear()
             await self._send_events(client)
-            while batch_window := self.spool.pending(_WINDOW):
-                await asyncio.gather(*(self._publish_one(client, seq, data) for seq, data in batch_window))
-            await self._wakeup.wait()
+            now_ns = int(self.monotonic_s() * 1e9)
+            resend_before = now_ns - int(settings.ack_timeout_s * 1e9)
+            in_flight = await self._spool_call(self.spool.in_flight, sent_after_ns=resend_before)
+            batches: list[SpooledBatch] = []
+            if in_flight < settings.window:
+                live_since = int((self.clock_s() - settings.live_window_s) * 1e9)
+                batches = await self._spool_call(self.spool.due, settings.window - in_flight,
+                                                 live_since_ns=live_since, resend_before_ns=resend_before)
+            if batches:
+                await self._send(client, batches)
+                continue
+            # Nothing to send now: wait for new batches, an acknowledgement, or the next overdue one.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(0.05, min(1.0, settings.ack_timeout_s / 4)))
 
-    async def _publish_one(self, client: aiomqtt.Client, seq: int, payload: bytes) -> None:
-        await client.publish(data_topic(self.gateway), payload, qos=1)
-        self.published_samples += self.spool.acknowledge(seq)
-        self.published += 1
+    async def _send(self, client: aiomqtt.Client, batches: list[SpooledBatch]) -> None:
+        topic = data_topic(self.gateway)
+        results = await asyncio.gather(*(client.publish(topic, b.payload, qos=1) for b in batches),
+                                       return_exceptions=True)
+        sent = [batch for batch, result in zip(batches, results, strict=True) if result is None]
+        for batch in sent:
+            if batch.sends == 0:
+                self.published += 1
+                self.published_samples += batch.samples
+            else:
+                self.resent += 1
+        if sent:
+            try:
+                await self._spool_call(self.spool.mark_sent, [b.seq for b in sent], int(self.monotonic_s() * 1e9))
+            except sqlite3.Error as exc:  # unmarked batches are simply sent again
+                log.error("cannot mark sent batches in the spool: %s", exc)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _send_events(self, client: aiomqtt.Client) -> None:
         while not self._events.empty():
@@ -132,7 +311,7 @@ class MqttPublisher:
             await client.publish(events_topic(self.gateway), json.dumps(event).encode(), qos=1)
 
     async def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the spool is empty (True) or ``timeout_s`` passed (False)."""
+        """Wait until the spool is empty, every batch confirmed by the cloud (True), or ``timeout_s`` passed."""
         self.notify()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
