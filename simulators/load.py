@@ -136,8 +136,8 @@ def load_readings(seed: int, patient: str, first: int, count: int, rate_hz: floa
 
 
 def load_batch(gateway: str, seq: int, patient: str, first: int, count: int, *, rate_hz: float,
-               origin_ns: int, seed: int) -> Batch:
-    """One batch of ``count`` readings of ``patient`` from reading ``first``.
+               origin_ns: int, seed: int, epoch: str = "") -> Batch:
+    """One batch of ``count`` readings of ``patient`` from reading ``first``, of spool epoch ``epoch``.
 
     Reading ``i`` is stamped ``origin_ns + i / rate_hz`` seconds; both metrics travel as regular
     streams with ``scale`` 1, i.e. as compact integer counts.
@@ -148,7 +148,7 @@ def load_batch(gateway: str, seq: int, patient: str, first: int, count: int, *, 
         Stream.regular(metric, CATALOGUE[metric].unit, start_ns, rate_hz, values, scale=1.0)
         for metric, values in zip(LOAD_METRICS, (spo2, pulse), strict=True)
     )
-    return Batch(gateway, seq, patient, f"{patient}-ox", LOAD_PROFILE, streams)
+    return Batch(gateway, seq, patient, f"{patient}-ox", LOAD_PROFILE, streams, epoch=epoch)
 
 
 def classify_error(error: BaseException) -> str:
@@ -308,8 +308,9 @@ class _VirtualGateway:
     """One gateway: its client, its patients' progress and its sequence numbers."""
 
     def __init__(self, gateway: str, options: LoadOptions, tally: LoadTally, origin_ns: int,
-                 first_seq: int) -> None:
+                 first_seq: int, epoch: str) -> None:
         self.gateway = gateway
+        self.epoch = epoch
         self.options = options
         self.tally = tally
         self.origin_ns = origin_ns
@@ -375,7 +376,8 @@ class _VirtualGateway:
             if count <= 0:
                 continue
             batch = load_batch(self.gateway, self.seq, patient, self.sent[index], count,
-                               rate_hz=self.options.rate_hz, origin_ns=self.origin_ns, seed=self.options.seed)
+                               rate_hz=self.options.rate_hz, origin_ns=self.origin_ns, seed=self.options.seed,
+                               epoch=self.epoch)
             self.seq += 1
             self.sent[index] += count
             sends.append(self._publish(client, encode_batch(batch), batch.sample_count))
@@ -406,19 +408,24 @@ class _VirtualGateway:
         return sum(max(0, due - sent) for sent in self.sent) * len(LOAD_METRICS)
 
 
-async def run_load(options: LoadOptions, *, origin_ns: int | None = None, first_seq: int | None = None) -> LoadReport:
+async def run_load(options: LoadOptions, *, origin_ns: int | None = None, first_seq: int | None = None,
+                   epoch: str | None = None) -> LoadReport:
     """Run the load and return its report; broker problems are counted, never raised.
 
     ``origin_ns`` (default: now) stamps the first reading; ``first_seq`` (default: now in µs, so a
-    rerun with the same gateway ids keeps its sequence numbers growing) numbers the first batch.
+    rerun with the same gateway ids keeps its sequence numbers growing) numbers the first batch;
+    ``epoch`` (default: a random one per run, as a freshly created gateway spool has) goes into
+    every batch, so the cloud never takes a rerun's batches for duplicates.
     """
+    import secrets
     import time
 
     loop = asyncio.get_running_loop()
     origin = time.time_ns() if origin_ns is None else origin_ns
     seq0 = time.time_ns() // 1000 if first_seq is None else first_seq
     tally = LoadTally()
-    gateways = [_VirtualGateway(gateway, options, tally, origin, seq0)
+    run_epoch = secrets.token_hex(8) if epoch is None else epoch
+    gateways = [_VirtualGateway(gateway, options, tally, origin, seq0, run_epoch)
                 for gateway in gateway_ids(options.gateway_prefix, options.gateways)]
     began = loop.time()
     end = began + options.duration_s

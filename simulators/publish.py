@@ -111,13 +111,15 @@ class ScenarioBatcher:
     """Turns the chunks of one scenario run into batches of ``gateway``, numbering them from ``next_seq``.
 
     The patient is the scenario's patient; device and profile are the scenario device's id and
-    profile. Waveforms are included when the chunk carries them.
+    profile. Waveforms are included when the chunk carries them. ``epoch`` goes into every batch (a
+    random one per run makes a rerun a new spool to the cloud; empty: a gateway from before epochs).
     """
 
     scenario: Scenario
     gateway: str
     next_seq: int = 0
     max_values: int = DEFAULT_MAX_VALUES
+    epoch: str = ""
     _metric_device: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +141,6 @@ class ScenarioBatcher:
         for device, streams in zip(self.scenario.devices, per_device, strict=True):
             for group in _pack(streams, self.max_values):
                 out.append(Batch(self.gateway, self.next_seq, self.scenario.patient.id, device.id,
-                                 device.profile, tuple(group)))
+                                 device.profile, tuple(group), epoch=self.epoch))
                 self.next_seq += 1
         return out

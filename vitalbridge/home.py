@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import ssl
 import tempfile
 import time
@@ -287,8 +288,9 @@ async def run_direct(scenario: Scenario, options: SimRunOptions, mqtt_url: str, 
     total_s = wall_s * options.speed
     start_ns = _start_ns(options, total_s)
     run = scenario.start(start_ns, options.seed, waveforms=options.waveforms)
-    # Sequence numbers start at the current time in µs: a rerun with the same --gateway keeps growing.
-    batcher = ScenarioBatcher(scenario, gateway, next_seq=time.time_ns() // 1000)
+    # A random epoch per run, as a fresh gateway spool has; sequence numbers start at the current time
+    # in µs, so a rerun with the same --gateway keeps growing even for a cloud that ignores epochs.
+    batcher = ScenarioBatcher(scenario, gateway, next_seq=time.time_ns() // 1000, epoch=secrets.token_hex(8))
     topic = data_topic(gateway)
     published_values = 0
     batches = 0

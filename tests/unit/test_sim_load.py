@@ -69,6 +69,8 @@ def test_load_batch_is_two_regular_integer_streams() -> None:
     ))
     assert batch.sample_count == 10
     assert decode_batch(encode_batch(batch)) == batch
+    with_epoch = load_batch("gw-1", 42, "gw-1-p1", 10, 5, rate_hz=5.0, origin_ns=T0, seed=0, epoch="e1")
+    assert with_epoch.epoch == "e1" and decode_batch(encode_batch(with_epoch)) == with_epoch
 
 
 def test_latency_percentiles_in_ms() -> None:

@@ -96,6 +96,15 @@ def test_batcher_makes_one_batch_per_device_with_consecutive_sequence_numbers() 
     expected = sum(len(np.unique(t)) for t, _ in chunk.numerics.values()) + sum(
         len(v) for _, _, v in chunk.waveforms.values())
     assert sum(b.sample_count for b in batches) == expected
+    assert {b.epoch for b in batches} == {""}  # no epoch given: a gateway from before epochs
+
+
+def test_batcher_puts_its_epoch_in_every_batch() -> None:
+    scenario = load_scenario("heart_failure_stable")
+    batches = ScenarioBatcher(scenario, "sim-gw", epoch="0a1b2c3d4e5f6071").batches(
+        scenario.start(T0, seed=3).advance(30.0))
+    assert batches and {b.epoch for b in batches} == {"0a1b2c3d4e5f6071"}
+    assert {decode_batch(encode_batch(b)).epoch for b in batches} == {"0a1b2c3d4e5f6071"}
 
 
 def test_batcher_drops_duplicated_readings_and_orders_late_ones() -> None:
