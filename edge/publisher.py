@@ -254,6 +254,7 @@ class MqttPublisher:
         except sqlite3.Error as exc:  # the batches stay; their resend earns another acknowledgement
             log.error("cannot drop confirmed batches from the spool: %s", exc)
             return Confirmation()
+        log.debug("acknowledgement: %d stored, %d refused of %d named", done.stored, done.refused, len(ack.seqs))
         self.confirmed += done.stored
         self.confirmed_samples += done.stored_samples
         self.refused += done.refused
@@ -290,6 +291,7 @@ class MqttPublisher:
         results = await asyncio.gather(*(client.publish(topic, b.payload, qos=1) for b in batches),
                                        return_exceptions=True)
         sent = [batch for batch, result in zip(batches, results, strict=True) if result is None]
+        log.debug("sent seq %s (broker acknowledged %d of %d)", [b.seq for b in batches], len(sent), len(batches))
         for batch in sent:
             if batch.sends == 0:
                 self.published += 1

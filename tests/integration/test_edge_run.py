@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,10 @@ async def test_edge_run_publishes_until_sigterm_then_drains(stack: Any, cloud: A
     try:
         await wait_for(lambda: cloud.stats.stored_batches >= 3, timeout_s=30)
     finally:
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
+        # Off the event loop: the cloud runs on it and must confirm what the gateway sends as it drains.
+        stdout, stderr = await asyncio.to_thread(process.communicate, timeout=30)
     assert process.returncode == 0, stderr[-2000:]
     assert f"gateway {gateway} stopped" in stdout
     published = int(stdout.split("published ")[1].split(" values")[0])
