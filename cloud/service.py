@@ -73,6 +73,8 @@ _ENVIRONMENT = {
     "VB_DEAD_LETTER_MAX": "dead_letter_max",
 }
 
+_FLAGS = {"http_host": "--host", "http_port": "--port"}
+
 
 class CloudConfig(BaseModel):
     """Where the cloud finds its broker, InfluxDB and database, where it listens, and how the ingest behaves.
@@ -119,14 +121,17 @@ class CloudConfig(BaseModel):
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> CloudConfig:
         """Defaults, then the environment, then non-None ``overrides`` (flags); raises :class:`ConfigError`."""
         values: dict[str, Any] = {field: environ[name] for name, field in _ENVIRONMENT.items() if name in environ}
-        values.update({key: value for key, value in overrides.items() if value is not None})
+        flags = {key: value for key, value in overrides.items() if value is not None}
+        values.update(flags)
         try:
             return cls(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
-            variable = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
-            source = f"{variable}" if variable in environ and field not in overrides else f"--{field.replace('_', '-')}"
+            if field in flags:
+                source = _FLAGS.get(field, f"--{field.replace('_', '-')}")
+            else:
+                source = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
             raise ConfigError(f"{source}: {error['msg']} (got {error.get('input')!r})") from None
 
     def worker_settings(self) -> WorkerSettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -46,9 +46,12 @@ class Quality(enum.IntFlag):
     LATE = 64  # arrived after newer readings of the same stream
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One reading of one metric: ``value`` in the catalogue unit at ``time_ns``."""
+class Sample(NamedTuple):
+    """One reading of one metric: ``value`` in the catalogue unit at ``time_ns``.
+
+    A named tuple, not a dataclass: the cloud makes hundreds of thousands a second, and a tuple is
+    made several times faster while staying immutable.
+    """
 
     metric: str
     time_ns: int
@@ -137,9 +140,10 @@ class Stream:
 
     def samples(self) -> list[Sample]:
         """Return the stream as a list of :class:`Sample`."""
+        metric = self.metric
         return [
-            Sample(self.metric, int(t), float(v), int(q))
-            for t, v, q in zip(self.times_ns, self.values, self.quality, strict=True)
+            Sample(metric, t, v, q)
+            for t, v, q in zip(self.times_ns.tolist(), self.values.tolist(), self.quality.tolist(), strict=True)
         ]
 
     def __eq__(self, other: object) -> bool:

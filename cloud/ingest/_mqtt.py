@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 import threading
@@ -34,6 +35,7 @@ __all__ = ["BrokerUnavailable", "MqttIngestClient"]
 log = logging.getLogger(__name__)
 
 _SESSION_EXPIRY_S = 7 * 24 * 3600
+_NOBODY_WAITING = 1 << 62
 
 
 class BrokerUnavailable(ConnectionError):
@@ -64,6 +66,7 @@ class MqttIngestClient:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
+        self._wanted = _NOBODY_WAITING
         self._connected: asyncio.Event | None = None
         self._client: mqtt.Client | None = None
         self.last_error = ""
@@ -103,8 +106,16 @@ class MqttIngestClient:
             self._inflight += 1
             self._queue.append((self._generation, InboundMessage(message.topic, bytes(message.payload),
                                                                  message.mid, message.qos)))
+            # Wake the event loop only when the taker's wish is met (not once per message).
+            wake = len(self._queue) >= self._wanted
+            if wake:
+                self._wanted = _NOBODY_WAITING
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
         loop, arrived = self._loop, self._arrived
-        if loop is not None and arrived is not None and not arrived.is_set():
+        if loop is not None and arrived is not None:
             loop.call_soon_threadsafe(arrived.set)
 
     def _signal(self, *, connected: bool) -> None:
@@ -165,20 +176,19 @@ class MqttIngestClient:
     async def take(self, max_messages: int, max_wait_s: float) -> list[tuple[int, InboundMessage]]:
         """Wait for a first message, then up to ``max_wait_s`` more for the micro-batch to fill."""
         assert self._arrived is not None, "call start() first"
-        while not self._queue:
-            self._arrived.clear()
-            if self._queue:
-                break
-            await self._arrived.wait()
-        if len(self._queue) < max_messages and max_wait_s > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + max_wait_s
-            while len(self._queue) < max_messages and loop.time() < deadline:
+        for wanted, timeout in ((1, None), (max_messages, max_wait_s)):
+            with self._window:
+                if len(self._queue) >= wanted:
+                    continue
                 self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
-                except TimeoutError:
-                    break
+                self._wanted = wanted
+            if timeout is None:
+                await self._arrived.wait()
+            elif timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), timeout)
+            with self._window:
+                self._wanted = _NOBODY_WAITING
         taken: list[tuple[int, InboundMessage]] = []
         with self._window:
             while self._queue and len(taken) < max_messages:
@@ -210,6 +220,7 @@ class MqttIngestClient:
     async def stop(self) -> None:
         """Disconnect (the broker keeps the session for the next start)."""
         self._stopping = True
+        self._wake()
         with self._window:
             self._window.notify_all()
         client, self._client = self._client, None

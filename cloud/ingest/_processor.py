@@ -157,7 +157,7 @@ class IngestProcessor:
         at = dt.datetime.fromtimestamp(now_ns / 1e9, dt.UTC)
         dispositions: list[Disposition | None] = []
         dead: list[DeadLetterEntry] = []
-        accepted: list[tuple[int, Batch]] = []
+        accepted: list[_Item] = []
         values = 0
         for message in messages:
             if values >= self.max_values_per_call:
@@ -168,23 +168,24 @@ class IngestProcessor:
                 dead.append(DeadLetterEntry(message.topic, f"{verdict.category}: {verdict.reason}", message.payload))
                 continue
             assert isinstance(verdict, Accepted)
-            accepted.append((len(dispositions), verdict.batch))
+            item = _Item(len(dispositions), verdict.batch)
+            accepted.append(item)
             dispositions.append(None)
-            values += verdict.batch.sample_count
+            values += item.samples
 
         fresh = await self._drop_replays(accepted, dispositions)
-        for index, reason in (await self._write(fresh)).items():
-            batch = dict(fresh)[index]
-            dispositions[index] = Disposition(Outcome.REFUSED, batch.gateway, _key(batch), 0, "timeseries", reason)
-            dead.append(DeadLetterEntry(messages[index].topic, f"timeseries: {reason}", messages[index].payload))
-        stored = [(index, batch) for index, batch in fresh if dispositions[index] is None]
-        for index, batch in stored:
-            dispositions[index] = Disposition(Outcome.STORED, batch.gateway, _key(batch), batch.sample_count)
+        for item, reason in await self._write(fresh):
+            dispositions[item.index] = Disposition(Outcome.REFUSED, item.batch.gateway, item.key, 0, "timeseries",
+                                                   reason)
+            message = messages[item.index]
+            dead.append(DeadLetterEntry(message.topic, f"timeseries: {reason}", message.payload))
+        stored = [item for item in fresh if dispositions[item.index] is None]
+        for item in stored:
+            dispositions[item.index] = Disposition(Outcome.STORED, item.batch.gateway, item.key, item.samples)
 
-        states, changes, late_windows = await self._evaluate([batch for _, batch in stored])
+        states, changes, late_windows = await self._evaluate([item.batch for item in stored])
         commit = IngestCommit(
-            at=at,
-            batches=[LoggedBatch(_key(batch), batch.patient, batch.sample_count) for _, batch in stored],
+            at=at, batches=[LoggedBatch(item.key, item.batch.patient, item.samples) for item in stored],
             states=states, changes=changes, dead_letters=dead,
         )
         committed = await self._commit(commit)
@@ -197,40 +198,38 @@ class IngestProcessor:
         key = BatchKey(*verdict.key) if verdict.key is not None else None
         return Disposition(Outcome.REFUSED, _topic_gateway(message.topic), key, 0, verdict.category, verdict.reason)
 
-    async def _drop_replays(self, accepted: list[tuple[int, Batch]],
-                            dispositions: list[Disposition | None]) -> list[tuple[int, Batch]]:
+    async def _drop_replays(self, accepted: list[_Item], dispositions: list[Disposition | None]) -> list[_Item]:
         if not accepted:
             return []
         try:
-            seen = await asyncio.to_thread(self.store.seen, [_key(batch) for _, batch in accepted])
+            seen = await asyncio.to_thread(self.store.seen, [item.key for item in accepted])
         except Exception as exc:
             raise classify_store_error(exc) from exc
-        fresh: list[tuple[int, Batch]] = []
-        for index, batch in accepted:
-            key = _key(batch)
-            if key in seen:
-                dispositions[index] = Disposition(Outcome.DUPLICATE, batch.gateway, key, batch.sample_count)
+        fresh: list[_Item] = []
+        for item in accepted:
+            if item.key in seen:
+                dispositions[item.index] = Disposition(Outcome.DUPLICATE, item.batch.gateway, item.key, item.samples)
             else:
-                seen.add(key)  # the same batch twice in one micro-batch is a replay too
-                fresh.append((index, batch))
+                seen.add(item.key)  # the same batch twice in one micro-batch is a replay too
+                fresh.append(item)
         return fresh
 
-    async def _write(self, items: list[tuple[int, Batch]]) -> dict[int, str]:
-        """Write the items' points; returns the refused ones (index -> InfluxDB's reason)."""
+    async def _write(self, items: list[_Item]) -> list[tuple[_Item, str]]:
+        """Write the items' points; returns the refused ones with InfluxDB's reason."""
         if not items:
-            return {}
-        lines = [line for _, batch in items for line in batch_to_lines(batch)]
+            return []
+        lines = [line for item in items for line in batch_to_lines(item.batch)]
         try:
             await self.influx.write_lines(lines, retries=0, chunk_lines=self.write_chunk_lines)
         except InfluxUnavailable as exc:
             raise TransientError(str(exc), "influxdb") from exc
         except InfluxRejected as exc:
             if len(items) == 1:
-                return {items[0][0]: str(exc)}
+                return [(items[0], str(exc))]
             # Split to find the refused ones; rewriting the accepted points overwrites them with themselves.
             half = len(items) // 2
-            return {**await self._write(items[:half]), **await self._write(items[half:])}
-        return {}
+            return [*await self._write(items[:half]), *await self._write(items[half:])]
+        return []
 
     async def _evaluate(self, batches: list[Batch]) -> tuple[dict[StateKey, RuleState], list[AlertChange], int]:
         wanted = self.engine.metrics
@@ -274,8 +273,16 @@ class IngestProcessor:
             raise classify_store_error(exc) from exc
 
 
-def _key(batch: Batch) -> BatchKey:
-    return BatchKey(batch.gateway, batch.epoch, batch.seq)
+class _Item:
+    """An accepted batch, where it stands in the micro-batch, its key and its size (computed once)."""
+
+    __slots__ = ("batch", "index", "key", "samples")
+
+    def __init__(self, index: int, batch: Batch) -> None:
+        self.index = index
+        self.batch = batch
+        self.key = BatchKey(batch.gateway, batch.epoch, batch.seq)
+        self.samples = batch.sample_count
 
 
 def _topic_gateway(topic: str) -> str | None:

@@ -13,7 +13,7 @@ from vitals.samples import Quality, Sample
 __all__ = ["SustainedThresholdRule", "format_duration"]
 
 # Values flagged as artefacts, poor signal or filled in never drive an alert by themselves.
-_UNTRUSTED = (
+_UNTRUSTED = int(
     Quality.ARTIFACT | Quality.LOW_SIGNAL_QUALITY | Quality.INTERPOLATED | Quality.DEVICE_QUESTIONABLE
 )
 

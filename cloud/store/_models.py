@@ -78,7 +78,7 @@ class IngestedBatch(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     patient: Mapped[str] = mapped_column(String(64))
     samples: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    received_ns: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class GatewayEpoch(Base):

@@ -15,7 +15,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text, tuple_, update
+from sqlalchemy import Engine, Table, create_engine, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.rules import AlertChange, RuleState, StateKey
@@ -143,15 +145,24 @@ class Store:
 
     # -- ingest ------------------------------------------------------------------------------------
     def seen(self, keys: Iterable[BatchKey]) -> set[BatchKey]:
-        """The keys among ``keys`` already in the ingest log (one query per few hundred keys)."""
+        """The keys among ``keys`` already in the ingest log.
+
+        A key above its epoch's highest logged sequence number cannot be in the log, so only the
+        others are looked up: in steady traffic that is one small query for the epochs.
+        """
         wanted = sorted(set(keys))
+        if not wanted:
+            return set()
         found: set[BatchKey] = set()
         with self._session() as session:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start:start + _IN_CHUNK]
+            high = self._high_seqs(session, {(key.gateway, key.epoch) for key in wanted})
+            candidates = [key for key in wanted if key.seq <= high.get((key.gateway, key.epoch), -1)]
+            log_table = IngestedBatch.__table__
+            for start in range(0, len(candidates), _IN_CHUNK):
+                chunk = candidates[start:start + _IN_CHUNK]
                 rows = session.execute(
-                    select(IngestedBatch.gateway, IngestedBatch.epoch, IngestedBatch.seq).where(
-                        tuple_(IngestedBatch.gateway, IngestedBatch.epoch, IngestedBatch.seq).in_(
+                    select(log_table.c.gateway, log_table.c.epoch, log_table.c.seq).where(
+                        tuple_(log_table.c.gateway, log_table.c.epoch, log_table.c.seq).in_(
                             [(k.gateway, k.epoch, k.seq) for k in chunk]
                         )
                     )
@@ -159,18 +170,33 @@ class Store:
                 found.update(BatchKey(gateway, epoch, int(seq)) for gateway, epoch, seq in rows)
         return found
 
+    @staticmethod
+    def _high_seqs(session: Session, epochs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        table = GatewayEpoch.__table__
+        wanted = sorted(epochs)
+        high: dict[tuple[str, str], int] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = session.execute(
+                select(table.c.gateway, table.c.epoch, table.c.high_seq)
+                .where(tuple_(table.c.gateway, table.c.epoch).in_(wanted[start:start + _IN_CHUNK]))
+            )
+            high.update({(gateway, epoch): int(seq) for gateway, epoch, seq in rows})
+        return high
+
     def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
         """Stored rule states for ``keys`` (absent keys are fresh patients)."""
-        wanted = sorted(set(keys))
+        wanted = set(keys)
+        patients = sorted({patient for _rule, patient in wanted})
+        table = RuleStateRecord.__table__
         states: dict[StateKey, RuleState] = {}
         with self._session() as session:
-            for start in range(0, len(wanted), _IN_CHUNK):
+            for start in range(0, len(patients), _IN_CHUNK):
                 rows = session.execute(
-                    select(RuleStateRecord.rule, RuleStateRecord.patient, RuleStateRecord.state).where(
-                        tuple_(RuleStateRecord.rule, RuleStateRecord.patient).in_(wanted[start:start + _IN_CHUNK])
-                    )
+                    select(table.c.rule, table.c.patient, table.c.state)
+                    .where(table.c.patient.in_(patients[start:start + _IN_CHUNK]))
                 )
-                states.update({(rule, patient): json.loads(state) for rule, patient, state in rows})
+                states.update({(rule, patient): json.loads(state) for rule, patient, state in rows
+                               if (rule, patient) in wanted})
         return states
 
     def all_rule_states(self) -> dict[StateKey, RuleState]:
@@ -185,9 +211,11 @@ class Store:
         with self._session() as session, session.begin():
             if commit.batches:
                 result.backwards = self._log_batches(session, commit.batches, commit.at)
-            for (rule, patient), state in commit.states.items():
-                session.merge(RuleStateRecord(rule=rule, patient=patient, state=json.dumps(state),
-                                              updated_at=commit.at))
+            if commit.states:
+                _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
+                    {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
+                    for (rule, patient), state in commit.states.items()
+                ])
             result.opened = apply_alert_changes(session, commit.changes)
             session.add_all(
                 DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
@@ -198,28 +226,35 @@ class Store:
 
     @staticmethod
     def _log_batches(session: Session, batches: Sequence[LoggedBatch], at: dt.datetime) -> list[tuple[BatchKey, int]]:
+        received_ns = _ns(at)
         session.execute(
-            IngestedBatch.__table__.insert(),  # type: ignore[attr-defined]
+            insert(_table(IngestedBatch)),
             [{"gateway": b.key.gateway, "epoch": b.key.epoch, "seq": b.key.seq, "patient": b.patient,
-              "samples": b.samples, "received_at": at} for b in batches],
+              "samples": b.samples, "received_ns": received_ns} for b in batches],
         )
         by_epoch: dict[tuple[str, str], list[int]] = defaultdict(list)
         for batch in batches:
             by_epoch[(batch.key.gateway, batch.key.epoch)].append(batch.key.seq)
+        table = GatewayEpoch.__table__
+        known: dict[tuple[str, str], tuple[int, int, dt.datetime]] = {}
+        wanted = sorted(by_epoch)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = session.execute(
+                select(table.c.gateway, table.c.epoch, table.c.high_seq, table.c.backwards, table.c.first_seen)
+                .where(tuple_(table.c.gateway, table.c.epoch).in_(wanted[start:start + _IN_CHUNK]))
+            )
+            known.update({(gateway, epoch): (high, behind, first) for gateway, epoch, high, behind, first in rows})
         backwards: list[tuple[BatchKey, int]] = []
+        rows_out: list[dict[str, Any]] = []
         for (gateway, epoch), seqs in by_epoch.items():
-            row = session.get(GatewayEpoch, (gateway, epoch))
-            if row is None:
-                session.add(GatewayEpoch(gateway=gateway, epoch=epoch, high_seq=max(seqs), first_seen=at,
-                                         last_seen=at, backwards=0))
-                continue
+            high, behind_before, first_seen = known.get((gateway, epoch), (-1, 0, at))
             # A new batch at or below the highest seen: not a replay (those were filtered), so the
             # gateway's counter went back (or a replay older than the dedup horizon came in).
-            behind = [seq for seq in seqs if seq <= row.high_seq]
-            backwards.extend((BatchKey(gateway, epoch, seq), row.high_seq) for seq in behind)
-            row.backwards += len(behind)
-            row.high_seq = max(row.high_seq, *seqs)
-            row.last_seen = at
+            behind = [seq for seq in seqs if seq <= high]
+            backwards.extend((BatchKey(gateway, epoch, seq), high) for seq in behind)
+            rows_out.append({"gateway": gateway, "epoch": epoch, "high_seq": max(high, *seqs),
+                             "first_seen": first_seen, "last_seen": at, "backwards": behind_before + len(behind)})
+        _upsert(session, table, ["gateway", "epoch"], rows_out)
         return backwards
 
     def ingested_samples(self) -> int:
@@ -245,7 +280,7 @@ class Store:
             def count(statement: Any) -> int:
                 return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
-            log_rows = count(delete(IngestedBatch).where(IngestedBatch.received_at < now - retention.ingest_log))
+            log_rows = count(delete(IngestedBatch).where(IngestedBatch.received_ns < _ns(now - retention.ingest_log)))
             payloads = count(
                 update(DeadLetter)
                 .where(DeadLetter.received_at < now - retention.dead_letter_payload,
@@ -322,3 +357,30 @@ def open_store(url: str) -> Store:
         engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
     return Store(engine)
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _ns(at: dt.datetime) -> int:
+    return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
+
+
+def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        statement: Any = sqlite_insert(table)
+    elif dialect == "postgresql":
+        statement = postgresql_insert(table)
+    else:  # pragma: no cover - the store supports SQLite and PostgreSQL
+        raise NotImplementedError(f"no upsert for the {dialect} dialect")
+    columns = [name for name in rows[0] if name not in keys]
+    statement = statement.on_conflict_do_update(index_elements=keys,
+                                                set_={name: statement.excluded[name] for name in columns})
+    session.execute(statement, rows)

@@ -4,6 +4,8 @@ Revision ID: 0002
 Revises: 0001
 """
 
+import time
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -21,13 +23,14 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("patient", sa.String(64), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_ns", sa.BigInteger(), nullable=False),
     )
-    op.create_index("ix_ingest_log_received_at", "ingest_log", ["received_at"])
-    # Batches logged before epochs existed came from gateways that send no epoch: epoch ''.
+    op.create_index("ix_ingest_log_received_ns", "ingest_log", ["received_ns"])
+    # Batches logged before epochs existed came from gateways that send no epoch: epoch ''. Their
+    # receipt time restarts the dedup horizon now (the old column's text format varies by database).
     op.execute(
-        "INSERT INTO ingest_log (gateway, epoch, seq, patient, samples, received_at) "
-        "SELECT gateway, '', seq, patient, samples, received_at FROM ingested_batches"
+        "INSERT INTO ingest_log (gateway, epoch, seq, patient, samples, received_ns) "
+        f"SELECT gateway, '', seq, patient, samples, {time.time_ns()} FROM ingested_batches"
     )
     op.drop_table("ingested_batches")
     op.create_table(
@@ -63,5 +66,5 @@ def downgrade() -> None:
         sa.Column("samples", sa.Integer(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.drop_index("ix_ingest_log_received_at", "ingest_log")
+    op.drop_index("ix_ingest_log_received_ns", "ingest_log")
     op.drop_table("ingest_log")
