@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -31,13 +32,16 @@ class DecodeContext:
     """What a decoder may need besides the bytes; the clock is passed in, never read.
 
     ``received_ns`` is when the gateway received the bytes (Unix ns, UTC). ``utc_offset_s`` is the
-    gateway's local offset from UTC, for devices that stamp local time without a zone.
-    ``options`` carries the profile's per-decoder settings.
+    gateway's local offset from UTC, for devices that stamp local time without a zone; when
+    ``timezone`` is given (the gateway's zone, e.g. ``ZoneInfo("Europe/Berlin")``) local stamps are
+    converted with the offset in force at the stamped time instead, so daylight saving is right
+    for readings taken before a change. ``options`` carries the profile's per-decoder settings.
     """
 
     received_ns: int
     utc_offset_s: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
+    timezone: tzinfo | None = None
 
 
 @dataclass(frozen=True, slots=True)

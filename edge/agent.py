@@ -27,6 +27,7 @@ from edge.config import DeviceConfig, GatewayConfig
 from edge.priority import batch_priority
 from edge.publisher import MqttPublisher, PublisherSettings
 from edge.spool import BatchSpool, SpoolDiskFullError, SpoolFullError
+from edge.status import describe_device_event
 from edge.transports import Payload, TransportRegistry
 from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.codec import encode_batch
@@ -90,6 +91,8 @@ class _Device:
     collector: StreamCollector = field(default_factory=StreamCollector)
     decoders: dict[str, Callable[[bytes, DecodeContext], DecodeResult]] = field(default_factory=dict)
     last_status: dict[str, Any] = field(default_factory=dict)
+    last_payload_ns: int | None = None  # gateway clock when the device last sent something
+    events: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # latest of each kind, with time
 
 
 class EdgeAgent:
@@ -108,6 +111,7 @@ class EdgeAgent:
         publisher_settings: PublisherSettings | None = None,
     ) -> None:
         self.config = config
+        self._zone = config.zone()
         self.clock_ns = clock_ns
         self.decoders = decoders
         self.transports = transports
@@ -137,7 +141,9 @@ class EdgeAgent:
         """Decode one payload from ``device_id`` and feed its samples through the pipeline."""
         device = self.devices[device_id]
         self.stats.payloads += 1
-        context = DecodeContext(received_ns=payload.received_ns, utc_offset_s=self.config.utc_offset_s)
+        device.last_payload_ns = self.clock_ns()
+        context = DecodeContext(received_ns=payload.received_ns, utc_offset_s=self.config.offset_s_at(
+            payload.received_ns), timezone=self._zone)
         try:
             result = self._decoder(device, payload.channel)(payload.data, context)
         except (DecodeError, KeyError) as exc:
@@ -148,7 +154,7 @@ class EdgeAgent:
             return
         self.stats.notes += len(result.notes)
         for note in result.notes:
-            log.info("device %s: %s", device_id, note)
+            log.debug("device %s: %s", device_id, note)  # counted; one per payload would drown the log
         self._report_status(device, result.status)
         self.stats.samples_decoded += len(result.samples)
         self.accept_samples(device_id, result.samples)
@@ -183,7 +189,8 @@ class EdgeAgent:
 
     def _device_event(self, device_id: str, kind: str, detail: dict[str, Any]) -> None:
         device = self.devices[device_id]
-        log.info("device %s: %s %s", device_id, kind, detail)
+        device.events[kind] = (self.clock_ns(), detail)
+        log.info("%s", describe_device_event(device_id, kind, detail))
         self.publisher.event(kind, device=device_id, patient=device.config.patient,
                              **{k: _jsonable(v) for k, v in detail.items()})
 

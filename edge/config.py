@@ -3,8 +3,9 @@
 Example::
 
     gateway: home-0001
-    mqtt_url: mqtt://broker.example.org:8883
+    mqtt_url: mqtts://broker.example.org:8883
     spool: /var/lib/vitalbridge/spool.db
+    timezone: Europe/Berlin
     batch_interval_s: 5
     devices:
       - id: oximeter-1
@@ -12,24 +13,64 @@ Example::
         profile: generic.plx_oximeter
         transport: ble
         address: "C4:7F:51:0A:11:22"
+
+The file is checked against a pydantic model (:class:`GatewayFile`); every mistake is a
+:class:`ConfigError` whose message is one line naming the file, line and field. What needs the
+device profiles and transports (a profile's transport, each transport's options) is checked by
+:func:`edge.preflight.check_devices`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from device_profiles._yamlmarks import MarkedDocument
+from device_profiles.userfile import FieldPath, FileProblem, UserFileError, read_yaml, validate
+from edge.localtime import UnknownTimezoneError, offset_s_at, system_timezone, zone_for
+from edge.pipeline import pipeline_problems
 from vitals.endpoints import parse_mqtt_url
 from vitals.samples import is_identifier
 
-__all__ = ["ConfigError", "DeviceConfig", "GatewayConfig", "dump_config", "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "ConfigSource",
+    "DeviceConfig",
+    "DeviceEntry",
+    "GatewayConfig",
+    "DEFAULT_SPOOL",
+    "GatewayFile",
+    "load_config",
+    "parse_config",
+]
+
+_MAX_UTC_OFFSET_S = 14 * 3600  # UTC-12 .. UTC+14 are the offsets in use
+DEFAULT_SPOOL = "vitalbridge-spool.db"
 
 
-class ConfigError(ValueError):
-    """A gateway config that cannot be used; the message names the file and the field."""
+class ConfigError(UserFileError):
+    """A gateway config that cannot be used; the message (one line) names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where a config came from: the file and the line of every field (for error messages)."""
+
+    file: str
+    document: MarkedDocument | None = None
+
+    def problem(self, path: FieldPath, message: str) -> FileProblem:
+        """A :class:`FileProblem` at ``path`` of this file."""
+        line = self.document.line_of(path) if self.document is not None else None
+        return FileProblem(self.file, line, path, message)
+
+    def error(self, path: FieldPath, message: str) -> ConfigError:
+        """A :class:`ConfigError` at ``path`` of this file."""
+        return ConfigError([self.problem(path, message)])
 
 
 @dataclass(frozen=True)
@@ -46,124 +87,162 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    """Everything ``vitalbridge edge run`` needs."""
+    """Everything ``vitalbridge edge run`` needs.
+
+    ``timezone`` (IANA name) or the older fixed ``utc_offset_s`` say how to read devices that stamp
+    local time; with neither, UTC. ``profile_dirs`` are extra device-profile folders (absolute once
+    loaded from a file). ``status_file`` is where the running agent keeps its status for
+    ``vitalbridge edge status`` (default: next to the spool, see :attr:`status_path`).
+    """
 
     gateway: str
     mqtt_url: str
     spool: str
     batch_interval_s: float = 5.0
-    utc_offset_s: int = 0
+    utc_offset_s: int | None = None
     devices: tuple[DeviceConfig, ...] = ()
     pipeline: dict[str, Any] = field(default_factory=dict)
+    timezone: str | None = None
+    profile_dirs: tuple[str, ...] = ()
+    status_file: str | None = None
+    source: ConfigSource | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def status_path(self) -> Path:
+        """The status file: ``status_file``, else ``<spool>.status.json`` beside the spool."""
+        if self.status_file is not None:
+            return Path(self.status_file)
+        spool = Path(self.spool)
+        return spool.with_name(spool.name + ".status.json") if self.spool != ":memory:" else Path("status.json")
+
+    def zone(self) -> dt.tzinfo:
+        """The gateway's time zone (``timezone``, else the fixed ``utc_offset_s``, else UTC)."""
+        return zone_for(self.timezone, self.utc_offset_s)
+
+    def offset_s_at(self, utc_ns: int) -> int:
+        """Local time minus UTC (s) at ``utc_ns``, daylight saving included."""
+        return offset_s_at(self.zone(), utc_ns)
+
+    def where(self, path: FieldPath) -> ConfigSource:
+        """The source to name in an error about ``path`` (a placeholder when built in code)."""
+        return self.source or ConfigSource("gateway config")
 
 
-_DEVICE_KEYS = {"id", "patient", "profile", "transport", "address", "options"}
-_MAX_UTC_OFFSET_S = 14 * 3600  # UTC-12 .. UTC+14 are the offsets in use
-_TOP_KEYS = {"gateway", "mqtt_url", "spool", "batch_interval_s", "utc_offset_s", "devices", "pipeline"}
-
-
-def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
-    if key not in mapping:
-        raise ConfigError(f"{where}: missing required field '{key}'")
-    return mapping[key]
-
-
-def _identifier(mapping: dict[str, Any], key: str, where: str) -> str:
-    value = _require(mapping, key, where)
+# -- the file's schema -----------------------------------------------------------------------------
+def _identifier(value: str) -> str:
     if not is_identifier(value):
-        raise ConfigError(f"{where}: '{key}' must be 1-64 letters, digits, '.', '_' or '-', not {value!r}")
-    return str(value)
+        raise ValueError(f"expected 1-64 letters, digits, '.', '_' or '-', not {value!r}")
+    return value
 
 
-def parse_config(raw: Any, source: str = "config") -> GatewayConfig:
-    """Validate a parsed YAML document and return a :class:`GatewayConfig`."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
-    gateway = _identifier(raw, "gateway", source)
-    mqtt_url = str(_require(raw, "mqtt_url", source))
+def _mqtt_url(value: str) -> str:
+    parse_mqtt_url(value)
+    return value
+
+
+def _timezone(value: str) -> str:
     try:
-        parse_mqtt_url(mqtt_url)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: mqtt_url: {exc}") from None
-    interval = raw.get("batch_interval_s", 5.0)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0.05 <= interval <= 3600:
-        raise ConfigError(f"{source}: batch_interval_s must be a number of seconds in 0.05..3600")
-    utc_offset = raw.get("utc_offset_s", 0)
-    if isinstance(utc_offset, bool) or not isinstance(utc_offset, int) or abs(utc_offset) > _MAX_UTC_OFFSET_S:
-        raise ConfigError(
-            f"{source}: utc_offset_s must be a whole number of seconds in "
-            f"-{_MAX_UTC_OFFSET_S}..{_MAX_UTC_OFFSET_S}, not {utc_offset!r}"
-        )
-    devices_raw = raw.get("devices", [])
-    if not isinstance(devices_raw, list):
-        raise ConfigError(f"{source}: devices must be a list")
-    devices = []
-    seen: set[str] = set()
-    for index, entry in enumerate(devices_raw):
-        where = f"{source}: devices[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: expected a mapping")
-        unknown = set(entry) - _DEVICE_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-        device_id = _identifier(entry, "id", where)
-        if device_id in seen:
-            raise ConfigError(f"{where}: device id {device_id!r} is used twice")
-        seen.add(device_id)
-        options = entry.get("options", {})
-        if not isinstance(options, dict):
-            raise ConfigError(f"{where}: options must be a mapping")
-        devices.append(
-            DeviceConfig(
-                id=device_id,
-                patient=_identifier(entry, "patient", where),
-                profile=_identifier(entry, "profile", where),
-                transport=str(_require(entry, "transport", where)),
-                address=str(entry.get("address", "")),
-                options=options,
-            )
-        )
-    pipeline = raw.get("pipeline", {})
-    if not isinstance(pipeline, dict):
-        raise ConfigError(f"{source}: pipeline must be a mapping of metric -> settings")
+        zone_for(value)
+    except UnknownTimezoneError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Identifier = Annotated[str, Field(strict=True), AfterValidator(_identifier)]
+Text = Annotated[str, Field(strict=True, min_length=1)]
+
+
+class DeviceEntry(BaseModel):
+    """One entry of ``devices``. ``options`` are checked by the device's transport."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Identifier
+    patient: Identifier
+    profile: Identifier
+    transport: Identifier
+    address: Annotated[str, Field(strict=True)] = ""
+    options: dict[str, Any] | None = None
+
+
+class GatewayFile(BaseModel):
+    """The gateway config file as written; see ``docs/gateway.md`` for every field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    gateway: Identifier
+    mqtt_url: Annotated[str, Field(strict=True), AfterValidator(_mqtt_url)]
+    spool: Text = DEFAULT_SPOOL
+    status_file: Text | None = None
+    batch_interval_s: Annotated[float, Field(ge=0.05, le=3600, allow_inf_nan=False)] = 5.0
+    timezone: Annotated[str, Field(strict=True), AfterValidator(_timezone)] | None = None
+    utc_offset_s: Annotated[int, Field(ge=-_MAX_UTC_OFFSET_S, le=_MAX_UTC_OFFSET_S)] | None = None
+    profile_dirs: list[Text] | None = None
+    devices: list[DeviceEntry] | None = None
+    pipeline: dict[str, Any] | None = None
+
+
+def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_timezone: str | None = None,
+                 base_dir: Path | None = None) -> GatewayConfig:
+    """Validate a parsed YAML document and return a :class:`GatewayConfig`; :class:`ConfigError` if wrong.
+
+    ``default_timezone`` applies when the file names neither ``timezone`` nor ``utc_offset_s``;
+    relative ``profile_dirs`` are taken from ``base_dir`` (the config file's folder) when given.
+    """
+    origin = source if isinstance(source, ConfigSource) else ConfigSource(source)
+    if not isinstance(raw, dict):
+        raise origin.error((), "expected a mapping of settings (gateway:, mqtt_url:, devices: ...) at the top level")
+    try:
+        model = validate(GatewayFile, raw, file=origin.file, document=origin.document)
+    except UserFileError as exc:
+        raise ConfigError(exc.problems) from None
+    problems: list[FileProblem] = []
+    if model.timezone is not None and model.utc_offset_s is not None:
+        problems.append(origin.problem(("utc_offset_s",), "give either timezone (e.g. Europe/Berlin, with daylight "
+                                       "saving) or the older fixed utc_offset_s, not both; remove utc_offset_s"))
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(model.devices or ()):
+        if entry.id in seen:
+            problems.append(origin.problem(("devices", index, "id"),
+                                           f"device id {entry.id!r} is used twice (also devices[{seen[entry.id]}])"))
+        seen.setdefault(entry.id, index)
+    problems += pipeline_problems(model.pipeline, file=origin.file, document=origin.document)
+    if problems:
+        raise ConfigError(problems)
+    timezone = model.timezone
+    if timezone is None and model.utc_offset_s is None:
+        timezone = default_timezone
+    dirs = [Path(d) for d in model.profile_dirs or ()]
+    if base_dir is not None:
+        dirs = [d if d.is_absolute() else base_dir / d for d in dirs]
     return GatewayConfig(
-        gateway=gateway,
-        mqtt_url=mqtt_url,
-        spool=str(raw.get("spool", "vitalbridge-spool.db")),
-        batch_interval_s=float(interval),
-        utc_offset_s=utc_offset,
-        devices=tuple(devices),
-        pipeline=pipeline,
+        gateway=model.gateway,
+        mqtt_url=model.mqtt_url,
+        spool=model.spool,
+        batch_interval_s=float(model.batch_interval_s),
+        utc_offset_s=model.utc_offset_s,
+        devices=tuple(
+            DeviceConfig(id=e.id, patient=e.patient, profile=e.profile, transport=e.transport, address=e.address,
+                         options=dict(e.options or {}))
+            for e in model.devices or ()
+        ),
+        pipeline=dict(model.pipeline or {}),
+        timezone=timezone,
+        profile_dirs=tuple(str(d) for d in dirs),
+        status_file=model.status_file,
+        source=origin,
     )
 
 
 def load_config(path: Path) -> GatewayConfig:
-    """Read and validate the YAML config at ``path``."""
+    """Read and validate the YAML config at ``path``; :class:`ConfigError` names file, line and field.
+
+    Without ``timezone`` or ``utc_offset_s`` in the file, the machine's time zone is used.
+    """
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, str(path))
-
-
-def dump_config(config: GatewayConfig) -> str:
-    """Render ``config`` back to YAML (used by ``edge pair``)."""
-    document: dict[str, Any] = {
-        "gateway": config.gateway,
-        "mqtt_url": config.mqtt_url,
-        "spool": config.spool,
-        "batch_interval_s": config.batch_interval_s,
-        "utc_offset_s": config.utc_offset_s,
-        "devices": [
-            {key: value for key, value in vars(device).items() if value not in ("", {})}
-            for device in config.devices
-        ],
-    }
-    if config.pipeline:
-        document["pipeline"] = config.pipeline
-    return yaml.safe_dump(document, sort_keys=False)
+        document = read_yaml(path)
+    except UserFileError as exc:
+        raise ConfigError(exc.problems or str(exc).replace(
+            ": no such file", ": no such file (gateway config); create one with `vitalbridge edge init`")) from None
+    return parse_config(document.data, ConfigSource(str(path), document), default_timezone=system_timezone(),
+                        base_dir=path.parent)

@@ -34,12 +34,14 @@ import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import Field
 
 from device_profiles.profile import DeviceProfile
 from device_profiles.serial.framing import Framer
 from edge.config import DeviceConfig
-from edge.transports import DeliverFn, Payload, ReportFn
+from edge.transports import OPTIONS_CONFIG, DeliverFn, Payload, ReportFn, options_from
 from simulators.devices.virtual_ble import BLE_DEVICE_KINDS, Notification, ScenarioSource, VirtualBleDevice
 from simulators.devices.virtual_oximeter import SERIAL_OXIMETERS, VirtualSerialDevice
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
@@ -50,6 +52,7 @@ __all__ = [
     "FramedSerialDevice",
     "VirtualDevice",
     "VirtualDeviceSpec",
+    "VirtualOptions",
     "VirtualTransport",
     "VirtualTransportFactory",
     "metric_warning",
@@ -219,11 +222,18 @@ class VirtualTransport:
             report("lost", {"transport": "virtual", "reason": "stopped"})
 
 
-def _option_int(device: DeviceConfig, name: str, default: int) -> int:
-    value = device.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"device {device.id}: options.{name} must be a whole number, not {value!r}")
-    return value
+@dataclass(frozen=True)
+class VirtualOptions:
+    """A virtual device's ``options`` (see the module docstring); unknown keys are mistakes."""
+
+    __pydantic_config__ = OPTIONS_CONFIG
+
+    kind: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    speed: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False, strict=True)] | None = None
+    seed: Annotated[int, Field(ge=0, strict=True)] | None = None
+    utc_offset_s: Annotated[int, Field(ge=-14 * 3600, le=14 * 3600, strict=True)] = 0
+    scenario_device: Annotated[str, Field(strict=True, min_length=1)] | None = None
+    report_mismatch: Annotated[bool, Field(strict=True)] = True
 
 
 class VirtualTransportFactory:
@@ -238,22 +248,25 @@ class VirtualTransportFactory:
         self.speed = speed
 
     def __call__(self, device: DeviceConfig, profile: Any, clock_ns: Callable[[], int]) -> VirtualTransport:
-        options = device.options
-        speed = float(options.get("speed", self.speed or 1.0))
-        if speed <= 0:
-            raise ValueError(f"device {device.id}: options.speed must be positive")
-        seed = _option_int(device, "seed", zlib.crc32(device.id.encode()))
-        utc_offset_s = _option_int(device, "utc_offset_s", 0)
-        kind = options.get("kind")
         try:
-            virtual = virtual_device_spec(profile, None if kind is None else str(kind))
+            options = options_from(VirtualOptions, device.options)
+        except ValueError as error:
+            raise ValueError(f"device {device.id}: options.{error}") from None
+        speed = options.speed or self.speed or 1.0
+        seed = options.seed if options.seed is not None else zlib.crc32(device.id.encode())
+        utc_offset_s = options.utc_offset_s
+        try:
+            virtual = virtual_device_spec(profile, options.kind)
         except ValueError as error:
             raise ValueError(f"device {device.id}: {error}") from None
+        if not device.address:
+            raise ValueError(f"device {device.id}: a virtual device needs a scenario as address "
+                             f"(see `vitalbridge sim list`)")
         scenario = load_scenario(device.address)
-        spec_id = str(options.get("scenario_device", device.id))
+        spec_id = options.scenario_device or device.id
         spec = next((d for d in scenario.devices if d.id == spec_id), None)
         warning = metric_warning(scenario, spec, virtual, device.id)
-        if warning is not None and options.get("report_mismatch", True):
+        if warning is not None and options.report_mismatch:
             log.warning("%s", warning.removeprefix("warning: "))
         scenario_waves = {m for d in scenario.devices for m in d.metrics if m in WAVEFORM_METRICS}
         start_ns = self.start_ns if self.start_ns is not None else clock_ns()

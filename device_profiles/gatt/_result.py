@@ -26,7 +26,8 @@ class ResultBuilder:
     ) -> int:
         """The device stamp in UTC ns when known and trusted, else the receive time."""
         if stamp is not None and trusted:
-            converted = stamp.to_utc_ns(self.context.utc_offset_s, offset_minutes=offset_minutes)
+            converted = stamp.to_utc_ns(self.context.utc_offset_s, offset_minutes=offset_minutes,
+                                        zone=self.context.timezone)
             if converted is not None:
                 return converted
             self.notes.append("device time stamp not known; using the receive time")

@@ -40,13 +40,19 @@ class DateTime:
         """True when year, month and day are all given, so the stamp names a real instant."""
         return self.year != 0 and self.month != 0 and self.day != 0
 
-    def to_utc_ns(self, utc_offset_s: int, *, offset_minutes: int = 0) -> int | None:
+    def to_utc_ns(self, utc_offset_s: int, *, offset_minutes: int = 0, zone: _dt.tzinfo | None = None) -> int | None:
         """Unix time in ns (UTC) of this local time plus ``offset_minutes``; ``None`` if not known.
 
-        ``utc_offset_s`` is local time minus UTC in seconds (e.g. 3600 for UTC+1).
+        ``utc_offset_s`` is local time minus UTC in seconds (e.g. 3600 for UTC+1). ``zone`` (a
+        time zone with daylight saving rules), when given, decides the offset at the stamped time
+        instead; an ambiguous hour (clocks going back) is read as the first of the two.
         """
         if not self.is_known:
             return None
+        if zone is not None:
+            local = _dt.datetime(self.year, self.month, self.day, self.hours, self.minutes, self.seconds, tzinfo=zone)
+            offset = local.utcoffset()
+            utc_offset_s = 0 if offset is None else int(offset.total_seconds())
         days = _dt.date(self.year, self.month, self.day).toordinal() - _EPOCH_ORDINAL
         local_s = days * 86_400 + self.hours * 3_600 + self.minutes * 60 + self.seconds
         return (local_s + offset_minutes * 60 - utc_offset_s) * _NS_PER_S

@@ -6,6 +6,8 @@ on a lossless integer grid and slow vitals compressed without ever hiding a thre
 """
 
 from edge.pipeline._chain import Pipeline, StreamPipeline
+from edge.pipeline._options import StageOptions
+from edge.pipeline._schema import pipeline_problems
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline.builtin import BUILTIN_STAGES, DEFAULT_CHAINS, default_chain
 from edge.pipeline.registry import STAGES, register_stage, stage_class
@@ -17,8 +19,10 @@ __all__ = [
     "Pipeline",
     "PipelineConfigError",
     "Stage",
+    "StageOptions",
     "StreamPipeline",
     "default_chain",
+    "pipeline_problems",
     "register_stage",
     "stage_class",
 ]

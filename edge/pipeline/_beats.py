@@ -6,12 +6,14 @@ import itertools
 import statistics
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from edge.pipeline import hrv
+from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import irregular
 from edge.pipeline.sqi import WindowedSqi
@@ -29,6 +31,17 @@ class BeatDetector(Protocol):
     def held_samples(self) -> int: ...
 
 
+
+class BeatOptions(StageOptions):
+    """Beats for the rate median, HRV window (s), beats for AF irregularity, SQI window (s) and floor (0-1)."""
+
+    rate_beats: Annotated[int, Field(ge=1, le=1000)] = 8
+    hrv_window_s: PositiveNumber = 300.0
+    af_beats: Annotated[int, Field(ge=8, le=10_000)] = 32
+    sqi_window_s: PositiveNumber = 5.0
+    min_sqi: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
 class BeatDeriveStage(Stage):
     """Detect beats in a waveform and derive a rate metric (and RR intervals, HRV, AF indicator).
 
@@ -38,6 +51,7 @@ class BeatDeriveStage(Stage):
     rate_metric = "heart_rate"
     emit_rr = True
     sqi_kind = "kurtosis"
+    Options: ClassVar[type[StageOptions]] = BeatOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from edge.pipeline._options import StageOptions
 from vitals import Metric, Stream
 
 __all__ = ["PipelineConfigError", "Stage"]
@@ -19,15 +20,18 @@ class Stage:
     """One step of a metric's chain (validate, filter, derive or compress).
 
     A stage is built for one metric with its options (``OPTIONS`` lists the keys it reads and their
-    defaults; ``None`` means "derived from the catalogue"). ``process`` takes a chunk of the
-    metric and returns streams: those of the same metric go on down the chain, those of other
-    metrics (derived, e.g. ``heart_rate`` from ``ecg``) go to that metric's own chain. ``flush``
-    returns what the stage held back and is due at ``now_ns`` (all of it when ``final``).
-    ``counters`` counts what the stage did (flagged, rejected by reason, ...).
+    defaults, ``None`` meaning "derived from the catalogue"; ``Options`` is the pydantic model of their
+    types and ranges, checked before the stage is built). ``process`` takes a chunk of the metric
+    and returns streams: those of the same metric go on down the chain, those of other metrics
+    (derived, e.g. ``heart_rate`` from ``ecg``) go to that metric's own chain. ``flush`` returns
+    what the stage held back and is due at ``now_ns`` (all of it when ``final``). ``counters``
+    counts what the stage did (flagged, rejected by reason, ...).
     """
 
     name: ClassVar[str] = ""
     OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    Options: ClassVar[type[StageOptions]] = StageOptions
+    """The pydantic model of the options (types, ranges): the config is checked against it first."""
 
     def __init__(self, metric: Metric, options: Mapping[str, Any]) -> None:
         self.metric = metric

@@ -5,6 +5,18 @@ A transport runs until cancelled, reconnecting by itself, and hands every payloa
 chosen by the device config's ``transport`` key from a registry built in one place.
 """
 
+from edge.transports._backoff import OPTIONS_CONFIG, PositiveInt, Seconds, options_from
 from edge.transports._base import DeliverFn, Payload, ReportFn, Transport, TransportFactory, TransportRegistry
 
-__all__ = ["DeliverFn", "Payload", "ReportFn", "Transport", "TransportFactory", "TransportRegistry"]
+__all__ = [
+    "OPTIONS_CONFIG",
+    "DeliverFn",
+    "Payload",
+    "PositiveInt",
+    "ReportFn",
+    "Seconds",
+    "Transport",
+    "TransportFactory",
+    "TransportRegistry",
+    "options_from",
+]

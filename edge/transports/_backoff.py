@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
-__all__ = ["Backoff", "failure_log_level", "positive_options"]
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from device_profiles.userfile import UserFileError, plain_problems
+
+__all__ = ["OPTIONS_CONFIG", "Backoff", "PositiveInt", "Seconds", "failure_log_level", "options_from"]
 
 
 def failure_log_level(failures: int) -> int:
@@ -16,27 +20,28 @@ def failure_log_level(failures: int) -> int:
     return logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
 
 
-def positive_options(options_class: type, options: Mapping[str, Any], *, nullable: Collection[str] = (),
-                     integers: Collection[str] = ()) -> dict[str, Any]:
-    """Pick the fields of dataclass ``options_class`` out of a device's ``options``, checked.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+"""An option in seconds: a finite number above zero (an int is accepted, a bool or text is not)."""
 
-    Every value must be a positive number (a float unless named in ``integers``); those named in
-    ``nullable`` may also be ``None``. ``ValueError`` names the bad option.
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+"""An option that is a whole number above zero."""
+
+OPTIONS_CONFIG = ConfigDict(extra="forbid")
+"""pydantic config of a transport's options dataclass: an unknown key is a mistake (a typo)."""
+
+OptionsT = TypeVar("OptionsT")
+
+
+def options_from(options_class: type[OptionsT], options: Mapping[str, Any]) -> OptionsT:
+    """Validate a device's ``options`` into ``options_class`` (a dataclass with pydantic field types).
+
+    ``ValueError`` names the first bad option and says what is expected.
     """
-    values: dict[str, Any] = {}
-    for item in fields(options_class):
-        if item.name not in options:
-            continue
-        value = options[item.name]
-        if value is None and item.name in nullable:
-            values[item.name] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"option {item.name} must be a positive number, not {value!r}")
-        if item.name in integers and not isinstance(value, int):
-            raise ValueError(f"option {item.name} must be a whole number, not {value!r}")
-        values[item.name] = value if item.name in integers else float(value)
-    return values
+    try:
+        return TypeAdapter(options_class).validate_python(dict(options))
+    except ValidationError as exc:
+        raise ValueError(str(UserFileError(plain_problems(exc, options_class, file="options")))
+                         .removeprefix("options: ")) from None
 
 
 @dataclass

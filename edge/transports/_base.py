@@ -39,12 +39,22 @@ class TransportRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[str, TransportFactory] = {}
+        self._options: dict[str, type | None] = {}
 
-    def add(self, name: str, factory: TransportFactory) -> None:
-        """Register ``factory`` under ``name`` (once)."""
+    def add(self, name: str, factory: TransportFactory, *, options: type | None = None) -> None:
+        """Register ``factory`` under ``name`` (once).
+
+        ``options`` is the dataclass (with pydantic field types) or pydantic model of the device
+        ``options`` the transport accepts; the gateway checks configs against it before starting.
+        """
         if name in self._factories:
             raise ValueError(f"transport {name!r} is already registered")
         self._factories[name] = factory
+        self._options[name] = options
+
+    def options_schema(self, name: str) -> type | None:
+        """The options model registered with transport ``name`` (None: not declared)."""
+        return self._options.get(name)
 
     def get(self, name: str) -> TransportFactory:
         """The factory for ``name``; ``KeyError`` lists the known transports."""

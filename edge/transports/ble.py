@@ -43,12 +43,14 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from device_profiles.gatt.battery import decode_battery_level
 from device_profiles.profile import Characteristic, DeviceProfile, normalize_uuid
 from edge.config import DeviceConfig
-from edge.transports._backoff import Backoff, failure_log_level, positive_options
+from edge.transports._backoff import OPTIONS_CONFIG, Backoff, Seconds, failure_log_level, options_from
 from edge.transports._base import DeliverFn, Payload, ReportFn
 from edge.transports._ble_client import (
     BleakBleClient,
@@ -59,6 +61,7 @@ from edge.transports._ble_client import (
     bleak_client_factory,
 )
 from edge.transports._ble_fake import FakeBleClient, FakeBlePeripheral, FakeGlucoseMeter, FakeWrite
+from edge.transports._explain import explain_ble_failure
 from edge.transports._racp_session import (
     GLUCOSE_MEASUREMENT_UUID,
     RACP_UUID,
@@ -104,23 +107,26 @@ class LinkLostError(ConnectionError):
 
 @dataclass(frozen=True, slots=True)
 class BleOptions:
-    """Timing of one BLE device's connection handling, all in seconds (see the module docstring)."""
+    """A BLE device's ``options``: connection timing in seconds and ``state_dir`` (see the module docstring)."""
 
-    connect_timeout_s: float = 40.0
-    scan_timeout_s: float = 20.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    stable_after_s: float = 30.0
-    battery_poll_s: float = 3600.0
-    liveness_check_s: float = 5.0
-    read_timeout_s: float = 10.0
-    idle_timeout_s: float | None = None
-    racp_timeout_s: float = 30.0
+    __pydantic_config__ = OPTIONS_CONFIG
+
+    connect_timeout_s: Seconds = 40.0
+    scan_timeout_s: Seconds = 20.0
+    reconnect_initial_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 60.0
+    stable_after_s: Seconds = 30.0
+    battery_poll_s: Seconds = 3600.0
+    liveness_check_s: Seconds = 5.0
+    read_timeout_s: Seconds = 10.0
+    idle_timeout_s: Seconds | None = None
+    racp_timeout_s: Seconds = 30.0
+    state_dir: Annotated[str, Field(min_length=1, strict=True)] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BleOptions:
-        """Pick this transport's keys out of a device's ``options``; ``ValueError`` names a bad one."""
-        return cls(**positive_options(cls, options, nullable=("idle_timeout_s",)))
+        """Validate a device's ``options``; ``ValueError`` names an unknown or bad one."""
+        return options_from(cls, options)
 
 
 @dataclass
@@ -185,8 +191,13 @@ class BleTransport:
                 raise
             except Exception as exc:  # a device problem: log it and try again later
                 failures += 1
-                log.log(failure_log_level(failures), "device %s (%s): %s: %s (attempt %d)", self.device.id,
-                        self.device.address, type(exc).__name__, exc or "no detail", failures)
+                reason = explain_ble_failure(exc, timeout_s=self.options.connect_timeout_s)
+                level = failure_log_level(failures)
+                log.log(level, "device %s (%s): %s (attempt %d)", self.device.id, self.device.address, reason,
+                        failures)
+                if level >= logging.WARNING:
+                    report("unreachable", {"transport": "ble", "address": self.device.address, "reason": reason,
+                                           "attempts": failures})
             delay = self.backoff.next_delay()
             log.info("device %s: reconnecting in %.1f s", self.device.id, delay)
             await self._sleep(delay)
@@ -290,11 +301,9 @@ class BleTransport:
         modes = {c.uuid: c.mode for c in characteristics}
         if modes.get(RACP_UUID) != "indicate" or modes.get(GLUCOSE_MEASUREMENT_UUID) not in ("notify", "indicate"):
             return None
-        state_dir = device.options.get("state_dir")
+        state_dir = self.options.state_dir
         if state_dir is None:
             return StoredRecordCursor(device.address)
-        if not isinstance(state_dir, str) or not state_dir:
-            raise ValueError(f"option state_dir must be a directory path, not {state_dir!r}")
         safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", device.id)
         return StoredRecordCursor(device.address, Path(state_dir) / f"ble-records-{safe_id}.json")
 

@@ -31,8 +31,9 @@ from device_profiles.profile import DeviceProfile
 from device_profiles.profile import SerialTransport as SerialAttributes
 from device_profiles.serial.framing import Frame
 from edge.config import DeviceConfig
-from edge.transports._backoff import Backoff, failure_log_level, positive_options
+from edge.transports._backoff import OPTIONS_CONFIG, Backoff, PositiveInt, Seconds, failure_log_level, options_from
 from edge.transports._base import DeliverFn, Payload, ReportFn
+from edge.transports._explain import explain_serial_failure
 
 __all__ = [
     "OpenSerialConnection",
@@ -64,17 +65,19 @@ class OpenSerialConnection(Protocol):
 class SerialOptions:
     """Per-device options of the serial transport (seconds, except ``baud``)."""
 
-    baud: int | None = None
-    open_timeout_s: float = 10.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 30.0
-    stable_after_s: float = 30.0
-    idle_timeout_s: float | None = None
+    __pydantic_config__ = OPTIONS_CONFIG
+
+    baud: PositiveInt | None = None
+    open_timeout_s: Seconds = 10.0
+    reconnect_initial_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 30.0
+    stable_after_s: Seconds = 30.0
+    idle_timeout_s: Seconds | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SerialOptions:
-        """Pick this transport's keys out of a device's ``options``; ``ValueError`` names a bad one."""
-        return cls(**positive_options(cls, options, nullable=("baud", "idle_timeout_s"), integers=("baud",)))
+        """Validate a device's ``options``; ``ValueError`` names an unknown or bad one."""
+        return options_from(cls, options)
 
 
 @dataclass
@@ -155,8 +158,13 @@ class SerialTransport:
                 raise
             except Exception as exc:  # the port is missing, busy or misbehaving: try again later
                 failures += 1
-                log.log(failure_log_level(failures), "device %s (%s): %s (attempt %d)", self.device.id,
-                        self.device.address, exc or type(exc).__name__, failures)
+                reason = explain_serial_failure(exc, port=self.device.address, timeout_s=self.options.open_timeout_s)
+                level = failure_log_level(failures)
+                log.log(level, "device %s (%s): %s (attempt %d)", self.device.id, self.device.address, reason,
+                        failures)
+                if level >= logging.WARNING:
+                    report("unreachable", {"transport": "serial", "port": self.device.address, "reason": reason,
+                                           "attempts": failures})
             delay = self.backoff.next_delay()
             log.info("device %s: reopening %s in %.1f s", self.device.id, self.device.address, delay)
             await self._sleep(delay)

@@ -3,20 +3,21 @@
 A scenario names a patient (id, age, conditions), the devices at home (kind, device-profile id,
 metrics, reading cadence, imperfections), baseline vitals, and a timeline of events (type, start,
 duration, magnitude, ramp). Durations are seconds or strings such as ``90s``, ``30min``, ``6h``,
-``2d``. Every problem is reported as a :class:`ScenarioError` naming the offending field.
+``2d``. The file is checked against a pydantic model (:mod:`simulators.scenarios._schema`); every
+problem is reported as a :class:`ScenarioError` whose one-line message names the file, the line
+(when read from a file) and the field.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from vitals.samples import is_identifier
+from device_profiles._yamlmarks import MarkedDocument
+from device_profiles.userfile import FileProblem, UserFileError, read_yaml_text, validate
+from simulators.scenarios._schema import DeviceIn, EventIn, ScenarioFile, to_seconds
 
 if TYPE_CHECKING:
     from simulators.scenarios.run import ScenarioRun
@@ -79,14 +80,8 @@ BASELINE_DEFAULTS: dict[str, float] = {
     "ecg_amplitude": 1.0,  # mV
 }
 
-_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|min|h|d))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|h|d)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
-
-class ScenarioError(ValueError):
-    """A scenario file is missing, unreadable or invalid; the message names the field."""
+class ScenarioError(UserFileError):
+    """A scenario file is missing, unreadable or invalid; the one-line message names the file, line and field."""
 
 
 def parse_duration(value: Any, where: str) -> float:
@@ -94,18 +89,10 @@ def parse_duration(value: Any, where: str) -> float:
 
     ``where`` names the field in error messages.
     """
-    if isinstance(value, bool):
-        raise ScenarioError(f"{where}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and _DURATION.match(value.replace(" ", "")):
-        parts = _DURATION_PART.findall(value.replace(" ", ""))
-        seconds = sum(float(number) * _UNIT_S[unit] for number, unit in parts)
-    else:
-        raise ScenarioError(f"{where}: expected a duration like 90s, 30min, 6h, 2d or 1d6h, got {value!r}")
-    if seconds < 0:
-        raise ScenarioError(f"{where}: must not be negative, got {value!r}")
-    return seconds
+    try:
+        return to_seconds(value)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -185,199 +172,73 @@ class Scenario:
         return tuple(m for device in self.devices for m in device.metrics)
 
 
-_IMPERFECTIONS = {
-    "clock_drift_ppm", "duplicate_prob", "late_prob", "late_delay", "baseline_wander_mv", "powerline_mv",
-    "powerline_hz", "emg_mv",
-}
+_IMPERFECTION_NAMES = {"late_delay": "late_delay_s"}
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ScenarioError(f"{where}: expected a mapping, got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            raise ScenarioError(f"{where}: keys must be strings, got {key!r}")
-    return value
-
-
-def _only(data: dict[str, Any], allowed: set[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ScenarioError(f"{where}.{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
-def _require(data: dict[str, Any], key: str, where: str) -> Any:
-    if key not in data:
-        raise ScenarioError(f"{where}.{key}: required field is missing")
-    return data[key]
-
-
-def _number(value: Any, where: str, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ScenarioError(f"{where}: expected a number, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ScenarioError(f"{where}: {value!r} is outside [{low}, {high}]")
-    return float(value)
-
-
-def _identifier(value: Any, where: str) -> str:
-    if not is_identifier(value):
-        raise ScenarioError(f"{where}: expected an identifier (letters, digits, _.-), got {value!r}")
-    return str(value)
-
-
-def _parse_patient(value: Any) -> Patient:
-    data = _mapping(value, "patient")
-    _only(data, {"id", "age", "conditions", "sex"}, "patient")
-    conditions = data.get("conditions", [])
-    if not isinstance(conditions, list):
-        raise ScenarioError("patient.conditions: expected a list")
-    for i, condition in enumerate(conditions):
-        if condition not in CONDITIONS:
-            raise ScenarioError(f"patient.conditions[{i}]: {condition!r} is not one of {', '.join(CONDITIONS)}")
-    age = _number(_require(data, "age", "patient"), "patient.age", 0, 120)
-    return Patient(_identifier(_require(data, "id", "patient"), "patient.id"), int(age), tuple(conditions))
-
-
-def _parse_baseline(value: Any) -> dict[str, float]:
-    data = _mapping(value if value is not None else {}, "baseline")
-    _only(data, set(BASELINE_DEFAULTS), "baseline")
-    merged = dict(BASELINE_DEFAULTS)
-    for key, item in data.items():
-        merged[key] = _number(item, f"baseline.{key}", 0.0)
-    if not 30.0 <= merged["heart_rate"] <= 200.0:
-        raise ScenarioError("baseline.heart_rate: must lie in [30, 200] /min")
-    if not 50.0 <= merged["spo2"] <= 100.0:
-        raise ScenarioError("baseline.spo2: must lie in [50, 100] %")
-    if not 4.0 <= merged["respiratory_rate"] <= 60.0:
-        raise ScenarioError("baseline.respiratory_rate: must lie in [4, 60] /min")
-    return merged
-
-
-def _parse_clock(value: Any, where: str) -> float:
-    match = _CLOCK.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ScenarioError(f"{where}: expected a time of day like '07:30', got {value!r}")
-    return int(match.group(1)) + int(match.group(2)) / 60.0
-
-
-def _parse_device(value: Any, where: str) -> DeviceSpec:
-    data = _mapping(value, where)
-    _only(data, {"id", "kind", "profile", "metrics", "interval", "schedule", "fs", "imperfections"}, where)
-    metrics = _require(data, "metrics", where)
-    if not isinstance(metrics, list) or not metrics:
-        raise ScenarioError(f"{where}.metrics: expected a non-empty list of metric names")
-    for i, metric in enumerate(metrics):
-        if metric not in SUPPORTED_METRICS:
-            raise ScenarioError(
-                f"{where}.metrics[{i}]: {metric!r} is not simulated (supported: {', '.join(SUPPORTED_METRICS)})"
-            )
-    interval = data.get("interval")
-    interval_s = None if interval is None else parse_duration(interval, f"{where}.interval")
-    if interval_s is not None and interval_s <= 0:
-        raise ScenarioError(f"{where}.interval: must be positive")
-    schedule = data.get("schedule", [])
-    if not isinstance(schedule, list):
-        raise ScenarioError(f"{where}.schedule: expected a list of times of day like '07:30'")
-    hours = tuple(_parse_clock(item, f"{where}.schedule[{i}]") for i, item in enumerate(schedule))
-    fs = data.get("fs")
-    fs_hz = None if fs is None else _number(fs, f"{where}.fs", 1.0, 2000.0)
-    if fs_hz is not None and fs_hz != int(fs_hz):
-        raise ScenarioError(f"{where}.fs: must be a whole number of Hz, got {fs!r}")
-    raw = _mapping(data.get("imperfections", {}) or {}, f"{where}.imperfections")
-    _only(raw, _IMPERFECTIONS, f"{where}.imperfections")
+def _device(entry: DeviceIn) -> DeviceSpec:
     imperfections: dict[str, float] = {}
-    for key, item in raw.items():
-        name = f"{where}.imperfections.{key}"
-        if key == "late_delay":
-            imperfections["late_delay_s"] = parse_duration(item, name)
-        elif key.endswith("_prob"):
-            imperfections[key] = _number(item, name, 0.0, 1.0)
-        else:
-            imperfections[key] = _number(item, name, -1e5 if key == "clock_drift_ppm" else 0.0, 1e5)
+    if entry.imperfections is not None:
+        for key, value in entry.imperfections.model_dump(exclude_none=True).items():
+            imperfections[_IMPERFECTION_NAMES.get(key, key)] = float(value)
     return DeviceSpec(
-        id=_identifier(_require(data, "id", where), f"{where}.id"),
-        kind=_identifier(_require(data, "kind", where), f"{where}.kind"),
-        profile=_identifier(_require(data, "profile", where), f"{where}.profile"),
-        metrics=tuple(metrics),
-        interval_s=interval_s,
-        schedule_hours=hours,
-        fs=fs_hz,
+        id=entry.id,
+        kind=entry.kind,
+        profile=entry.profile,
+        metrics=tuple(entry.metrics),
+        interval_s=entry.interval,
+        schedule_hours=tuple(entry.schedule),
+        fs=entry.fs,
         imperfections=imperfections,
     )
 
 
-def _parse_event(value: Any, where: str, device_ids: set[str]) -> TimelineEvent:
-    data = _mapping(value, where)
-    _only(data, {"type", "start", "duration", "magnitude", "ramp", "device", "mode", "note"}, where)
-    kind = _require(data, "type", where)
-    if kind not in EVENT_TYPES:
-        raise ScenarioError(f"{where}.type: {kind!r} is not one of {', '.join(EVENT_TYPES)}")
-    magnitude = data.get("magnitude")
-    device = data.get("device")
-    if device is not None and device not in device_ids:
-        raise ScenarioError(f"{where}.device: no device with id {device!r}")
-    mode = data.get("mode", "flat")
-    if mode not in ("flat", "saturated"):
-        raise ScenarioError(f"{where}.mode: expected 'flat' or 'saturated', got {mode!r}")
-    duration = parse_duration(_require(data, "duration", where), f"{where}.duration")
-    if duration <= 0:
-        raise ScenarioError(f"{where}.duration: must be positive")
-    return TimelineEvent(
-        type=kind,
-        start_s=parse_duration(_require(data, "start", where), f"{where}.start"),
-        duration_s=duration,
-        magnitude=None if magnitude is None else _number(magnitude, f"{where}.magnitude"),
-        ramp_s=parse_duration(data.get("ramp", 0), f"{where}.ramp"),
-        device=device,
-        mode=mode,
-    )
+def _event(entry: EventIn) -> TimelineEvent:
+    return TimelineEvent(type=entry.type, start_s=entry.start, duration_s=entry.duration, magnitude=entry.magnitude,
+                         ramp_s=entry.ramp, device=entry.device, mode=entry.mode)
 
 
-def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
-    """Validate a scenario mapping (as loaded from YAML); ``source`` prefixes error messages."""
+def parse_scenario(data: Any, source: str = "<scenario>", *, document: MarkedDocument | None = None) -> Scenario:
+    """Validate a scenario mapping (as loaded from YAML); ``source`` (and ``document``'s lines) name the place."""
+
+    def problem(path: tuple[str | int, ...], message: str) -> FileProblem:
+        return FileProblem(source, document.line_of(path) if document is not None else None, path, message)
+
+    if not isinstance(data, dict):
+        raise ScenarioError([problem((), "expected a mapping (name:, description:, patient:, devices: ...)")])
     try:
-        root = _mapping(data, "scenario")
-        _only(root, {"name", "description", "duration", "patient", "baseline", "devices", "timeline"}, "scenario")
-        name = _identifier(_require(root, "name", "scenario"), "name")
-        description = _require(root, "description", "scenario")
-        if not isinstance(description, str) or not description.strip():
-            raise ScenarioError("description: expected a one-line text")
-        duration_s = parse_duration(root.get("duration", "1d"), "duration")
-        if duration_s <= 0:
-            raise ScenarioError("duration: must be positive")
-        devices_raw = _require(root, "devices", "scenario")
-        if not isinstance(devices_raw, list) or not devices_raw:
-            raise ScenarioError("devices: expected a non-empty list")
-        devices = tuple(_parse_device(item, f"devices[{i}]") for i, item in enumerate(devices_raw))
-        seen: dict[str, str] = {}
-        device_ids: set[str] = set()
-        for i, device in enumerate(devices):
-            if device.id in device_ids:
-                raise ScenarioError(f"devices[{i}].id: duplicate device id {device.id!r}")
-            device_ids.add(device.id)
-            for metric in device.metrics:
-                if metric in seen:
-                    raise ScenarioError(
-                        f"devices[{i}].metrics: {metric!r} is already reported by device {seen[metric]!r}"
-                    )
-                seen[metric] = device.id
-        timeline_raw = root.get("timeline", []) or []
-        if not isinstance(timeline_raw, list):
-            raise ScenarioError("timeline: expected a list of events")
-        ids = {d.id for d in devices}
-        timeline = tuple(_parse_event(item, f"timeline[{i}]", ids) for i, item in enumerate(timeline_raw))
-        return Scenario(
-            name=name,
-            description=description.strip(),
-            duration_s=duration_s,
-            patient=_parse_patient(_require(root, "patient", "scenario")),
-            baseline=_parse_baseline(root.get("baseline")),
-            devices=devices,
-            timeline=timeline,
-        )
-    except ScenarioError as error:
-        raise ScenarioError(f"{source}: {error}") from None
+        model = validate(ScenarioFile, data, file=source, document=document)
+    except UserFileError as exc:
+        raise ScenarioError(exc.problems) from None
+    problems: list[FileProblem] = []
+    seen: dict[str, str] = {}
+    device_ids: set[str] = set()
+    for index, device in enumerate(model.devices):
+        if device.id in device_ids:
+            problems.append(problem(("devices", index, "id"), f"duplicate device id {device.id!r}"))
+        device_ids.add(device.id)
+        for metric in device.metrics:
+            if metric in seen:
+                problems.append(problem(("devices", index, "metrics"),
+                                        f"{metric!r} is already reported by device {seen[metric]!r}"))
+            seen.setdefault(metric, device.id)
+    for index, event in enumerate(model.timeline or ()):
+        if event.device is not None and event.device not in device_ids:
+            problems.append(problem(("timeline", index, "device"), f"no device with id {event.device!r}; devices: "
+                                    f"{', '.join(sorted(device_ids))}"))
+    if problems:
+        raise ScenarioError(problems)
+    baseline = dict(BASELINE_DEFAULTS)
+    if model.baseline is not None:
+        baseline.update({key: float(value) for key, value in model.baseline.model_dump(exclude_none=True).items()})
+    return Scenario(
+        name=model.name,
+        description=model.description.strip(),
+        duration_s=model.duration,
+        patient=Patient(model.patient.id, int(model.patient.age), tuple(model.patient.conditions)),
+        baseline=baseline,
+        devices=tuple(_device(entry) for entry in model.devices),
+        timeline=tuple(_event(entry) for entry in model.timeline or ()),
+    )
 
 
 def _library() -> Any:
@@ -409,10 +270,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         source = f"{text_path}.yaml"
         text = entry.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ScenarioError(f"{source}: not valid YAML: {error}") from None
-    scenario = parse_scenario(data, source)
+        document = read_yaml_text(text, source)
+    except UserFileError as error:
+        raise ScenarioError(error.problems) from None
+    scenario = parse_scenario(document.data, source, document=document)
     if path.suffix not in (".yaml", ".yml") and scenario.name != text_path:
-        raise ScenarioError(f"{source}: name: {scenario.name!r} does not match the file name")
+        raise ScenarioError([FileProblem(source, document.line_of(("name",)), ("name",),
+                                         f"{scenario.name!r} does not match the file name")])
     return scenario

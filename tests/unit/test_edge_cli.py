@@ -94,7 +94,8 @@ def test_pair_refuses_the_same_ble_address_in_other_letter_case(config: Path,
 
 def test_pair_with_a_missing_config_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _pair(tmp_path / "none.yaml", "--address", "/dev/ttyS0", "--profile", "nonin.xpod", "--patient", "p") == 2
-    assert "cannot read gateway config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "none.yaml: no such file (gateway config); create one with `vitalbridge edge init`" in err
 
 
 def test_scan_without_bluetooth_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,

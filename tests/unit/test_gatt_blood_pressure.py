@@ -207,3 +207,21 @@ def test_icp_malformed() -> None:
         decode_intermediate_cuff_pressure(b"\x00")
     with pytest.raises(DecodeError, match=r"Intermediate Cuff Pressure: 2 unexpected trailing"):
         decode_intermediate_cuff_pressure(b"\x00\x55\x00\xff\x07\xff\x07\x00\x00")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "utc"),
+    [
+        (b"\xea\x07\x01\x0f\x0c\x00\x00", dt.datetime(2026, 1, 15, 11, 0, tzinfo=dt.UTC)),  # winter: UTC+1
+        (b"\xea\x07\x07\x0f\x0c\x00\x00", dt.datetime(2026, 7, 15, 10, 0, tzinfo=dt.UTC)),  # summer: UTC+2
+        (b"\xea\x07\x03\x1d\x01\x30\x00", dt.datetime(2026, 3, 29, 0, 48, tzinfo=dt.UTC)),  # just before the change
+    ],
+)
+def test_a_time_zone_reads_local_stamps_with_the_daylight_saving_of_their_day(stamp: bytes, utc: dt.datetime) -> None:
+    from zoneinfo import ZoneInfo
+
+    # Received in high summer (offset +2), whatever the stamp: the zone, not the receive-time offset, decides.
+    context = DecodeContext(received_ns=int(dt.datetime(2026, 8, 1, tzinfo=dt.UTC).timestamp()) * 10**9,
+                            utc_offset_s=7200, timezone=ZoneInfo("Europe/Berlin"))
+    result = blood_pressure_measurement_decoder(b"\x02" + PRESSURES_MMHG + stamp, context)
+    assert {s.time_ns for s in result.samples} == {int(utc.timestamp()) * 10**9}

@@ -53,20 +53,23 @@ def test_minimal_scenario_parses() -> None:
     ("path", "value", "message"),
     [
         ("patient.age", "old", "patient.age: expected a number"),
-        ("patient.id", KeyError, "patient.id: required field is missing"),
-        ("patient.conditions", ["gout"], "patient.conditions[0]: 'gout' is not one of"),
-        ("devices.0.metrics", ["spo2", "mood"], "devices[0].metrics[1]: 'mood' is not simulated"),
+        ("patient.id", KeyError, "patient.id: missing required field"),
+        ("patient.conditions", ["gout"],
+         "patient.conditions[0]: expected one of: hypertension, heart_failure, copd, diabetes, af, not 'gout'"),
+        ("devices.0.metrics", ["spo2", "mood"],
+         "devices[0].metrics[1]: expected one of: heart_rate, pulse_rate, spo2,"),
         ("devices.0.interval", "soon", "devices[0].interval: expected a duration"),
         ("devices.0.schedule", ["25:00"], "devices[0].schedule[0]: expected a time of day"),
-        ("devices.0.imperfections", {"late_prob": 2}, "devices[0].imperfections.late_prob: 2 is outside"),
+        ("devices.0.imperfections", {"late_prob": 2},
+         "devices[0].imperfections.late_prob: expected a number at most 1, not 2"),
         ("devices.0.colour", "red", "devices[0].colour: unknown field"),
-        ("timeline.0.type", "earthquake", "timeline[0].type: 'earthquake' is not one of"),
+        ("timeline.0.type", "earthquake", "timeline[0].type: expected one of: af, tachycardia,"),
         ("timeline.0.duration", "-3h", "timeline[0].duration: expected a duration"),
         ("timeline.0.device", "ghost", "timeline[0].device: no device with id 'ghost'"),
         ("timeline.0.magnitud", 3, "timeline[0].magnitud: unknown field"),
-        ("baseline", {"spo2": 120}, "baseline.spo2: must lie in"),
+        ("baseline", {"spo2": 120}, "baseline.spo2: expected a number at most 100, not 120"),
         ("baseline", {"heart_rat": 60}, "baseline.heart_rat: unknown field"),
-        ("description", KeyError, "scenario.description: required field is missing"),
+        ("description", KeyError, "tiny.yaml: description: missing required field"),
     ],
 )
 def test_loader_errors_name_the_field(path: str, value: Any, message: str) -> None:
@@ -91,7 +94,7 @@ def test_load_from_file_and_unknown_name(tmp_path: Path) -> None:
         load_scenario("no_such")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed")
-    with pytest.raises(ScenarioError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(ScenarioError, match=r"^bad\.yaml:1: not valid YAML: expected ',' or ']'"):
         load_scenario(bad)
     with pytest.raises(ScenarioError, match="cannot read scenario file"):
         load_scenario(tmp_path / "missing.yaml")
@@ -215,3 +218,29 @@ def test_device_faults_appear_in_runs() -> None:
     assert np.any(np.diff(times_ns) < 0)  # late readings after newer ones
     assert not np.any((seconds > 3601.0) & (seconds < 4199.0))  # dropout
     assert seconds.max() > 7199.0 * (1 + 90e-6)  # the device clock runs fast
+
+
+def test_a_scenario_file_mistake_names_the_line_and_sim_says_it_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vitalbridge.cli import main
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL, sort_keys=False).replace("metrics:", "metrcs:"))
+    with pytest.raises(ScenarioError, match=r"^mine\.yaml:\d+: devices\[0\]\.metrcs: unknown field; expected one "
+                                            r"of: fs, id, imperfections, interval, kind, metrics, profile, schedule"):
+        load_scenario(path)
+    for command in (["sim", "run", str(path), "--for", "1"], ["sim", "export", str(path), "--out", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: mine.yaml:") and len(err.splitlines()) == 1
+
+
+def test_the_schema_allows_exactly_the_simulated_names() -> None:
+    import typing
+
+    from simulators.scenarios import model
+    from simulators.scenarios._schema import Condition, EventType, Metric
+
+    assert typing.get_args(Condition) == model.CONDITIONS
+    assert typing.get_args(Metric) == model.SUPPORTED_METRICS
+    assert typing.get_args(EventType) == tuple(model.EVENT_TYPES)

@@ -179,7 +179,9 @@ async def test_backoff_grows_while_connects_fail_and_resets_only_after_a_stable_
     transport = make_transport(profile, peripheral, recorder, clock, reconnect_initial_s=1, reconnect_max_s=8,
                                stable_after_s=30)
     task = await start(transport, recorder)
-    await recorder.until(lambda: recorder.kinds() == ["attached"])
+    await recorder.until(lambda: recorder.kinds() == ["unreachable", "attached"])  # the first failure is told
+    assert recorder.reports[0] == ("unreachable", {"transport": "ble", "address": ADDRESS, "attempts": 1,
+                                                   "reason": recorder.reports[0][1]["reason"]})
     ceilings = [1, 2, 4, 8, 8]
     assert len(recorder.sleeps) == 5
     for delay, ceiling in zip(recorder.sleeps, ceilings, strict=True):
@@ -202,7 +204,9 @@ async def test_a_connect_that_hangs_is_timed_out_and_retried(tmp_path: Path) -> 
     peripheral, recorder = strap(), Recorder()
     peripheral.hang_connects = 1
     task = await start(make_transport(profile, peripheral, recorder, Clock(), connect_timeout_s=0.05), recorder)
-    await recorder.until(lambda: recorder.kinds() == ["attached"])
+    await recorder.until(lambda: recorder.kinds() == ["unreachable", "attached"])
+    assert recorder.reports[0][1]["reason"] == ("did not answer within 0.05 s: is it switched on and within a few "
+                                                "metres?")
     assert peripheral.connect_attempts == 2
     assert len(recorder.sleeps) == 1
     assert peripheral.clients[0].disconnect_calls == 1  # the stalled attempt is cleaned up
@@ -234,9 +238,9 @@ async def test_a_device_without_the_profile_characteristics_is_never_attached(tm
     peripheral, recorder = FakeBlePeripheral(ADDRESS, {"2a19": b"\x10"}), Recorder()
     task = await start(make_transport(profile, peripheral, recorder, Clock()), recorder)
     await recorder.until(lambda: len(recorder.sleeps) >= 3)
-    assert recorder.reports == []
-    assert all(client.disconnect_calls == 1 for client in peripheral.clients[:3])
     await stop(task)
+    assert recorder.kinds() == ["unreachable"]  # the first failure of the streak, never "attached"
+    assert all(client.disconnect_calls == 1 for client in peripheral.clients[:3])
 
 
 async def test_a_missing_optional_characteristic_is_reported_and_the_rest_subscribed(tmp_path: Path) -> None:
@@ -268,11 +272,16 @@ async def test_a_failing_consumer_does_not_break_the_link(tmp_path: Path) -> Non
 
 
 def test_options_are_validated_and_the_profile_must_be_ble(tmp_path: Path) -> None:
-    assert BleOptions.from_options({"connect_timeout_s": 5, "other": "ignored"}).connect_timeout_s == 5.0
-    with pytest.raises(ValueError, match="connect_timeout_s"):
+    assert BleOptions.from_options({"connect_timeout_s": 5, "state_dir": "/var/lib/vb"}) == BleOptions(
+        connect_timeout_s=5.0, state_dir="/var/lib/vb")
+    with pytest.raises(ValueError, match=r"^conect_timeout_s: unknown field; expected one of: battery_poll_s, "):
+        BleOptions.from_options({"conect_timeout_s": 5})  # a typo is a mistake, not ignored
+    with pytest.raises(ValueError, match=r"^connect_timeout_s: expected a number greater than 0, not -1$"):
         BleOptions.from_options({"connect_timeout_s": -1})
-    with pytest.raises(ValueError, match="idle_timeout_s"):
+    with pytest.raises(ValueError, match=r"^idle_timeout_s: expected a number, not True$"):
         BleOptions.from_options({"idle_timeout_s": True})
+    with pytest.raises(ValueError, match=r"^state_dir: expected a text, not 3$"):
+        BleOptions.from_options({"state_dir": 3})
     serial_profile = load_profile(Path(__file__).parents[2] / "device_profiles" / "library" / "nonin" / "xpod.yaml")
     device = DeviceConfig("x", "p", serial_profile.id, "ble", ADDRESS)
     with pytest.raises(ValueError, match="no BLE attributes"):

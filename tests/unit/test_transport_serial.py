@@ -38,8 +38,10 @@ def test_line_settings_come_from_the_profile_and_options_may_override_the_rate(
     assert line_settings(nonin, 19200)["baudrate"] == 19200
     assert SerialOptions.from_options({"baud": 19200, "idle_timeout_s": 2}) == SerialOptions(baud=19200,
                                                                                           idle_timeout_s=2.0)
-    with pytest.raises(ValueError, match="baud"):
+    with pytest.raises(ValueError, match=r"^baud: expected a whole number, not 9600.5$"):
         SerialOptions.from_options({"baud": 9600.5})
+    with pytest.raises(ValueError, match=r"^bauds: unknown field; expected one of: baud, idle_timeout_s, "):
+        SerialOptions.from_options({"bauds": 9600})
     with pytest.raises(ValueError, match="reconnect_max_s"):
         SerialOptions.from_options({"reconnect_max_s": 0})
 
@@ -103,9 +105,12 @@ async def test_two_packets_in_one_read_become_two_payloads_and_a_read_error_is_a
     assert transport.stats.discarded_bytes == 2
 
     readers[0].set_exception(serial.SerialException("device reports readiness to read but returned no data"))
-    await recorder.until(lambda: recorder.kinds() == ["attached", "lost", "attached"])
+    await recorder.until(lambda: recorder.kinds() == ["attached", "lost", "unreachable", "attached"])
     assert recorder.reports[1] == ("lost", {"transport": "serial", "port": "/dev/ttyUSB0",
                                             "reason": "device reports readiness to read but returned no data"})
+    assert recorder.reports[2] == ("unreachable", {  # the failed reopen, in words a person can act on
+        "transport": "serial", "port": "/dev/ttyUSB0", "attempts": 1,
+        "reason": "port /dev/ttyUSB0 does not exist: is the device (or its USB cable) plugged in?"})
     assert len(sleeps) == 2  # after the loss, and after the failed reopen
     assert 0.75 <= sleeps[0] <= 1.0 and 1.5 <= sleeps[1] <= 2.0
     decoded = profile.decoder_for("df2_packet", default_registry())(packets[0], DecodeContext(received_ns=NOW_NS))

@@ -1,26 +1,32 @@
-"""`vitalbridge edge ...`: run the gateway, scan for BLE devices, pair a device to a patient."""
+"""`vitalbridge edge ...`: set up, run and check the gateway; scan for BLE devices; pair a device to a patient."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Mapping
-from dataclasses import replace
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from device_profiles import DeviceProfile, ProfileError, load_library
 from edge import scan
-from edge.config import ConfigError, DeviceConfig, dump_config, load_config, parse_config
+from edge.config import ConfigError, DeviceConfig, load_config
+from edge.config_edit import append_device, check_text, new_config_text, write_atomically
+from edge.localtime import UnknownTimezoneError, system_timezone, zone_for
+from edge.status import StatusFileError, assess, read_status_file, render_status
+from vitals.endpoints import parse_mqtt_url
 from vitals.samples import is_identifier
 
-__all__ = ["PairingError", "add_parser", "pair_device"]
+__all__ = ["DEFAULT_CONFIG", "PairingError", "add_parser", "init_config", "pair_device"]
+
+DEFAULT_CONFIG = "/etc/vitalbridge/gateway.yaml"
+"""Where the systemd unit (deploy/systemd/vitalbridge-gateway.service) reads the config."""
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _PLATFORM_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
@@ -50,56 +56,58 @@ def _default_device_id(profile: DeviceProfile, transport: str, address: str, tak
 
 
 def pair_device(config_path: Path, *, address: str, profile_id: str, patient: str,
-                profiles: Mapping[str, DeviceProfile], device_id: str | None = None,
+                profiles: Mapping[str, DeviceProfile] | None = None, device_id: str | None = None,
                 transport: str | None = None) -> DeviceConfig:
     """Add a device to the gateway config at ``config_path`` (rewritten atomically); return it.
 
-    Raises :class:`PairingError` for an unknown profile, a transport the profile does not speak,
-    a malformed address, or an id or address already paired; :class:`ConfigError` for a config
-    that cannot be read. Comments in the file are not preserved.
+    Comments, order and formatting of the file are kept. ``profiles`` defaults to the shipped
+    library plus the config's ``profile_dirs``. ``transport`` ``virtual`` pairs a simulated device
+    (``address`` is then a scenario name, see ``vitalbridge sim list``). Raises
+    :class:`PairingError` for an unknown profile, a transport the profile does not speak, a
+    malformed address, or an id or address already paired; :class:`ConfigError` for a config that
+    cannot be read; :class:`ProfileError` for a broken profile file.
     """
     config = load_config(config_path)
+    if profiles is None:
+        profiles = load_library(config.profile_dirs)
     profile = profiles.get(profile_id)
     if profile is None:
         raise PairingError(f"unknown profile {profile_id!r}; see `vitalbridge profiles list`")
     transport = transport or profile.transport
-    if transport != profile.transport:
+    if transport not in (profile.transport, "virtual"):
         raise PairingError(f"profile {profile_id} is a {profile.transport} device, not {transport}")
     address = address.strip()
     if transport == "ble" and not (_MAC.match(address) or _PLATFORM_UUID.match(address)):
         raise PairingError(f"{address!r} is not a Bluetooth address (AA:BB:CC:DD:EE:FF)")
     if not address:
-        raise PairingError("the address (serial port) is empty")
+        raise PairingError("the address (serial port, or scenario for a simulated device) is empty")
     if not is_identifier(patient):
         raise PairingError(f"patient id {patient!r} must be 1-64 letters, digits, '.', '_' or '-'")
     taken = {device.id for device in config.devices}
     if device_id is not None and device_id in taken:
         raise PairingError(f"device id {device_id!r} is already in {config_path}")
     for device in config.devices:
-        if device.transport == transport and _same_address(transport, device.address, address):
+        if device.transport == transport != "virtual" and _same_address(transport, device.address, address):
             raise PairingError(f"{address} is already paired as device {device.id!r} "
                                f"(patient {device.patient}, profile {device.profile})")
     device_id = device_id or _default_device_id(profile, transport, address, taken)
     if not is_identifier(device_id):
         raise PairingError(f"device id {device_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
     device = DeviceConfig(id=device_id, patient=patient, profile=profile_id, transport=transport, address=address)
-    text = dump_config(replace(config, devices=(*config.devices, device)))
-    parse_config(yaml.safe_load(text), str(config_path))  # never write a file the gateway would refuse
-    _write_atomically(config_path, text)
-    return device
+    updated = append_device(config_path, {"id": device.id, "patient": device.patient, "profile": device.profile,
+                                          "transport": device.transport, "address": device.address})
+    return next(d for d in updated.devices if d.id == device.id)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _fail(command: str, message: object) -> int:
+    print(f"vitalbridge edge {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _profile_problem(exc: ProfileError) -> str:
+    from vitalbridge.gateway import first_problem
+
+    return f"broken device profile: {first_problem(exc)}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -109,16 +117,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    dirs = [Path(d) for d in args.profile_dir]
     try:
-        profiles = load_library()
+        if args.config is not None:
+            dirs = [*(Path(d) for d in load_config(Path(args.config)).profile_dirs), *dirs]
+        profiles = load_library(dirs)
+    except ConfigError as exc:
+        return _fail("scan", exc)
     except ProfileError as exc:
-        print(f"vitalbridge edge scan: broken device profiles:\n{exc}", file=sys.stderr)
-        return 2
+        return _fail("scan", _profile_problem(exc))
     try:
         advertisements = asyncio.run(scan.scan_advertisements(args.timeout))
     except scan.BluetoothUnavailableError as exc:
-        print(f"vitalbridge edge scan: no usable Bluetooth adapter: {exc}", file=sys.stderr)
-        return 2
+        return _fail("scan", f"no usable Bluetooth adapter: {exc}")
     if not advertisements:
         print(f"no BLE devices heard in {args.timeout:g} s")
         return 0
@@ -129,13 +140,139 @@ def _scan(args: argparse.Namespace) -> int:
 def _pair(args: argparse.Namespace) -> int:
     try:
         device = pair_device(Path(args.config), address=args.address, profile_id=args.profile,
-                             patient=args.patient, profiles=load_library(), device_id=args.id,
-                             transport=args.transport)
-    except (PairingError, ConfigError, ProfileError) as exc:
-        print(f"vitalbridge edge pair: {exc}", file=sys.stderr)
-        return 2
+                             patient=args.patient, device_id=args.id, transport=args.transport)
+    except (PairingError, ConfigError) as exc:
+        return _fail("pair", exc)
+    except ProfileError as exc:
+        return _fail("pair", _profile_problem(exc))
     print(f"paired {device.id}: {device.profile} at {device.address} ({device.transport}) for patient "
           f"{device.patient} in {args.config}; restart the gateway to start reading it")
+    return 0
+
+
+def _process_alive(pid: Any) -> bool | None:
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running as another user (systemd): alive
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        path = Path(args.status_file) if args.status_file else load_config(Path(args.config)).status_path
+        status = read_status_file(path)
+    except (ConfigError, StatusFileError) as exc:
+        if args.json:
+            print(json.dumps({"state": "unknown", "ok": False, "error": str(exc)}))
+        return _fail("status", exc)
+    now_s = time.time()
+    alive = _process_alive(status.get("pid")) if status.get("running") else None
+    verdict = assess(status, now_s, process_alive=alive)
+    if args.json:
+        print(json.dumps({**status, "state": verdict.state, "ok": verdict.ok, "headline": verdict.headline,
+                          "now": now_s}, sort_keys=True))
+    else:
+        local_zone = dt.datetime.now().astimezone().tzinfo
+        print(render_status(status, now_s, process_alive=alive, zone=local_zone))
+    return 0 if verdict.ok else 1
+
+
+def _ask(question: str, default: str | None, check: Callable[[str], str | None]) -> str:
+    """Ask until the answer passes ``check`` (which returns a problem or None); Enter takes ``default``."""
+    while True:
+        suffix = f" [{default}]" if default else ""
+        answer = input(f"{question}{suffix}: ").strip() or (default or "")
+        problem = check(answer)
+        if problem is None:
+            return answer
+        print(f"  {problem}")
+
+
+def _identifier_problem(text: str) -> str | None:
+    return None if is_identifier(text) else "use 1-64 letters, digits, '.', '_' or '-' (no spaces)"
+
+
+def _url_problem(text: str) -> str | None:
+    try:
+        parse_mqtt_url(text)
+    except ValueError as exc:
+        return f"{exc} (ask your care team for the address, e.g. mqtts://broker.example.org:8883)"
+    return None
+
+
+def _zone_problem(text: str) -> str | None:
+    try:
+        zone_for(text)
+    except UnknownTimezoneError as exc:
+        return str(exc)
+    return None
+
+
+def _default_spool(config_path: Path) -> str:
+    absolute = config_path.absolute()
+    if absolute.parts[:2] == ("/", "etc"):
+        return "/var/lib/vitalbridge/spool.db"  # the systemd unit's StateDirectory
+    return str(absolute.parent / "spool.db")
+
+
+def init_config(config_path: Path, *, gateway: str, mqtt_url: str, spool: str | None = None,
+                timezone: str | None = None, batch_interval_s: float = 5.0, force: bool = False,
+                today: dt.date | None = None) -> None:
+    """Write a new commented gateway config at ``config_path`` (``vitalbridge edge init``).
+
+    Refuses (:class:`ConfigError`) to overwrite an existing file unless ``force``, and to write a
+    config the gateway would refuse.
+    """
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} already exists; add devices with `vitalbridge edge pair`, or give "
+                          "--force to replace it")
+    text = new_config_text(gateway=gateway, mqtt_url=mqtt_url, spool=spool or _default_spool(config_path),
+                           timezone=timezone, batch_interval_s=batch_interval_s, today=today)
+    check_text(text, config_path)
+    try:
+        write_atomically(config_path, text, mode=0o640)  # it may hold the broker password
+    except OSError as exc:
+        raise ConfigError(f"cannot write {config_path}: {exc.strerror or exc}"
+                          + ("; try with sudo" if isinstance(exc, PermissionError) else "")) from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    interactive = sys.stdin.isatty() and not args.no_input
+    gateway, mqtt_url, zone = args.gateway, args.mqtt_url, args.timezone
+    try:
+        if path.exists() and not args.force:
+            raise ConfigError(f"{path} already exists; add devices with `vitalbridge edge pair`, or give --force "
+                              "to replace it")
+        if interactive:
+            print(f"Setting up the VitalBridge gateway; the answers go to {path}. Press Enter to take [the default].")
+            if gateway is None:
+                gateway = _ask("Name of this gateway (from your care team)", None, _identifier_problem)
+            if mqtt_url is None:
+                mqtt_url = _ask("Cloud broker address (from your care team)", None, _url_problem)
+            if zone is None:
+                zone = _ask("Time zone", system_timezone() or "UTC", _zone_problem)
+        missing = [flag for flag, value in (("--gateway", gateway), ("--mqtt-url", mqtt_url)) if value is None]
+        if missing:
+            raise ConfigError(f"missing {' and '.join(missing)} (or run it in a terminal to be asked)")
+        assert gateway is not None and mqtt_url is not None
+        init_config(path, gateway=gateway, mqtt_url=mqtt_url, spool=args.spool,
+                    timezone=zone if zone is not None else system_timezone(),
+                    batch_interval_s=args.batch_interval, force=args.force, today=dt.date.today())
+    except ConfigError as exc:
+        return _fail("init", exc)
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return _fail("init", "stopped; nothing written")
+    print(f"wrote {path}. Next: pair a device with `vitalbridge edge pair --config {path} ...`, then start the "
+          "gateway (see docs/home-gateway.md)")
     return 0
 
 
@@ -149,9 +286,19 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError("the batch interval must be in 0.05..3600 s")
+    return value
+
+
 def add_parser(subparsers: Any) -> None:
-    """Register the `edge` command group: ``run``, ``scan``, ``pair``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("edge", help="home gateway: run, scan, pair")
+    """Register the `edge` command group: ``init``, ``run``, ``status``, ``scan``, ``pair``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser("edge", help="home gateway: init, run, status, scan, pair")
 
     def usage(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -160,20 +307,52 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=usage)
     commands = parser.add_subparsers(dest="edge_command", metavar="SUBCOMMAND")
 
+    init = commands.add_parser("init", help="write a new gateway config (asks, or takes flags)",
+                               description="Writes a commented gateway config. In a terminal it asks for what "
+                                           "the flags do not give; otherwise --gateway and --mqtt-url are needed.")
+    init.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                      help=f"config file to write (default {DEFAULT_CONFIG})")
+    init.add_argument("--gateway", metavar="ID", help="this gateway's name")
+    init.add_argument("--mqtt-url", metavar="URL", help="cloud broker, mqtt[s]://[user:password@]host[:port]")
+    init.add_argument("--timezone", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin (default: the system's)")
+    init.add_argument("--spool", metavar="FILE", help="spool database (default: /var/lib/vitalbridge/spool.db for a "
+                                                       "config in /etc, else spool.db beside the config)")
+    init.add_argument("--batch-interval", type=_interval, default=5.0, metavar="S",
+                      help="seconds between sendings (default 5)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument("--no-input", action="store_true", help="never ask, even in a terminal")
+    init.set_defaults(func=_init)
+
     run = commands.add_parser("run", help="run the gateway until interrupted")
-    run.add_argument("--config", required=True, metavar="FILE", help="gateway config (YAML)")
+    run.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                     help=f"gateway config (default {DEFAULT_CONFIG})")
     run.set_defaults(func=_run)
+
+    status = commands.add_parser("status", help="is the gateway working? (reads the running gateway's status file)",
+                                 description="Exit status 0 when the gateway runs and is connected to the cloud, "
+                                             "1 when not, 2 when there is no status to read.")
+    status.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                        help=f"gateway config, to find its status file (default {DEFAULT_CONFIG})")
+    status.add_argument("--status-file", metavar="FILE", help="read this status file instead")
+    status.add_argument("--json", action="store_true", help="print the status as one JSON object")
+    status.set_defaults(func=_status)
 
     scan_parser = commands.add_parser("scan", help="list nearby BLE devices and the profile each matches")
     scan_parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="S",
                              help="how long to listen, in seconds (default 5)")
+    scan_parser.add_argument("--config", metavar="FILE", help="also match the profiles in this config's profile_dirs")
+    scan_parser.add_argument("--profile-dir", action="append", default=[], metavar="DIR",
+                             help="also load <vendor>/<model>.yaml profiles from DIR (repeatable)")
     scan_parser.set_defaults(func=_scan)
 
     pair = commands.add_parser("pair", help="add a device for a patient to the gateway config")
-    pair.add_argument("--config", required=True, metavar="FILE", help="gateway config (YAML) to update")
-    pair.add_argument("--address", required=True, help="Bluetooth address, or serial port for serial devices")
+    pair.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                      help=f"gateway config to update (default {DEFAULT_CONFIG})")
+    pair.add_argument("--address", required=True,
+                      help="Bluetooth address; serial port for serial devices; scenario for --transport virtual")
     pair.add_argument("--profile", required=True, metavar="ID", help="device profile id, e.g. nonin.xpod")
     pair.add_argument("--patient", required=True, metavar="ID", help="patient id")
     pair.add_argument("--id", metavar="DEVICE_ID", help="device id (default: from profile and address)")
-    pair.add_argument("--transport", choices=("ble", "serial"), help="default: the profile's transport")
+    pair.add_argument("--transport", choices=("ble", "serial", "virtual"),
+                      help="default: the profile's transport; virtual: a simulated device, for trying things out")
     pair.set_defaults(func=_pair)

@@ -13,10 +13,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import model_validator
 
 from edge.pipeline._filters import WaveformFilterStage, band_sos, notch_sos
+from edge.pipeline._options import PositiveNumber, StageOptions
 
-__all__ = ["EcgFilterStage"]
+__all__ = ["EcgFilterOptions", "EcgFilterStage"]
+
+
+class EcgFilterOptions(StageOptions):
+    """Band edges and mains notch, Hz; ``mains_hz: null`` turns the notch off."""
+
+    highpass_hz: PositiveNumber = 0.5
+    lowpass_hz: PositiveNumber = 40.0
+    mains_hz: PositiveNumber | None = 50.0
+    notch_q: PositiveNumber = 30.0
+
+    @model_validator(mode="after")
+    def _band(self) -> EcgFilterOptions:
+        if not self.highpass_hz < self.lowpass_hz:
+            raise ValueError(f"highpass_hz ({self.highpass_hz:g}) must be below lowpass_hz ({self.lowpass_hz:g})")
+        return self
 
 
 class EcgFilterStage(WaveformFilterStage):
@@ -26,6 +43,7 @@ class EcgFilterStage(WaveformFilterStage):
     OPTIONS: ClassVar[Mapping[str, Any]] = {
         "highpass_hz": 0.5, "lowpass_hz": 40.0, "mains_hz": 50.0, "notch_q": 30.0,
     }
+    Options: ClassVar[type[StageOptions]] = EcgFilterOptions
 
     def design(self, fs: float) -> npt.NDArray[np.float64]:
         """Return the cascade for ``fs`` Hz: band-pass, then the notch when below Nyquist."""

@@ -11,15 +11,31 @@ and counted (``saturated_samples``). Carries its run length across chunks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline._streams import replace_values
 from vitals import Quality, Stream
 
-__all__ = ["LeadCheckStage"]
+__all__ = ["LeadCheckOptions", "LeadCheckStage"]
+
+
+class LeadCheckOptions(StageOptions):
+    """``lead_off_s`` (s of identical samples) and ``rails: [low, high]`` (metric unit)."""
+
+    lead_off_s: PositiveNumber = 0.5
+    rails: tuple[Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]] | None \
+        = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeadCheckOptions:
+        if self.rails is not None and not self.rails[0] < self.rails[1]:
+            raise ValueError("rails must be [low, high] with low below high")
+        return self
 
 
 class LeadCheckStage(Stage):
@@ -27,6 +43,7 @@ class LeadCheckStage(Stage):
 
     name: ClassVar[str] = "lead_check"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"lead_off_s": 0.5, "rails": None}
+    Options: ClassVar[type[StageOptions]] = LeadCheckOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)

@@ -11,10 +11,25 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import model_validator
 
 from edge.pipeline._filters import WaveformFilterStage, band_sos
+from edge.pipeline._options import PositiveNumber, StageOptions
 
-__all__ = ["PpgFilterStage"]
+__all__ = ["PpgFilterOptions", "PpgFilterStage"]
+
+
+class PpgFilterOptions(StageOptions):
+    """Band edges, Hz."""
+
+    highpass_hz: PositiveNumber = 0.5
+    lowpass_hz: PositiveNumber = 8.0
+
+    @model_validator(mode="after")
+    def _band(self) -> PpgFilterOptions:
+        if not self.highpass_hz < self.lowpass_hz:
+            raise ValueError(f"highpass_hz ({self.highpass_hz:g}) must be below lowpass_hz ({self.lowpass_hz:g})")
+        return self
 
 
 class PpgFilterStage(WaveformFilterStage):
@@ -22,6 +37,7 @@ class PpgFilterStage(WaveformFilterStage):
 
     name: ClassVar[str] = "ppg_filter"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"highpass_hz": 0.5, "lowpass_hz": 8.0}
+    Options: ClassVar[type[StageOptions]] = PpgFilterOptions
 
     def design(self, fs: float) -> npt.NDArray[np.float64]:
         """Return the band-pass cascade for ``fs`` Hz."""

@@ -13,19 +13,31 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
+from edge.pipeline._options import NonNegativeNumber, PositiveNumber, StageOptions, ThresholdsOption
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import irregular
 from edge.pipeline.thresholds import thresholds_for
 from vitals import Quality, Stream
 
-__all__ = ["SpikeFilterStage"]
+__all__ = ["SpikeFilterOptions", "SpikeFilterStage"]
 
 _MAD_TO_SIGMA = 1.4826
+
+
+class SpikeFilterOptions(StageOptions):
+    """Window (readings each side), sigmas, smallest step (metric unit), longest hold (s), thresholds."""
+
+    spike_half_window: Annotated[int, Field(ge=1, le=1000)] = 3
+    spike_sigmas: PositiveNumber = 3.0
+    spike_min_step: NonNegativeNumber | None = None
+    spike_max_hold_s: PositiveNumber = 30.0
+    thresholds: ThresholdsOption | None = None
 
 
 class SpikeFilterStage(Stage):
@@ -36,6 +48,7 @@ class SpikeFilterStage(Stage):
         "spike_half_window": 3, "spike_sigmas": 3.0, "spike_min_step": None, "spike_max_hold_s": 30.0,
         "thresholds": None,
     }
+    Options: ClassVar[type[StageOptions]] = SpikeFilterOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)

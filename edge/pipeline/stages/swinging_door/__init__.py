@@ -15,18 +15,31 @@ alerts are never smoothed nor delayed. See :mod:`edge.pipeline.compression`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
+
+from edge.pipeline._options import NonNegativeNumber, PositiveNumber, StageOptions, ThresholdsOption
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import irregular
 from edge.pipeline.compression import SwingingDoorCompressor
 from edge.pipeline.thresholds import thresholds_for
 from vitals import Stream
 
-__all__ = ["SMOOTHED_METRICS", "SwingingDoorStage"]
+__all__ = ["SMOOTHED_METRICS", "SwingingDoorOptions", "SwingingDoorStage"]
 
 SMOOTHED_METRICS = frozenset({"spo2", "heart_rate", "pulse_rate"})
 """Metrics whose segments end on a 5-reading median by default (monitors reading about every second)."""
+
+
+class SwingingDoorOptions(StageOptions):
+    """Deviation and deadband (metric unit), heartbeat (s), thresholds, smoothing half window (readings)."""
+
+    deviation: NonNegativeNumber | None = None
+    deadband: NonNegativeNumber | None = None
+    heartbeat_s: PositiveNumber = 300.0
+    thresholds: ThresholdsOption | None = None
+    smooth_half_window: Annotated[int, Field(ge=0, le=1000)] | None = None
 
 
 class SwingingDoorStage(Stage):
@@ -37,6 +50,7 @@ class SwingingDoorStage(Stage):
         "deviation": None, "deadband": None, "heartbeat_s": 300.0, "thresholds": None,
         "smooth_half_window": None,
     }
+    Options: ClassVar[type[StageOptions]] = SwingingDoorOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)

@@ -15,11 +15,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import replace_values
 from vitals import MetricKind, Quality, Stream
 
-__all__ = ["ValidateStage"]
+__all__ = ["ValidateOptions", "ValidateStage"]
+
+
+class ValidateOptions(StageOptions):
+    """``max_rate``: fastest plausible change, metric unit per second (default: the catalogue's)."""
+
+    max_rate: PositiveNumber | None = None
 
 
 class ValidateStage(Stage):
@@ -27,6 +34,7 @@ class ValidateStage(Stage):
 
     name: ClassVar[str] = "validate"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"max_rate": None}
+    Options: ClassVar[type[StageOptions]] = ValidateOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)

@@ -13,11 +13,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline._streams import replace_values
 from vitals import Stream
 
-__all__ = ["WaveformCountsStage"]
+__all__ = ["WaveformCountsOptions", "WaveformCountsStage"]
+
+
+class WaveformCountsOptions(StageOptions):
+    """``scale``: metric units per integer count (default: the catalogue resolution)."""
+
+    scale: PositiveNumber | None = None
 
 
 class WaveformCountsStage(Stage):
@@ -25,6 +32,7 @@ class WaveformCountsStage(Stage):
 
     name: ClassVar[str] = "waveform_counts"
     OPTIONS: ClassVar[Mapping[str, Any]] = {"scale": None}
+    Options: ClassVar[type[StageOptions]] = WaveformCountsOptions
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)
