@@ -216,17 +216,21 @@ class BatchSpool:
         if size > self.max_bytes:
             raise SpoolFullError(f"a {size} byte batch is larger than the whole spool ({self.max_bytes} bytes)")
         least = max(int(priority), int(SpoolPriority.ROUTINE))
-        rows = self._db.execute(
-            "SELECT seq, samples, length(payload), priority, created_ns FROM batches WHERE priority >= ? "
-            "ORDER BY priority DESC, seq", (least,))
         victims: list[EvictedBatch] = []
         freed = 0
-        for seq, count, length, kind, created in rows:
+        for kind in sorted((p for p in SpoolPriority if p >= least), reverse=True):  # least important first
+            # One priority at a time, in seq order straight from the (priority, seq) index.
+            rows = self._db.execute(
+                "SELECT seq, samples, length(payload), created_ns FROM batches WHERE priority = ? ORDER BY seq",
+                (int(kind),))
+            for seq, count, length, created in rows:
+                if freed >= excess:
+                    break
+                victims.append(EvictedBatch(int(seq), int(count), int(length), kind, int(created)))
+                freed += int(length)
+            rows.close()
             if freed >= excess:
                 break
-            victims.append(EvictedBatch(int(seq), int(count), int(length), SpoolPriority(kind), int(created)))
-            freed += int(length)
-        rows.close()
         if freed < excess:
             raise SpoolFullError(
                 f"spool holds {stored} bytes; a {size} byte batch would pass {self.max_bytes}, and only "
@@ -257,8 +261,10 @@ class BatchSpool:
         columns = "seq, payload, samples, created_ns, sends"
         wanted = "(sent_ns IS NULL OR sent_ns <= ?)"
         with self._lock:
+            # The live few through the index on created_ns, not a scan of the whole backlog.
             live = self._db.execute(
-                f"SELECT {columns} FROM batches WHERE created_ns >= ? AND {wanted} ORDER BY seq LIMIT ?",
+                f"SELECT {columns} FROM batches INDEXED BY batches_created WHERE created_ns >= ? AND {wanted} "
+                "ORDER BY seq LIMIT ?",
                 (live_since_ns, resend_before_ns, limit)).fetchall()
             backlog = self._db.execute(
                 f"SELECT {columns} FROM batches WHERE created_ns < ? AND {wanted} ORDER BY seq LIMIT ?",
