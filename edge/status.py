@@ -152,6 +152,10 @@ def render_status(status: Mapping[str, Any], now_s: float, *, process_alive: boo
     else:
         age = f", the oldest from {_clock(oldest, zone)} ({age_words(now_s - float(oldest))} ago)" if oldest else ""
         lines.append(f"  Waiting to be sent: {batches} batch{'es' if batches != 1 else ''}{age}.")
+    sent = status.get("sent") or {}
+    if sent.get("values"):
+        lines.append(f"  Sent since the gateway started: {sent['values']} values; the cloud confirmed storing "
+                     f"{sent.get('confirmed_values', 0)}.")
     devices = list(status.get("devices") or [])
     lines.append(f"  Devices ({len(devices)}):" if devices else "  Devices: none configured; add one with "
                  "`vitalbridge edge pair`.")

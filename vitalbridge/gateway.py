@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -109,12 +110,19 @@ def run_gateway(config_path: Path) -> int:
             logger.setLevel(logging.INFO)
     try:
         config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"vitalbridge edge run: {exc}", file=sys.stderr)
+        return 2
+    try:
         agent = build_agent(config)
     except ConfigError as exc:
         print(f"vitalbridge edge run: {exc}", file=sys.stderr)
         return 2
     except ProfileError as exc:
         print(f"vitalbridge edge run: broken device profile: {first_problem(exc)}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # the spool's folder or file cannot be made or opened
+        print(f"vitalbridge edge run: {config_path}: spool: cannot open {config.spool}: {exc}", file=sys.stderr)
         return 2
     _announce(config)
 

@@ -215,3 +215,14 @@ def test_the_edge_commands_default_to_the_systemd_config() -> None:
     for command in (["edge", "run"], ["edge", "status"], ["edge", "init"]):
         args: Any = build_parser().parse_args(command)
         assert args.config == "/etc/vitalbridge/gateway.yaml"
+
+
+def test_a_spool_that_cannot_be_opened_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"gateway: home-1\nmqtt_url: mqtt://127.0.0.1:1\nspool: {blocker / 'spool.db'}\n")
+    assert main(["edge", "run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vitalbridge edge run: {path}: spool: cannot open {blocker / 'spool.db'}: ")
+    assert len(err.splitlines()) == 1

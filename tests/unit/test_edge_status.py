@@ -79,10 +79,12 @@ def test_backlog_lost_devices_and_problems_are_shown() -> None:
               "link_reason": "not found nearby: is it switched on, within a few metres and not connected to a phone?"}
     text = render_status(_status(connected=False, connected_since=NOW - 300,
                                  spool={"batches": 12, "oldest_unsent": NOW - 290}, devices=[device, silent],
+                                 sent={"batches": 3, "values": 120, "confirmed_batches": 2, "confirmed_values": 100},
                                  problems=[{"time": NOW - 290, "message": "broker mqtt://broker:1883 unreachable"}]),
                          NOW, process_alive=True, zone=dt.UTC)
     assert "  Cloud: mqtt://broker:1883 (not connected since 14:08 (5 min ago))." in text
     assert "  Waiting to be sent: 12 batches, the oldest from 14:08 (5 min ago)." in text
+    assert "  Sent since the gateway started: 120 values; the cloud confirmed storing 100." in text
     assert ("oximeter-1 (generic.pulse_oximeter, Bluetooth, patient p-1): not connected: the device disconnected "
             "(switched off, out of range, or finished its measurement) since 14:11 (2 min ago); no reading yet."
             ) in text

@@ -135,3 +135,11 @@ def test_every_stage_folder_has_a_readme_and_a_sample_the_pipeline_accepts() -> 
         sample = yaml.safe_load((folder / "sample.yaml").read_text())
         Pipeline(sample)  # every option shown is a real option of that metric's default chain
         assert all(set(section) <= set(STAGES[name].OPTIONS) for section in sample.values())
+
+
+def test_every_stage_declares_the_types_of_exactly_the_options_it_reads() -> None:
+    from edge.pipeline import STAGES
+
+    for name, stage in STAGES.items():
+        assert set(stage.Options.model_fields) == set(stage.OPTIONS), name
+        assert stage.Options() is not None  # the defaults themselves are valid

@@ -118,9 +118,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     dirs = [Path(d) for d in args.profile_dir]
+    config = args.config if args.config is not None else (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     try:
-        if args.config is not None:
-            dirs = [*(Path(d) for d in load_config(Path(args.config)).profile_dirs), *dirs]
+        if config is not None:
+            dirs = [*(Path(d) for d in load_config(Path(config)).profile_dirs), *dirs]
         profiles = load_library(dirs)
     except ConfigError as exc:
         return _fail("scan", exc)
@@ -340,7 +341,9 @@ def add_parser(subparsers: Any) -> None:
     scan_parser = commands.add_parser("scan", help="list nearby BLE devices and the profile each matches")
     scan_parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="S",
                              help="how long to listen, in seconds (default 5)")
-    scan_parser.add_argument("--config", metavar="FILE", help="also match the profiles in this config's profile_dirs")
+    scan_parser.add_argument("--config", metavar="FILE",
+                             help=f"also match the profiles in this config's profile_dirs (default {DEFAULT_CONFIG} "
+                                  "when it exists)")
     scan_parser.add_argument("--profile-dir", action="append", default=[], metavar="DIR",
                              help="also load <vendor>/<model>.yaml profiles from DIR (repeatable)")
     scan_parser.set_defaults(func=_scan)

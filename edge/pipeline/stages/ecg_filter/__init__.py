@@ -9,11 +9,11 @@ A Butterworth high-pass at ``highpass_hz`` (0.5 Hz) removes baseline wander, a l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from edge.pipeline._filters import WaveformFilterStage, band_sos, notch_sos
 from edge.pipeline._options import PositiveNumber, StageOptions
@@ -24,7 +24,9 @@ __all__ = ["EcgFilterOptions", "EcgFilterStage"]
 class EcgFilterOptions(StageOptions):
     """Band edges and mains notch, Hz; ``mains_hz: null`` turns the notch off."""
 
-    highpass_hz: PositiveNumber = 0.5
+    # At most 5 Hz: the band must fit below Nyquist of any real waveform stream (checked again at the
+    # first chunk, when the rate is known).
+    highpass_hz: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.5
     lowpass_hz: PositiveNumber = 40.0
     mains_hz: PositiveNumber | None = 50.0
     notch_q: PositiveNumber = 30.0

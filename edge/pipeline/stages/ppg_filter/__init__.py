@@ -7,11 +7,11 @@ the pulse wave and its first harmonics. One SOS cascade with state carried acros
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from edge.pipeline._filters import WaveformFilterStage, band_sos
 from edge.pipeline._options import PositiveNumber, StageOptions
@@ -22,7 +22,9 @@ __all__ = ["PpgFilterOptions", "PpgFilterStage"]
 class PpgFilterOptions(StageOptions):
     """Band edges, Hz."""
 
-    highpass_hz: PositiveNumber = 0.5
+    # At most 5 Hz: the band must fit below Nyquist of any real waveform stream (checked again at the
+    # first chunk, when the rate is known).
+    highpass_hz: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.5
     lowpass_hz: PositiveNumber = 8.0
 
     @model_validator(mode="after")
