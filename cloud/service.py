@@ -229,22 +229,16 @@ class CloudService:
         self.metrics = IngestMetrics(self.registry)
         subscription = shared_data_subscription(config.shared_group) if config.shared_group else ALL_DATA
         self.client = MqttIngestClient(config.mqtt_url, [subscription], client_id=config.client_id,
-                                       max_inflight=config.max_inflight,
-                                       on_connection_change=lambda up: self._set_connected(up))
+                                       max_inflight=config.max_inflight)
         try:
             await self.client.start()
         except BrokerUnavailable as exc:
             await self._close()
             raise ServiceUnavailable(str(exc)) from None
         self.worker = IngestWorker(self.client, self.processor, self.metrics, config.worker_settings())
-        self._set_connected(True)
         self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
                                                name="ingest"))
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
-
-    def _set_connected(self, up: bool) -> None:
-        if self.metrics is not None:
-            self.metrics.connected.set(1 if up else 0)
 
     async def _reconnect(self) -> None:
         # A failed loop may hold messages it never acknowledged: a new session gets them redelivered.

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -52,13 +52,11 @@ class MqttIngestClient:
         *,
         client_id: str,
         max_inflight: int = 5000,
-        on_connection_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.endpoint = parse_mqtt_url(mqtt_url)
         self.subscriptions = list(subscriptions)
         self.client_id = client_id
         self.max_inflight = max_inflight
-        self.on_connection_change = on_connection_change
         self._queue: collections.deque[tuple[int, InboundMessage]] = collections.deque()
         self._inflight = 0
         self._window = threading.Condition()
@@ -123,8 +121,6 @@ class MqttIngestClient:
         if loop is None or event is None:
             return
         loop.call_soon_threadsafe(event.set if connected else event.clear)
-        if self.on_connection_change is not None:
-            loop.call_soon_threadsafe(self.on_connection_change, connected)
 
     # -- the event loop's side ------------------------------------------------------------------
     async def start(self, timeout_s: float = 10.0) -> None:

@@ -84,6 +84,10 @@ class IngestWorker:
         self._busy = False
         self.last_error = ""
         self.restarts = 0
+        # Read when scraped, so /metrics always says what /health says.
+        metrics.stalled.set_function(lambda: 1.0 if self.stalled else 0.0)
+        metrics.queue_depth.set_function(lambda: float(self.client.depth))
+        metrics.connected.set_function(lambda: 1.0 if self.client.connected else 0.0)
 
     # -- health ---------------------------------------------------------------------------------
     @property
@@ -150,8 +154,6 @@ class IngestWorker:
         finally:
             self._busy = False
             self._held_since = None
-            self.metrics.stalled.set(0)
-            self.metrics.queue_depth.set(self.client.depth)
             self.metrics.microbatch_seconds.observe(self._monotonic() - started)
 
     def _note_transient(self, exc: TransientError, delay: float) -> None:
@@ -159,8 +161,6 @@ class IngestWorker:
         self.stats.transient_errors += 1
         first = self.last_error != str(exc)
         self.last_error = str(exc)
-        if self.stalled:
-            self.metrics.stalled.set(1)
         level = logging.ERROR if self.stalled else logging.WARNING
         if first or self.stalled:
             log.log(level, "ingest holding %d messages (%s); retrying in about %.1f s%s", self.client.depth, exc,
@@ -253,8 +253,6 @@ class IngestWorker:
                     await self.prune()
             except Exception as exc:
                 log.warning("ingest upkeep failed (%s); trying again later", exc)
-            self.metrics.queue_depth.set(self.client.depth)
-            self.metrics.stalled.set(1 if self.stalled else 0)
             await asyncio.sleep(min(1.0, settings.tick_every_s, settings.prune_every_s))
 
 
