@@ -61,7 +61,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from simulators.scenarios import ScenarioError
+    from device_profiles.userfile import UserFileError
     from vitalbridge.home import SimRunError, SimRunOptions, run_scenario
 
     try:
@@ -72,9 +72,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if options.waveforms and options.mode == "home":
             print("note: --waveforms applies to --mode direct; the virtual home sends what its devices send")
         result = asyncio.run(run_scenario(options, announce=lambda line: print(line, flush=True)))
-    except (SimRunError, ScenarioError) as error:
+    except (SimRunError, UserFileError) as error:  # UserFileError: a scenario or gateway config mistake
         print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ScenarioError) else 1
+        return 2 if isinstance(error, UserFileError) else 1
     except KeyboardInterrupt:
         return 130
     print(f"published {result.published_values} values in {result.batches} batches, "
