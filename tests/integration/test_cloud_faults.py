@@ -338,3 +338,42 @@ async def test_broker_restarted_while_the_ingest_is_away_and_the_gateway_back_fi
             assert await gateway.confirmed_all(60)
     assert await _points(config.influx_url, config.influx_db) == gateway.added_samples == 500
     assert _logged_batches(tmp_path) == 50
+
+
+# -- a day offline, then live readings first ----------------------------------------------------------------
+
+
+async def test_after_a_day_offline_live_readings_go_first_and_the_backlog_is_judged_in_its_own_time(
+    own_stack: LocalStack, tmp_path: Path
+) -> None:
+    config = _config(own_stack, tmp_path)
+    now = time.time_ns()
+    day_start = now - 86_400 * S
+    gateway = TestGateway("gw-away", own_stack.mqtt_url, tmp_path / "spool.db", live_window_s=30.0)
+    # 24 h of 1 Hz SpO2 spooled while the gateway was offline, with 5 min of hypoxia at hour 10.
+    hypoxia = range(10 * 3600, 10 * 3600 + 300)
+    for minute in range(24 * 60):
+        first = minute * 60
+        values = [85.0 if second in hypoxia else 97.0 for second in range(first, first + 60)]
+        gateway.add(spo2_batch("gw-away", "pt-1", day_start + first * S, values), created_ns=day_start + first * S)
+    live_seq = gateway.add(spo2_batch("gw-away", "pt-1", now, [96.0] * 5, step_s=0.2))
+    async with _cloud(config) as cloud, running_gateway(gateway):
+        assert await gateway.confirmed_all(120)
+        assert cloud.store is not None
+        alerts = cloud.store.alerts(AlertQuery(limit=10))
+    store = open_store(config.database_url)
+    try:
+        with store.engine.connect() as connection:
+            from sqlalchemy import text
+
+            order = [int(seq) for (seq,) in connection.execute(
+                text("SELECT seq FROM ingest_log ORDER BY received_ns, seq"))]
+    finally:
+        store.close()
+    assert len(order) == 24 * 60 + 1
+    assert order.index(live_seq) < 300  # among the first micro-batches, not behind 1,440 backlog batches
+    # The backlog's hypoxia raised one alert, marked late; the live readings and the stable hours none.
+    [alert] = alerts
+    assert (alert.late, alert.episode_start_ns, alert.worst_value) == (True, day_start + hypoxia[0] * S, 85.0)
+    assert alert.state == "resolved"
+    assert await _points(config.influx_url, config.influx_db) == gateway.added_samples == 86_405
