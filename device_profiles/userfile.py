@@ -127,10 +127,12 @@ def plain_problems(exc: ValidationError, model: Any, *, file: str, document: Mar
     return problems
 
 
+_VALIDATOR_TAGS = frozenset({"constrained-float", "constrained-int", "constrained-str", "nullable", "lax-or-strict"})
+
+
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic names union branches in locations ("function-after[...]", "float", "none"): not fields.
-    return isinstance(part, str) and ("[" in part or part in ("float", "int", "str", "bool", "none", "list",
-                                                                "dict", "constrained-float", "constrained-int"))
+    # pydantic may name validator steps in locations ("function-after[_identifier()]"): not fields.
+    return isinstance(part, str) and ((part.startswith("function-") and part.endswith("]")) or part in _VALIDATOR_TAGS)
 
 
 _TYPE_WORDS = {

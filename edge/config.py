@@ -32,7 +32,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from device_profiles._yamlmarks import MarkedDocument
 from device_profiles.userfile import FieldPath, FileProblem, UserFileError, read_yaml, validate
 from edge.localtime import UnknownTimezoneError, offset_s_at, system_timezone, zone_for
-from edge.pipeline import pipeline_problems
 from vitals.endpoints import parse_mqtt_url
 from vitals.samples import is_identifier
 
@@ -206,6 +205,8 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
             problems.append(origin.problem(("devices", index, "id"),
                                            f"device id {entry.id!r} is used twice (also devices[{seen[entry.id]}])"))
         seen.setdefault(entry.id, index)
+    from edge.pipeline import pipeline_problems  # numpy and scipy: only when a config is checked
+
     problems += pipeline_problems(model.pipeline, file=origin.file, document=origin.document)
     if problems:
         raise ConfigError(problems)
