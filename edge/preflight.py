@@ -2,7 +2,8 @@
 
 :func:`edge.config.load_config` checks the file on its own; this adds what needs the profile
 library and the transport registry: every device names a known profile and a transport that
-speaks it, and its ``options`` are what that transport accepts. The transport is then built once
+speaks it, and its ``options`` are what that transport accepts; the decoders the profile names are
+registered. The transport is then built once
 (and dropped), so any remaining refusal (a missing address, an unknown scenario) is reported here,
 with the device's line, rather than as a crash of a running gateway.
 """
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from device_profiles.registry import DecoderRegistry
 from device_profiles.userfile import FileProblem, UserFileError, validate
 from edge.config import ConfigError, ConfigSource, GatewayConfig
 from edge.transports import TransportRegistry
@@ -24,8 +26,12 @@ _PROFILE_TRANSPORTS = ("ble", "serial")  # transports that speak a profile's own
 
 
 def check_devices(config: GatewayConfig, *, profiles: Mapping[str, Any], transports: TransportRegistry,
-                  clock_ns: Callable[[], int] = time.time_ns) -> None:
-    """Raise :class:`ConfigError` (one line per problem, the first in the message) if a device cannot run."""
+                  decoders: DecoderRegistry | None = None, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    """Raise :class:`ConfigError` (one line per problem, the first in the message) if a device cannot run.
+
+    With ``decoders``, every decoder a device's profile names must be registered (built in, or from
+    an installed package's ``vitalbridge.decoders`` entry point).
+    """
     source = config.source or ConfigSource("gateway config")
     problems: list[FileProblem] = []
     for index, device in enumerate(config.devices):
@@ -46,6 +52,13 @@ def check_devices(config: GatewayConfig, *, profiles: Mapping[str, Any], transpo
         if device.transport in _PROFILE_TRANSPORTS and speaks in _PROFILE_TRANSPORTS and speaks != device.transport:
             problems.append(source.problem((*where, "transport"), f"profile {device.profile} is a {speaks} device, "
                                            f"not {device.transport}; write transport: {speaks}"))
+            continue
+        missing = sorted(name for name in profile.decoder_names() if name not in decoders) \
+            if decoders is not None else []
+        if missing:
+            problems.append(source.problem((*where, "profile"), f"profile {device.profile} needs decoder "
+                                           f"{missing[0]!r}, which no installed package provides; install the "
+                                           "device vendor's package into the gateway's environment"))
             continue
         schema = transports.options_schema(device.transport)
         if schema is not None:

@@ -73,11 +73,12 @@ def build_agent(
     """
     library = dict(profiles) if profiles is not None else gateway_profiles(config)
     registry = transports or build_transports()
-    check_devices(config, profiles=library, transports=registry)
+    decoders = default_registry()  # built in, plus installed packages' vitalbridge.decoders entry points
+    check_devices(config, profiles=library, transports=registry, decoders=decoders)
     return EdgeAgent(
         config,
         profiles=library,
-        decoders=default_registry(),
+        decoders=decoders,
         transports=registry,
         pipeline_factory=_pipeline_factory(config) if use_pipeline else None,
     )

@@ -140,8 +140,8 @@ def test_vendor_profiles_reach_pair_run_and_scan(tmp_path: Path, monkeypatch: py
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     vendor = _vendor_profiles(tmp_path)
     path = tmp_path / "gateway.yaml"
-    path.write_text("gateway: home-1\nmqtt_url: mqtt://127.0.0.1\nspool: spool.db\nprofile_dirs: [vendor]\n"
-                    "devices: []\n")
+    path.write_text(f"gateway: home-1\nmqtt_url: mqtt://127.0.0.1\nspool: {tmp_path / 'spool.db'}\n"
+                    "profile_dirs: [vendor]\ndevices: []\n")
     assert main(["edge", "pair", "--config", str(path), "--address", "C4:7F:51:0A:11:22", "--profile",
                  "acme.strap", "--patient", "p-1"]) == 0
     config = load_config(path)
@@ -226,3 +226,30 @@ def test_a_spool_that_cannot_be_opened_is_one_line(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert err.startswith(f"vitalbridge edge run: {path}: spool: cannot open {blocker / 'spool.db'}: ")
     assert len(err.splitlines()) == 1
+
+
+def test_a_vendor_decoder_reaches_the_gateway_through_its_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import device_profiles.registry
+    from device_profiles.gatt.decoders import GATT_DECODERS
+
+    vendor = _vendor_profiles(tmp_path)
+    profile = vendor / "acme" / "strap.yaml"
+    profile.write_text(profile.read_text().replace("decoder: gatt.heart_rate_measurement", "decoder: acme.strap_hr"))
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"gateway: home-1\nmqtt_url: mqtt://127.0.0.1:1\nspool: {tmp_path / 'spool.db'}\n"
+                    "profile_dirs: [vendor]\ndevices:\n"
+                    "  - {id: strap, patient: p, profile: acme.strap, transport: ble, address: 'C4:7F:51:0A:11:22'}\n")
+    assert main(["edge", "run", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"vitalbridge edge run: {path}:6: devices[0].profile: profile acme.strap needs decoder 'acme.strap_hr', "
+        "which no installed package provides; install the device vendor's package into the gateway's environment\n")
+
+    class EntryPoint:  # what `pip install acme-vitalbridge` would add to the vitalbridge.decoders group
+        def load(self) -> Any:
+            return lambda registry: registry.add("acme.strap_hr", GATT_DECODERS["gatt.heart_rate_measurement"])
+
+    monkeypatch.setattr(device_profiles.registry, "entry_points", lambda group: [EntryPoint()])
+    agent = vitalbridge.gateway.build_agent(load_config(path))
+    assert "acme.strap_hr" in agent.decoders
+    agent.spool.close()
