@@ -81,9 +81,8 @@ class StatusKeeper:
         if connected != self._connected:
             if self._connected is not None or connected:
                 self._connected_since = now_s
-            if connected:
-                log.info("connected to the cloud at %s", publisher.endpoint.url)
-            elif self._connected:
+            stopping = not running or (self.stopping is not None and self.stopping.is_set())
+            if not connected and self._connected and not stopping:  # (the publisher logs each connection)
                 log.warning("lost the connection to the cloud at %s; readings wait in the spool",
                             publisher.endpoint.url)
             self._connected = connected

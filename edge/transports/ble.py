@@ -199,7 +199,7 @@ class BleTransport:
                     report("unreachable", {"transport": "ble", "address": self.device.address, "reason": reason,
                                            "attempts": failures})
             delay = self.backoff.next_delay()
-            log.info("device %s: reconnecting in %.1f s", self.device.id, delay)
+            log.debug("device %s: reconnecting in %.1f s", self.device.id, delay)  # failures are told above
             await self._sleep(delay)
 
     async def _session(self, deliver: DeliverFn, report: ReportFn) -> None:

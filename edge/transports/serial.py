@@ -166,7 +166,7 @@ class SerialTransport:
                     report("unreachable", {"transport": "serial", "port": self.device.address, "reason": reason,
                                            "attempts": failures})
             delay = self.backoff.next_delay()
-            log.info("device %s: reopening %s in %.1f s", self.device.id, self.device.address, delay)
+            log.debug("device %s: reopening %s in %.1f s", self.device.id, self.device.address, delay)
             await self._sleep(delay)
 
     async def _session(self, deliver: DeliverFn, report: ReportFn) -> None:
