@@ -70,7 +70,7 @@ def check_devices(config: GatewayConfig, *, profiles: Mapping[str, Any], transpo
                 continue
         try:
             transports.get(device.transport)(device, profile, clock_ns)
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, OSError, ArithmeticError) as exc:
             message = str(exc).strip("'\"").removeprefix(f"device {device.id}: ")
             problems.append(source.problem(where, message))
     if problems:

@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["NonNegativeNumber", "PositiveNumber", "StageOptions", "ThresholdsOption"]
 
-PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-"""A finite number above zero (seconds, hertz, ...)."""
+_LARGEST = 1e6  # seconds (11 days), hertz, metric units: beyond it a value is a typo, and ns would overflow
 
-NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-"""A finite number, zero or above."""
+PositiveNumber = Annotated[float, Field(gt=0, le=_LARGEST, allow_inf_nan=False)]
+"""A number above zero, at most a million (seconds, hertz, ...)."""
+
+NonNegativeNumber = Annotated[float, Field(ge=0, le=_LARGEST, allow_inf_nan=False)]
+"""A number from zero to a million."""
 
 
 class StageOptions(BaseModel):

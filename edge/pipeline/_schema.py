@@ -96,7 +96,7 @@ def _build_problems(config: Mapping[str, Any], root: FieldPath, report: _Report)
 
     try:
         Pipeline(config)
-    except (PipelineConfigError, ValueError, TypeError) as exc:
+    except (PipelineConfigError, ValueError, TypeError, ArithmeticError) as exc:
         line = report.document.line_of(root) if report.document is not None else None
         return [FileProblem(report.file, line, root, str(exc))]
     return []

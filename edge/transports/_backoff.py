@@ -20,11 +20,11 @@ def failure_log_level(failures: int) -> int:
     return logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
 
 
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
-"""An option in seconds: a finite number above zero (an int is accepted, a bool or text is not)."""
+Seconds = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False, strict=True)]
+"""An option in seconds: above zero, at most a million (11 days); an int is accepted, a bool or text is not."""
 
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-"""An option that is a whole number above zero."""
+PositiveInt = Annotated[int, Field(gt=0, le=10**9, strict=True)]
+"""An option that is a whole number above zero (at most a billion)."""
 
 OPTIONS_CONFIG = ConfigDict(extra="forbid")
 """pydantic config of a transport's options dataclass: an unknown key is a mistake (a typo)."""

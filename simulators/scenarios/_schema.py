@@ -20,6 +20,7 @@ _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|min|h|d))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|h|d)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_LONGEST_S = 3650 * 86400.0
 
 Condition = Literal["hypertension", "heart_failure", "copd", "diabetes", "af"]
 Metric = Literal["heart_rate", "pulse_rate", "spo2", "respiratory_rate", "bp_systolic", "bp_diastolic", "bp_mean",
@@ -38,8 +39,10 @@ def to_seconds(value: Any) -> float:
         seconds = sum(float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(value.replace(" ", "")))
     else:
         raise ValueError(f"expected a duration like 90s, 30min, 6h, 2d or 1d6h, not {value!r}")
-    if not seconds >= 0 or seconds == float("inf"):
+    if not seconds >= 0:
         raise ValueError(f"expected a duration of zero or more, not {value!r}")
+    if seconds > _LONGEST_S:
+        raise ValueError(f"expected a duration of at most 10 years (3650d), not {value!r}")
     return seconds
 
 
@@ -72,7 +75,7 @@ Duration = Annotated[float, BeforeValidator(to_seconds)]
 """A duration in seconds (a number, or text like ``30min``)."""
 PositiveDuration = Annotated[float, BeforeValidator(to_seconds), AfterValidator(_positive)]
 Identifier = Annotated[str, Field(strict=True), AfterValidator(_identifier)]
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Number = Annotated[float, Field(strict=True, ge=-1e6, le=1e6, allow_inf_nan=False)]
 Probability = Annotated[float, Field(strict=True, ge=0, le=1)]
 Amount = Annotated[float, Field(strict=True, ge=0, le=1e5)]
 

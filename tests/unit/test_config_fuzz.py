@@ -93,7 +93,8 @@ ANY_VALUE = st.one_of(
     st.text(max_size=12), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(),
                                                                               max_size=2),
 )
-BAD_NUMBERS = st.sampled_from([-1, 0, -0.5, 1e12, -1e12, math.inf, -math.inf, math.nan, 10**30, 0.0001])
+BAD_NUMBERS = st.sampled_from([-1, 0, -0.5, 1e12, -1e12, math.inf, -math.inf, math.nan, 10**30, 0.0001, 1e308,
+                               1e-300, 2**63])
 
 
 @st.composite

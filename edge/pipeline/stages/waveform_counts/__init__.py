@@ -9,11 +9,12 @@ output stream has ``scale`` set, so :func:`vitals.encode_batch` uses the lossles
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from edge.pipeline._options import PositiveNumber, StageOptions
+from edge.pipeline._options import StageOptions
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline._streams import replace_values
 from vitals import Stream
@@ -24,7 +25,7 @@ __all__ = ["WaveformCountsOptions", "WaveformCountsStage"]
 class WaveformCountsOptions(StageOptions):
     """``scale``: metric units per integer count (default: the catalogue resolution)."""
 
-    scale: PositiveNumber | None = None
+    scale: Annotated[float, Field(ge=1e-9, le=1e6, allow_inf_nan=False)] | None = None
 
 
 class WaveformCountsStage(Stage):
