@@ -10,6 +10,7 @@ with one line naming the file and the field. Any other exception fails the test.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from device_profiles import load_library
 from edge.config import ConfigError, load_config
 from edge.preflight import check_devices
-from vitalbridge.gateway import build_transports
+from vitalbridge.gateway import build_agent, build_transports
 
 VALID: dict[str, Any] = {
     "gateway": "home-0001",
@@ -126,6 +127,13 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
 def _check(path: Path) -> None:
     config = load_config(path)
     check_devices(config, profiles=PROFILES, transports=TRANSPORTS)
+    # Accepted: the agent must build (pipelines included) and flush without a device.
+    agent = build_agent(dataclasses.replace(config, spool=str(path.parent / "spool.db")), profiles=PROFILES,
+                        transports=TRANSPORTS)
+    try:
+        agent.tick(final=True)
+    finally:
+        agent.spool.close()
 
 
 def test_the_valid_config_is_valid(tmp_path: Path) -> None:
