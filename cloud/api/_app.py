@@ -65,6 +65,7 @@ class AlertOut(BaseModel):
     resolved: dt.datetime | None
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
+    late: bool = Field(description="found in data a gateway sent after an outage, not as it happened")
 
 
 class AckRequest(BaseModel):
@@ -85,7 +86,7 @@ def _alert_out(record: AlertRecord) -> AlertOut:
         episode_start=_from_ns(record.episode_start_ns), fired=_from_ns(record.fired_ns),
         last=_from_ns(record.last_ns),
         resolved=_from_ns(record.resolved_ns) if record.resolved_ns is not None else None,
-        acknowledged_at=record.acknowledged_at, acknowledged_by=record.acknowledged_by,
+        acknowledged_at=record.acknowledged_at, acknowledged_by=record.acknowledged_by, late=record.late,
     )
 
 

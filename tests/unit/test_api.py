@@ -190,6 +190,7 @@ async def test_alerts_list_and_filters(api: httpx.AsyncClient, store: Store) -> 
         "state": "open", "message": "spo2 below 90 % for 90 s (worst 84 %)", "threshold": 90.0,
         "worst_value": 84.0, "episode_start": "2024-05-01T11:00:00Z", "fired": "2024-05-01T11:01:00Z",
         "last": "2024-05-01T11:01:30Z", "resolved": None, "acknowledged_at": None, "acknowledged_by": None,
+        "late": False,
     }
     only = (await api.get("/api/v1/alerts", params={"patient": "pt-1"})).json()
     assert [a["patient"] for a in only] == ["pt-1"]

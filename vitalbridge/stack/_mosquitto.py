@@ -36,11 +36,14 @@ class Mosquitto:
     Queued QoS 1 messages, retained messages and persistent sessions are saved in
     ``run_dir/data/mosquitto.db`` every ``autosave_s`` seconds and on a clean stop, so
     :meth:`restart` keeps them; :meth:`kill` (SIGKILL) loses what changed since the last save.
+    ``max_queued`` bounds the messages queued for one offline client (a benchmark's backlog wants more).
     """
 
-    def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 1) -> None:
+    def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 1,
+                 max_queued: int = 100_000) -> None:
         self.run_dir = run_dir
         self.autosave_s = autosave_s
+        self.max_queued = max_queued
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._process: ServiceProcess | None = None
@@ -68,7 +71,7 @@ class Mosquitto:
                 "log_type warning",
                 "log_type notice",
                 "max_inflight_messages 100",
-                "max_queued_messages 100000",
+                f"max_queued_messages {self.max_queued}",
                 "message_size_limit 2097152",
                 "",
             ]
