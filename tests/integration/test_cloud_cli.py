@@ -25,7 +25,8 @@ def _cloud(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> sub
 
 def _one_line(completed: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in completed.stderr, completed.stderr
-    lines = [line for line in completed.stderr.splitlines() if line and " INFO " not in line and " WARNING " not in line]
+    logged = (" INFO ", " WARNING ")
+    lines = [line for line in completed.stderr.splitlines() if line and not any(word in line for word in logged)]
     assert len(lines) == 1, completed.stderr
     return lines[0]
 
