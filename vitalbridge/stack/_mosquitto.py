@@ -70,6 +70,7 @@ class Mosquitto:
                 "log_type error",
                 "log_type warning",
                 "log_type notice",
+                "set_tcp_nodelay true",  # no Nagle delay on PUBACKs and small messages
                 "max_inflight_messages 100",
                 f"max_queued_messages {self.max_queued}",
                 "message_size_limit 2097152",
