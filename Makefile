@@ -29,20 +29,16 @@ setup: system-packages $(VENV)/.installed
 
 system-packages:
 	@missing=""; \
-	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb cc:gcc; do \
+	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb; do \
 	  command -v $${bin%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${bin%%:*} ] || missing="$$missing $${bin##*:}"; \
 	done; \
-	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-	  || missing="$$missing python3-dev"; \
-	[ -e /usr/include/stdio.h ] || missing="$$missing libc6-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# The R-peak detector's compiled fast path is built by the install: rebuild when it changes.
-$(VENV)/.installed: pyproject.toml setup.py edge/pipeline/_rpeak_kernel.c
+$(VENV)/.installed: pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

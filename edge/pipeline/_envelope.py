@@ -4,8 +4,6 @@ few, numpy for many; the two agree, which a property test checks)."""
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
@@ -15,17 +13,11 @@ __all__ = ["dominant", "dominant_many", "iir", "rows", "window_sums"]
 _NEIGHBOURS = 8  # humps compared on each side; plenty for a smooth envelope
 
 
-def iir(kernel: ModuleType | None, b: npt.NDArray[np.float64], a: npt.NDArray[np.float64],
-        x: npt.NDArray[np.float64], zi: npt.NDArray[np.float64],
-        out: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """``scipy.signal.lfilter(b, a, x, zi=zi)``: the filtered ``x`` and the final state. With the
-    detector's compiled module (``kernel``) the same arithmetic, bit for bit, about twice as fast:
-    into ``out`` (as long as ``x``, not overlapping it), with ``zi`` updated in place."""
-    if kernel is None:
-        y, zf = sps.lfilter(b, a, x, zi=zi)
-        return y, zf
-    kernel.lfilter(b, a, x, out, zi)
-    return out, zi
+def iir(b: npt.NDArray[np.float64], a: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
+        zi: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``scipy.signal.lfilter(b, a, x, zi=zi)``: the filtered ``x`` (new memory) and the final state."""
+    y, zf = sps.lfilter(b, a, x, zi=zi)
+    return y, zf
 
 
 def rows(values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:

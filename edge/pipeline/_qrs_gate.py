@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -59,8 +58,7 @@ def _sums(x: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
 class MotionGate:
     """Streaming burst flags for humps at indices of the detector's reduced-rate signal."""
 
-    def __init__(self, fs_reduced: float, kernel: ModuleType | None = None) -> None:
-        self._kernel = kernel  # the detector's compiled module, for the filters (None: scipy's)
+    def __init__(self, fs_reduced: float) -> None:
         self._decimation = max(int(fs_reduced // _LF_RATE_HZ), 1)
         fs_lf = fs_reduced / self._decimation
         self._b, self._a, self._zi_unit = _lf_filter(fs_lf)
@@ -114,7 +112,7 @@ class MotionGate:
         low = _sums(x[:whole], self._decimation)
         if self._zi is None:
             self._zi = self._zi_unit * low[0]
-        band, self._zi = iir(self._kernel, self._b, self._a, low, self._zi, np.empty(low.size))
+        band, self._zi = iir(self._b, self._a, low, self._zi)
         np.square(band, out=band)
         # Tiny floor: a flat line has no power; its log must stay finite.
         power = _sums(band, self._block)
@@ -132,7 +130,7 @@ class MotionGate:
             self._warm_up = []
             start = float(log_power[:_WARM_UP_BLOCKS].mean())
             self._ema_zi = np.array([start * (1.0 - 1.0 / _BASELINE_BLOCKS)])
-        level, self._ema_zi = iir(self._kernel, *self._ema, log_power, self._ema_zi, np.empty(log_power.size))
+        level, self._ema_zi = iir(*self._ema, log_power, self._ema_zi)
         self._flag_blocks(first, log_power, level)
 
     def _flag_blocks(self, first: int, log_power: npt.NDArray[np.float64], level: npt.NDArray[np.float64]) -> None:

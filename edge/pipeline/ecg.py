@@ -12,10 +12,7 @@ placed on the largest deflection of the ECG just before it (at the full rate). E
 and carries its state, and every value is computed from the samples alone (no running sums
 restarted per chunk), so feeding a record in chunks gives exactly the indices a single pass gives.
 Per-sample work is vectorised and reuses a few buffers (fresh memory costs more than the arithmetic
-on it). The per-hump steps (the hump search, the judgement of about two humps per beat, and placing
-the accepted ones) and the two recursive filters run in a small compiled module,
-:mod:`edge.pipeline._rpeak_kernel`, built by the install; without a C compiler the same steps run in
-Python, numpy and scipy, with the same results, about 1.5x slower.
+on it); the judgement of each hump (about two per beat) is plain Python.
 """
 
 from __future__ import annotations
@@ -31,11 +28,6 @@ from scipy import signal as sps
 
 from edge.pipeline._envelope import dominant, dominant_many, iir, rows, window_sums
 from edge.pipeline._qrs_gate import MotionGate
-
-try:  # the compiled per-hump steps and filters (optional: same results, about 1.5x faster overall)
-    from edge.pipeline import _rpeak_kernel
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _rpeak_kernel = None  # type: ignore[assignment]
 
 __all__ = ["RPeakDetector", "detect_r_peaks"]
 
@@ -95,7 +87,6 @@ class RPeakDetector:
         if not fs > 20.0:
             raise ValueError("R-peak detection needs a sampling rate above 20 Hz")
         self.fs = float(fs)
-        self._kernel = _rpeak_kernel  # the compiled per-hump steps and filter (None: Python's)
         # The QRS energy (10-25 Hz) is found at about 100-200 Hz: blocks of ``factor`` samples are
         # summed (a boxcar whose nulls fall on the multiples of the reduced rate, so little aliases
         # into the band) and the rest of the envelope runs on a fraction of the samples.
@@ -118,7 +109,7 @@ class RPeakDetector:
         self._refractory = round(_REFRACTORY_S * fs)
         self._t_wave = round(_T_WAVE_S * fs)
         self._refine = round(_REFINE_S * fs)
-        self._gate = MotionGate(fs_energy, self._kernel)
+        self._gate = MotionGate(fs_energy)
         # Input samples: the recent ones (``_tail``, starting at ``_tail_start``) and, during a push,
         # the chunk itself, read in place (copying long chunks costs more than the arithmetic).
         # Zeros before the first sample, so the windows of the earliest candidates exist.
@@ -148,8 +139,6 @@ class RPeakDetector:
         self._since_beat: list[_Candidate] = []
         # Candidates whose judgement waits for the gate's flag (an early hump; rare, and short).
         self._waiting: list[_Candidate] = []
-        self._kernel_constants = (self._refractory, self._t_wave, _THRESHOLD, _BURST_RR, _SEARCH_BACK_FACTOR,
-                                  _EARLY_SLOPE)
 
     @property
     def held_samples(self) -> int:
@@ -217,8 +206,7 @@ class RPeakDetector:
         context = self._squared.size
         squared = np.empty(context + n)
         squared[:context] = self._squared
-        slope, self._slope_zi = iir(self._kernel, self._slope_b, self._slope_a, reduced, self._slope_zi,
-                                    squared[context:])
+        slope, self._slope_zi = iir(self._slope_b, self._slope_a, reduced, self._slope_zi)
         self._gate.push(reduced)  # the last reader of ``reduced``: ``work`` is free from here on
         np.square(slope, out=squared[context:])
         self._squared = squared[-context:]
@@ -291,21 +279,15 @@ class RPeakDetector:
         lo = self._next - r - base
         hi = stop + r - base
         first, last = self._next - base - lo, stop - base - lo  # judged: humps in [first, last)
-        if self._kernel is not None:
-            room = (hi - lo + 1) // 2 + 1
-            humps, heights = np.empty(room, dtype=np.int64), np.empty(room)
-            kept = self._kernel.humps(values, lo, hi, first, last, r, humps, heights)
-            humps, heights = humps[:kept], heights[:kept]
+        middle = values[lo:hi]
+        humps = np.flatnonzero((middle > values[lo - 1:hi - 1]) & (middle >= values[lo + 1:hi + 1]))
+        heights = middle[humps]
+        if humps.size <= _FEW_HUMPS:
+            chosen = dominant(humps.tolist(), heights.tolist(), r, first, last)
+            humps, heights = humps[chosen], heights[chosen]
         else:
-            middle = values[lo:hi]
-            humps = np.flatnonzero((middle > values[lo - 1:hi - 1]) & (middle >= values[lo + 1:hi + 1]))
-            heights = middle[humps]
-            if humps.size <= _FEW_HUMPS:
-                chosen = dominant(humps.tolist(), heights.tolist(), r, first, last)
-                humps, heights = humps[chosen], heights[chosen]
-            else:
-                keep = dominant_many(humps, heights, r, first, last)
-                humps, heights = humps[keep], heights[keep]
+            keep = dominant_many(humps, heights, r, first, last)
+            humps, heights = humps[keep], heights[keep]
         keep_from = stop - 2 * r - 2
         self._mwi = values[keep_from - base:].copy()
         self._mwi_start = keep_from
@@ -341,20 +323,14 @@ class RPeakDetector:
     def _deflections(self, starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.int64]:
         """Offset of the largest deflection in each held input window ``[start, start + width)``
         (ascending absolute starts): from the local baseline unless prefiltered."""
-        kernel = self._kernel
-        if kernel is None:
-            return self._deflection(self._ecg_rows(starts, width))
-        offsets = np.empty(starts.size, dtype=np.int64)
-        for source, source_start, part in self._ecg_sources(starts, width):
-            kernel.deflections(source, starts[part] - source_start, width, self._prefiltered, offsets[part])
-        return offsets
+        return self._deflection(self._ecg_rows(starts, width))
 
     def _deflection(self, windows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Index of the largest deflection in each row (from the local baseline unless prefiltered)."""
         if self._prefiltered:
             return np.asarray(np.argmax(np.abs(windows), axis=1), dtype=np.int64)
         # The window ends hold no QRS; their mean is the local baseline (cheaper than a median),
-        # added up pair by pair in order (first + last, then the next pair, ...), as the kernel does.
+        # added up pair by pair in order (first + last, then the next pair, ...).
         # The largest deflection is the row's maximum or its minimum, whichever is further from it.
         edge = max(windows.shape[1] // 8, 1)
         baseline = (windows[:, :edge] + windows[:, -edge:]).cumsum(axis=1)[:, -1] * (0.5 / edge)
@@ -397,20 +373,8 @@ class RPeakDetector:
             last_index, t_slope = last[0], 0.25 * last[3]
             slope_level = self._slope_level
             early_slope = _EARLY_SLOPE * slope_level
-            kernel, count = self._kernel, len(candidates)
+            count = len(candidates)
             while position < count:
-                if kernel is not None:
-                    # The common case, compiled: it stops at a hump that needs search-back or must
-                    # wait for the gate, which the Python below handles before handing back.
-                    position, spk, npk, last, slope_level, average = kernel.run(
-                        candidates, position, (spk, npk, last, slope_level, average), rr, ordered,
-                        accepted, since, self._kernel_constants)
-                    if position == count:
-                        break
-                    last_index, t_slope = last[0], 0.25 * last[3]
-                    early_slope = _EARLY_SLOPE * slope_level
-                    threshold = npk + _THRESHOLD * (spk - npk)
-                    early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
                 candidate = candidates[position]
                 position += 1
                 index, height, _, slope, burst = candidate

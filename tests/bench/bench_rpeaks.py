@@ -17,7 +17,6 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-import edge.pipeline.ecg as ecg
 from edge.pipeline.ecg import detect_r_peaks
 from simulators.signals import noise, simulate_ecg
 
@@ -89,15 +88,6 @@ def _neurokit() -> tuple[Callable[[npt.NDArray[np.float64]], npt.NDArray[np.int6
     return peaks, clean_peaks
 
 
-def _ours_python_path(signal: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Ours as a build without a C compiler runs it: without the compiled per-hump steps."""
-    compiled, ecg._rpeak_kernel = ecg._rpeak_kernel, None
-    try:
-        return detect_r_peaks(signal, FS)
-    finally:
-        ecg._rpeak_kernel = compiled
-
-
 def _scores(hits: int, found: int, truth: int) -> str:
     return f"{100 * hits / truth:.2f} | {100 * hits / max(found, 1):.2f}"
 
@@ -111,11 +101,8 @@ def run() -> str:
     detectors: dict[str, Callable[[npt.NDArray[np.float64]], npt.NDArray[np.int64]]] = {
         "ours": lambda s: detect_r_peaks(s, FS), "nk": nk_peaks, "nk_clean": nk_clean_peaks,
     }
-    if ecg._rpeak_kernel is None:
-        raise RuntimeError("the compiled R-peak module is not built: pip install -e . with a C compiler")
     tolerance = round(TOLERANCE_S * FS)
     rows = []
-    python_path_s = python_path_not_noisy_s = 0.0
     totals = dict.fromkeys(detectors, 0.0)
     totals_not_noisy = dict.fromkeys(detectors, 0.0)
     totals_cleaned = 0.0
@@ -133,12 +120,6 @@ def run() -> str:
                 found[name] += peaks.size
                 hits[name] += _match(peaks, truth, tolerance)
                 seconds[name] += _best_time(functools.partial(detect, signal))
-            if not np.array_equal(_ours_python_path(signal), detect_r_peaks(signal, FS)):
-                raise AssertionError(f"{condition} record {seed}: the Python path finds other peaks")
-            python_s = _best_time(functools.partial(_ours_python_path, signal))
-            python_path_s += python_s
-            if condition != "noisy":
-                python_path_not_noisy_s += python_s
             # neurokit2's peak step alone, given the input it is documented for (timed like the rest).
             cleaned = np.asarray(nk.ecg_clean(signal, sampling_rate=FS))
             peaks_on_cleaned_s += _best_time(functools.partial(nk_peaks, cleaned))
@@ -169,9 +150,7 @@ def run() -> str:
         f"{nk.__version__} `ecg_peaks` (default method), the issue's baseline. nk clean+peaks: `ecg_clean` "
         f"then `ecg_peaks`. Times: best of {REPEATS} runs per record, summed over records, measured the "
         "same way for every detector in this run. `ecg_peaks` on cleaned input: the peak step alone, fed "
-        "`ecg_clean`'s output (cleaning not timed). Ours runs its per-hump steps in its compiled module; "
-        "the Python path (a build without a C compiler) finds the same peaks on every record (checked) "
-        "and is timed below the table.",
+        "`ecg_clean`'s output (cleaning not timed).",
         "",
         "| condition | beats | ours Se | ours +P | nk Se | nk +P | nk clean+peaks Se | nk clean+peaks +P "
         "| ours ms | nk ms | nk clean+peaks ms | nk `ecg_peaks` on cleaned input ms | speed-up vs nk `ecg_peaks` "
@@ -191,12 +170,6 @@ def run() -> str:
         "inside a motion burst (1-8 Hz power of every 0.25 s block in a second several times its running "
         "level), nor an early one far shallower than the beats before it (premature ventricular beats, "
         "wide and shallow in that band, are then found by search-back in the pause after them).",
-        "",
-        f"Without the compiled module (the Python path): ours {record_s / python_path_s:,.0f}x real time, "
-        f"{totals['nk'] / python_path_s:.1f}x against `ecg_peaks` on the raw records "
-        f"({totals_not_noisy['nk'] / python_path_not_noisy_s:.1f}x without the noisy set), "
-        f"{totals['nk_clean'] / python_path_s:.1f}x against `ecg_clean` + `ecg_peaks`; the compiled module "
-        f"makes ours {python_path_s / totals['ours']:.2f}x faster.",
     ])
 
 
