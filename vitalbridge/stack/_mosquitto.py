@@ -35,11 +35,13 @@ class Mosquitto:
 
     Queued QoS 1 messages, retained messages and persistent sessions are saved in
     ``run_dir/data/mosquitto.db`` every ``autosave_s`` seconds and on a clean stop, so
-    :meth:`restart` keeps them; :meth:`kill` (SIGKILL) loses what changed since the last save.
+    :meth:`restart` keeps them; :meth:`kill` (SIGKILL) loses what changed since the last save. Each
+    save writes the whole store, so saving every second would rewrite a benchmark's queued backlog
+    every second.
     ``max_queued`` bounds the messages queued for one offline client (a benchmark's backlog wants more).
     """
 
-    def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 1,
+    def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 30,
                  max_queued: int = 100_000) -> None:
         self.run_dir = run_dir
         self.autosave_s = autosave_s
