@@ -165,6 +165,23 @@ async def test_every_unconfirmed_batch_is_sent_again_after_a_reconnect(
     assert publisher.confirmed == 4
 
 
+async def test_an_acknowledgement_published_while_the_gateway_was_away_arrives_when_it_returns(
+        stack: Any, spool: BatchSpool, unique_name: Callable[[str], str]) -> None:
+    gateway = unique_name("ack-gw-")
+    host, port = _host_port(stack.mqtt_url)
+    seqs = [_append(spool, gateway) for _ in range(3)]
+    first = MqttPublisher(gateway, stack.mqtt_url, spool, clock_s=time.time, settings=_settings())
+    async with _running(first):
+        await wait_for(lambda: first.published == 3)
+    # The gateway is away; the cloud acknowledges now. No one else will: only the broker's session has it.
+    publish(host, port, [(ack_topic(gateway), encode_ack(StoredAck(spool.epoch, stored=tuple(seqs))))])
+    assert len(spool) == 3
+    again = MqttPublisher(gateway, stack.mqtt_url, spool, clock_s=time.time, settings=_settings())
+    async with _running(again):
+        await wait_for(lambda: len(spool) == 0)
+    assert again.confirmed == 3 and first.confirmed == 0
+
+
 async def test_acknowledgements_for_another_epoch_and_malformed_ones_are_ignored(
         stack: Any, spool: BatchSpool, unique_name: Callable[[str], str]) -> None:
     gateway = unique_name("ack-gw-")
