@@ -190,6 +190,9 @@ class MqttPublisher:
             finally:
                 self.connected.clear()
                 self._client = None
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():  # a cancellation swallowed on the way out
+                raise asyncio.CancelledError
             delay = self._backoff.next_delay()
             log.warning("broker %s unreachable (%s); retrying in %.2f s", self.endpoint.url, failure, delay)
             await asyncio.sleep(delay)
@@ -203,9 +206,13 @@ class MqttPublisher:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Cancel until they end: on Python 3.11 a cancellation that meets a completing wait_for
+            # (aiomqtt waits for PUBACKs with it) can be swallowed, so one cancel is not always enough.
+            pending = set(tasks)
+            while pending:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=1.0)
         for task in done:
             task.result()  # the failure that ended the connection
         raise aiomqtt.MqttError("the broker ended the message stream")
@@ -290,7 +297,10 @@ class MqttPublisher:
     # -- sending -------------------------------------------------------------------------------------
     async def _drain_forever(self, client: aiomqtt.Client) -> None:
         settings = self.settings
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():  # a cancellation something below swallowed
+                raise asyncio.CancelledError
             self._wakeup.clear()
             await self._send_events(client)
             now_ns = int(self.monotonic_s() * 1e9)
@@ -305,8 +315,11 @@ class MqttPublisher:
                 await self._send(client, batches)
                 continue
             # Nothing to send now: wait for new batches, an acknowledgement, or the next overdue one.
+            # (asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # meets a completed wait, and this task would then outlive its connection.)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(0.05, min(1.0, settings.ack_timeout_s / 4)))
+                async with asyncio.timeout(max(0.05, min(1.0, settings.ack_timeout_s / 4))):
+                    await self._wakeup.wait()
 
     async def _send(self, client: aiomqtt.Client, batches: list[SpooledBatch]) -> None:
         topic = data_topic(self.gateway)
@@ -348,7 +361,6 @@ class MqttPublisher:
         if self._client is not None:
             # If this fails the broker publishes the will instead.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await asyncio.wait_for(
-                    self._client.publish(status_topic(self.gateway), self._status("offline"), qos=1, retain=True),
-                    timeout_s,
-                )
+                async with asyncio.timeout(timeout_s):
+                    await self._client.publish(status_topic(self.gateway), self._status("offline"), qos=1,
+                                               retain=True)
