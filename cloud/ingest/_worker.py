@@ -23,7 +23,7 @@ from cloud.ingest._metrics import IngestMetrics
 from cloud.ingest._mqtt import MqttIngestClient
 from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
 from cloud.store import IngestCommit, Retention
-from vitals.acks import StoredAck, encode_ack
+from vitals.acks import MAX_ACK_SEQS, StoredAck, encode_ack
 from vitals.topics import ack_topic
 
 __all__ = ["IngestStats", "IngestWorker", "WorkerSettings"]
@@ -176,9 +176,13 @@ class IngestWorker:
             target = refused if disposition.outcome is Outcome.REFUSED else stored
             target[(key.gateway, key.epoch)].append(key.seq)
         for gateway, epoch in {*stored, *refused}:
-            ack = StoredAck(epoch, tuple(stored.get((gateway, epoch), ())), tuple(refused.get((gateway, epoch), ())))
-            self.client.publish(ack_topic(gateway), encode_ack(ack), qos=1)
-            self.metrics.acks_sent.inc()
+            named = [(seq, True) for seq in stored.get((gateway, epoch), ())]
+            named += [(seq, False) for seq in refused.get((gateway, epoch), ())]
+            for start in range(0, len(named), MAX_ACK_SEQS):  # one acknowledgement names a bounded number
+                part = named[start:start + MAX_ACK_SEQS]
+                ack = StoredAck(epoch, tuple(seq for seq, ok in part if ok), tuple(seq for seq, ok in part if not ok))
+                self.client.publish(ack_topic(gateway), encode_ack(ack), qos=1)
+                self.metrics.acks_sent.inc()
 
     def _count(self, result: ProcessResult, messages: int) -> None:
         stats, metrics = self.stats, self.metrics
