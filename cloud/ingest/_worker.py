@@ -218,9 +218,12 @@ class IngestWorker:
     async def tick(self) -> int:
         """Advance every rule state to now (time-driven rules); returns how many alerts it opened."""
         processor = self.processor
+        ticking = processor.engine.ticking
+        if not ticking:
+            return 0  # no rule changes on the clock alone: nothing to read
         now_ns = processor.clock()
         try:
-            states = await asyncio.to_thread(processor.store.all_rule_states)
+            states = await asyncio.to_thread(processor.store.all_rule_states, ticking)
             result = processor.engine.tick(states, now_ns)
             if not (result.states or result.changes):
                 return 0

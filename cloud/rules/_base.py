@@ -53,6 +53,8 @@ class Rule(Protocol):
     name: str
     metrics: frozenset[str]
     context_ns: int
+    ticks: bool
+    """True when the rule can change on the clock alone (silence rules); only those are ticked."""
 
     def evaluate(self, state: RuleState | None, patient: str,
                  samples: Sequence[Sample]) -> tuple[RuleState, list[AlertChange]]:

@@ -96,6 +96,11 @@ class RuleEngine:
                 result.changes.extend(changes)
         return result
 
+    @property
+    def ticking(self) -> frozenset[str]:
+        """Names of the rules that can change on the clock alone (the only ones :meth:`tick` needs)."""
+        return frozenset(rule.name for rule in self.rules if rule.ticks)
+
     def tick(self, states: Mapping[StateKey, RuleState], now_ns: int) -> EngineResult:
         """Advance every stored state to the clock time ``now_ns``; only states that changed are returned."""
         result = EngineResult()

@@ -79,6 +79,7 @@ class SustainedThresholdRule:
         self.severity = severity
         # A late sample can start an episode that fires duration later, or end one clear_s later.
         self.context_ns = self.duration_ns + self.clear_ns
+        self.ticks = False  # a reading holds until the next one: nothing happens on the clock alone
 
     def _beyond(self, value: float) -> bool:
         return value < self.threshold if self.direction == "below" else value > self.threshold

@@ -199,11 +199,13 @@ class Store:
                                if (rule, patient) in wanted})
         return states
 
-    def all_rule_states(self) -> dict[StateKey, RuleState]:
-        """Every stored rule state (for the scheduler tick)."""
+    def all_rule_states(self, rules: Iterable[str] | None = None) -> dict[StateKey, RuleState]:
+        """Every stored rule state, or those of ``rules`` only (for the scheduler tick)."""
+        statement = select(RuleStateRecord.rule, RuleStateRecord.patient, RuleStateRecord.state)
+        if rules is not None:
+            statement = statement.where(RuleStateRecord.rule.in_(sorted(set(rules))))
         with self._session() as session:
-            rows = session.execute(select(RuleStateRecord.rule, RuleStateRecord.patient, RuleStateRecord.state))
-            return {(rule, patient): json.loads(state) for rule, patient, state in rows}
+            return {(rule, patient): json.loads(state) for rule, patient, state in session.execute(statement)}
 
     def commit_ingest(self, commit: IngestCommit) -> IngestCommitResult:
         """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none."""

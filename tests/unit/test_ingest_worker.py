@@ -152,3 +152,51 @@ async def test_a_gateway_with_more_batches_than_one_acknowledgement_names_gets_s
     named = [seq for _, payload in client.published for seq in decode_ack(payload).stored]
     assert sorted(named) == list(range(count))
     assert len(client.published) == (1 if count == MAX_ACK_SEQS else 2)
+
+
+class _SilenceRule:
+    """A test rule that fires when a patient has sent nothing for 10 minutes (the clock alone moves it)."""
+
+    name = "silent"
+    metrics = frozenset({"spo2"})
+    context_ns = 0
+    ticks = True
+
+    def evaluate(self, state: Any, patient: str, samples: Sequence[Any]) -> tuple[dict[str, Any], list[Any]]:
+        return {"last": samples[-1].time_ns, "fired": False}, []
+
+    def tick(self, state: Any, patient: str, now_ns: int) -> tuple[dict[str, Any], list[Any]]:
+        from cloud.rules import AlertChange
+
+        state = dict(state or {})
+        if state.get("fired") or now_ns - state.get("last", now_ns) < 600 * 10**9:
+            return state, []
+        state["fired"] = True
+        return state, [AlertChange(self.name, patient, "spo2", "warning", state["last"], now_ns, now_ns, 0.0, 0.0,
+                                   "no SpO2 for 10 min", "open")]
+
+
+async def test_the_clock_tick_advances_stored_states_and_opens_alerts_once(tmp_path: Any) -> None:
+    import httpx
+
+    from cloud.ingest import IngestProcessor
+    from cloud.rules import RuleEngine, SustainedThresholdRule
+    from cloud.store import IngestCommit, open_store
+    from cloud.timeseries import InfluxV1Client
+
+    now = [1_700_000_000 * 10**9]
+    store = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
+    influx = InfluxV1Client("http://influx.test", "vb", transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    engine = RuleEngine([_SilenceRule(), SustainedThresholdRule("low", "spo2", "below", 90.0, 60.0)])
+    assert engine.ticking == frozenset({"silent"})
+    worker = _worker(IngestProcessor(store, influx, engine, clock=lambda: now[0]), FakeClient(), [0.0])
+    state = {"watermark": now[0], "rule": {"last": now[0], "fired": False}}
+    store.commit_ingest(IngestCommit(at=worker.processor.now(), states={("silent", "p1"): state}))
+    assert await worker.tick() == 0
+    now[0] += 601 * 10**9
+    assert await worker.tick() == 1
+    assert await worker.tick() == 0  # the state says it fired: once per silence
+    [alert] = store.alerts()
+    assert (alert.rule, alert.patient, alert.message) == ("silent", "p1", "no SpO2 for 10 min")
+    await influx.aclose()
+    store.close()
