@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.spool import BatchSpool
 from vitalbridge.stack import LocalStack, free_port
 
 _counter = itertools.count()
@@ -18,6 +19,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Real Mosquitto and influxd on free loopback ports, stopped when the session ends."""
     with LocalStack(tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[BatchSpool]:
+    """A fresh gateway spool on a temporary file, closed after the test."""
+    opened = BatchSpool(tmp_path / "spool.db")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

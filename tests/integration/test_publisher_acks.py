@@ -36,15 +36,6 @@ _HOUR_NS = 3600 * 10**9
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Iterator[BatchSpool]:
-    opened = BatchSpool(tmp_path / "spool.db")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalStack]:
     """A Mosquitto of this test alone (with persistence), to restart or kill."""
     stack = LocalStack(tmp_path / "own-stack", influx=False).start()

@@ -7,8 +7,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,27 +15,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
+from device_profiles.registry import DecoderRegistry
 from edge.agent import EdgeAgent
 from edge.config import DeviceConfig, GatewayConfig
 from edge.spool import BatchSpool
 from edge.transports import TransportRegistry
+from tests.agent_fakes import NoDecoderProfile, never_started
 from tests.integration.helpers import wait_for
 from vitals.samples import Stream
 from vitals.topics import events_topic
 
 pytestmark = pytest.mark.integration
-
-
-class _Profile:
-    id = "test.oximeter"
-
-    def decoder_for(self, key: str, registry: DecoderRegistry) -> Callable[[bytes, DecodeContext], DecodeResult]:
-        raise KeyError(key)
-
-
-def _never_started(*_: Any) -> Any:
-    raise AssertionError("no transport runs in this test")
 
 
 class _Events:
@@ -68,15 +57,6 @@ class _Events:
         self._client.loop_stop()
 
 
-@pytest.fixture
-def spool(tmp_path: Path) -> Iterator[BatchSpool]:
-    opened = BatchSpool(tmp_path / "spool.db")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def _ppg(start_ns: int, count: int = 500) -> Stream:
     noise = np.random.default_rng(start_ns).integers(-100_000, 100_000, count)
     return Stream.regular("ppg", "1", start_ns, 100.0, noise * 1.0, scale=1.0)
@@ -90,10 +70,10 @@ async def test_quota_drops_and_a_full_disk_are_reported_to_the_cloud_and_the_gat
         stack: Any, spool: BatchSpool, unique_name: Callable[[str], str]) -> None:
     gateway = unique_name("limits-gw-")
     transports = TransportRegistry()
-    transports.add("none", _never_started)
+    transports.add("none", never_started)
     config = GatewayConfig(gateway=gateway, mqtt_url=stack.mqtt_url, spool="given-below.db", batch_interval_s=5.0,
                            devices=(DeviceConfig(id="ox-1", patient="p-1", profile="test.oximeter", transport="none"),))
-    agent = EdgeAgent(config, profiles={"test.oximeter": _Profile()}, decoders=DecoderRegistry(),
+    agent = EdgeAgent(config, profiles={"test.oximeter": NoDecoderProfile()}, decoders=DecoderRegistry(),
                       transports=transports, spool=spool)
     events = _Events(stack.mqtt_url, gateway)
     publisher = asyncio.create_task(agent.publisher.run())

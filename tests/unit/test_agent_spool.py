@@ -4,43 +4,22 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
+from device_profiles.registry import DecoderRegistry
 from edge.agent import EdgeAgent
 from edge.config import DeviceConfig, GatewayConfig
 from edge.publisher import MqttPublisher, PublisherSettings
 from edge.spool import BatchSpool
 from edge.transports import TransportRegistry
+from tests.agent_fakes import NoDecoderProfile, never_started
 from vitals.codec import decode_batch
 from vitals.samples import Stream
 
 _T0 = 1_700_000_000 * 10**9
-
-
-class _Profile:
-    id = "test.oximeter"
-
-    def decoder_for(self, key: str, registry: DecoderRegistry) -> Callable[[bytes, DecodeContext], DecodeResult]:
-        raise KeyError(key)
-
-
-def _never_started(*_: Any) -> Any:
-    raise AssertionError("no transport runs in these tests")
-
-
-@pytest.fixture
-def spool(tmp_path: Path) -> Iterator[BatchSpool]:
-    opened = BatchSpool(tmp_path / "spool.db")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
@@ -51,10 +30,10 @@ def events() -> list[tuple[str, dict[str, Any]]]:
 @pytest.fixture
 def agent(spool: BatchSpool, events: list[tuple[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> EdgeAgent:
     transports = TransportRegistry()
-    transports.add("none", _never_started)
+    transports.add("none", never_started)
     config = GatewayConfig(gateway="home-1", mqtt_url="mqtt://127.0.0.1:1", spool=":memory:", batch_interval_s=5.0,
                            devices=(DeviceConfig(id="ox-1", patient="p-1", profile="test.oximeter", transport="none"),))
-    built = EdgeAgent(config, profiles={"test.oximeter": _Profile()}, decoders=DecoderRegistry(),
+    built = EdgeAgent(config, profiles={"test.oximeter": NoDecoderProfile()}, decoders=DecoderRegistry(),
                       transports=transports, clock_ns=lambda: _T0, spool=spool)
     monkeypatch.setattr(built.publisher, "event", lambda kind, **detail: events.append((kind, detail)))
     return built
