@@ -1,7 +1,7 @@
 """Alert rules (pure): state and samples in, state and alert changes out; the engine runs them per patient."""
 
 from cloud.rules._base import AlertChange, Rule, RuleState
-from cloud.rules._engine import EngineResult, LateSpan, RuleEngine, StateKey, group_by_patient, merge_spans
+from cloud.rules._engine import EngineResult, LateSpan, RuleEngine, StateKey, merge_spans
 from cloud.rules._registry import RULE_TYPES, build_rules, default_rule_config
 from cloud.rules._sustained import SustainedThresholdRule, format_duration
 
@@ -18,6 +18,5 @@ __all__ = [
     "build_rules",
     "default_rule_config",
     "format_duration",
-    "group_by_patient",
     "merge_spans",
 ]

@@ -12,14 +12,13 @@ judged in their own time order, not against the present) nor hides real ones.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cloud.rules._base import AlertChange, Rule, RuleState
 from vitals.samples import Sample
 
-__all__ = ["EngineResult", "LateSpan", "RuleEngine", "StateKey", "group_by_patient", "merge_spans"]
+__all__ = ["EngineResult", "LateSpan", "RuleEngine", "StateKey", "merge_spans"]
 
 StateKey = tuple[str, str]
 """``(rule name, patient)``: what one stored state belongs to."""
@@ -138,10 +137,3 @@ def merge_spans(spans: Iterable[LateSpan]) -> list[LateSpan]:
         merged[key] = span
     return list(merged.values())
 
-
-def group_by_patient(samples: Iterable[tuple[str, Sample]]) -> dict[str, list[Sample]]:
-    """``(patient, sample)`` pairs grouped by patient, keeping order."""
-    grouped: dict[str, list[Sample]] = defaultdict(list)
-    for patient, sample in samples:
-        grouped[patient].append(sample)
-    return dict(grouped)
