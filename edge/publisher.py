@@ -352,9 +352,10 @@ class MqttPublisher:
         self.notify()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while len(self.spool) and loop.time() < deadline:
+        # A confirmation drops rows before it counts them: wait for both, so the counters are final.
+        while (len(self.spool) or self._confirming) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        return len(self.spool) == 0
+        return len(self.spool) == 0 and not self._confirming
 
     async def announce_offline(self, timeout_s: float = 5.0) -> None:
         """A graceful goodbye: publish the retained offline status before disconnecting."""
