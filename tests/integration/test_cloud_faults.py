@@ -125,7 +125,8 @@ async def test_ingest_killed_mid_stream_loses_and_doubles_nothing(own_stack: Loc
     try:
         await _ready(config.http_port)
         async with running_gateway(gateway):
-            _stream_of_batches(gateway, patients=10, batches=40, values=10, start_ns=time.time_ns() - 3600 * S)
+            # Long enough that the kill below lands while most of it is still to be confirmed.
+            _stream_of_batches(gateway, patients=10, batches=100, values=10, start_ns=time.time_ns() - 3600 * S)
             await wait_for(lambda: gateway.publisher.confirmed >= 60, timeout_s=60)
             process.send_signal(signal.SIGKILL)  # mid-stream, no goodbye
             process.wait(10)
@@ -139,8 +140,8 @@ async def test_ingest_killed_mid_stream_loses_and_doubles_nothing(own_stack: Loc
         process.wait(20)
     assert stranded > 0  # the kill really came mid-stream
     assert gateway.publisher.refused == 0
-    assert await _points(config.influx_url, config.influx_db) == gateway.added_samples == 4000
-    assert _logged_batches(tmp_path) == 400
+    assert await _points(config.influx_url, config.influx_db) == gateway.added_samples == 10_000
+    assert _logged_batches(tmp_path) == 1000
     assert health["ingest"]["in_flight"] == 0
 
 
