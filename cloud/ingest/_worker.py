@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.ingest._errors import TransientError, classify_store_error
+from cloud.ingest._errors import TransientError
 from cloud.ingest._metrics import IngestMetrics
 from cloud.ingest._mqtt import MqttIngestClient
 from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
-from cloud.store import IngestCommit, Retention
+from cloud.store import Retention
 from vitals.acks import MAX_ACK_SEQS, StoredAck, encode_ack
 from vitals.topics import ack_topic
 
@@ -217,23 +217,10 @@ class IngestWorker:
     # -- upkeep ---------------------------------------------------------------------------------
     async def tick(self) -> int:
         """Advance every rule state to now (time-driven rules); returns how many alerts it opened."""
-        processor = self.processor
-        ticking = processor.engine.ticking
-        if not ticking:
-            return 0  # no rule changes on the clock alone: nothing to read
-        now_ns = processor.clock()
-        try:
-            states = await asyncio.to_thread(processor.store.all_rule_states, ticking)
-            result = processor.engine.tick(states, now_ns)
-            if not (result.states or result.changes):
-                return 0
-            commit = IngestCommit(at=processor.now(), states=result.states, changes=result.changes)
-            committed = await asyncio.to_thread(processor.store.commit_ingest, commit)
-        except Exception as exc:
-            raise classify_store_error(exc) from exc
-        self.stats.alerts_opened += len(committed.opened)
-        self.metrics.alerts_opened.inc(len(committed.opened))
-        return len(committed.opened)
+        opened = await self.processor.tick()
+        self.stats.alerts_opened += len(opened)
+        self.metrics.alerts_opened.inc(len(opened))
+        return len(opened)
 
     async def prune(self) -> None:
         """Drop bookkeeping past its retention (the dedup horizon, old dead letters)."""

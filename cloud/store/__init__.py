@@ -1,6 +1,9 @@
-"""The relational store (SQLAlchemy 2, Alembic migrations): alerts, rule states, dead letters, the ingest log."""
+"""The relational store (SQLAlchemy 2, Alembic migrations): alerts, rule states, dead letters, the ingest log,
+gateway and device health."""
 
 from cloud.store._alerts import apply_alert_changes
+from cloud.store._health import DeviceSeen, HealthUpdate
+from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 from cloud.store._store import (
     AlertQuery,
@@ -9,6 +12,7 @@ from cloud.store._store import (
     IngestCommit,
     IngestCommitResult,
     LoggedBatch,
+    PatientLock,
     PruneResult,
     Retention,
     Store,
@@ -22,11 +26,16 @@ __all__ = [
     "BatchKey",
     "DeadLetter",
     "DeadLetterEntry",
+    "DeviceHealth",
+    "DeviceSeen",
     "GatewayEpoch",
+    "GatewayHealth",
+    "HealthUpdate",
     "IngestCommit",
     "IngestCommitResult",
     "IngestedBatch",
     "LoggedBatch",
+    "PatientLock",
     "PruneResult",
     "Retention",
     "RuleStateRecord",

@@ -6,6 +6,7 @@ Every method is synchronous (SQLAlchemy 2); async callers run them in a worker t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.rules import AlertChange, RuleState, StateKey
 from cloud.store._alerts import apply_alert_changes
+from cloud.store._health import HealthUpdate, apply_health
+from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "IngestCommit",
     "IngestCommitResult",
     "LoggedBatch",
+    "PatientLock",
     "PruneResult",
     "Retention",
     "Store",
@@ -95,6 +99,7 @@ class IngestCommit:
     states: dict[StateKey, RuleState] = field(default_factory=dict)
     changes: list[AlertChange] = field(default_factory=list)
     dead_letters: list[DeadLetterEntry] = field(default_factory=list)
+    health: HealthUpdate = field(default_factory=HealthUpdate)
 
 
 @dataclass
@@ -184,20 +189,18 @@ class Store:
         return high
 
     def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
-        """Stored rule states for ``keys`` (absent keys are fresh patients)."""
-        wanted = set(keys)
-        patients = sorted({patient for _rule, patient in wanted})
-        table = RuleStateRecord.__table__
-        states: dict[StateKey, RuleState] = {}
+        """Stored rule states for ``keys`` (absent keys are fresh patients), read without holding them."""
         with self._session() as session:
-            for start in range(0, len(patients), _IN_CHUNK):
-                rows = session.execute(
-                    select(table.c.rule, table.c.patient, table.c.state)
-                    .where(table.c.patient.in_(patients[start:start + _IN_CHUNK]))
-                )
-                states.update({(rule, patient): json.loads(state) for rule, patient, state in rows
-                               if (rule, patient) in wanted})
-        return states
+            return _rule_states(session, keys)
+
+    def lock_patients(self, patients: Iterable[str]) -> PatientLock:
+        """Open a transaction that holds ``patients``' rule states until it commits or rolls back.
+
+        Ingest workers on one database serialise on a patient this way: the second worker to
+        reach a patient waits for the first to commit, then reads the state the first wrote, so
+        no rule-state update is lost however a patient's batches are spread over the workers.
+        """
+        return PatientLock(self._session(), patients)
 
     def all_rule_states(self, rules: Iterable[str] | None = None) -> dict[StateKey, RuleState]:
         """Every stored rule state, or those of ``rules`` only (for the scheduler tick)."""
@@ -208,23 +211,12 @@ class Store:
             return {(rule, patient): json.loads(state) for rule, patient, state in session.execute(statement)}
 
     def commit_ingest(self, commit: IngestCommit) -> IngestCommitResult:
-        """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none."""
-        result = IngestCommitResult()
-        with self._session() as session, session.begin():
-            if commit.batches:
-                result.backwards = self._log_batches(session, commit.batches, commit.at)
-            if commit.states:
-                _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
-                    {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
-                    for (rule, patient), state in commit.states.items()
-                ])
-            result.opened = apply_alert_changes(session, commit.changes)
-            session.add_all(
-                DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
-                           size=len(letter.payload), payload=letter.payload)
-                for letter in commit.dead_letters
-            )
-        return result
+        """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none.
+
+        Rule states written this way are not held while they were computed: the ingest uses
+        :meth:`lock_patients` instead; this suits writes that carry no rule states.
+        """
+        return self.lock_patients(()).commit(commit)
 
     @staticmethod
     def _log_batches(session: Session, batches: Sequence[LoggedBatch], at: dt.datetime) -> list[tuple[BatchKey, int]]:
@@ -258,6 +250,25 @@ class Store:
                              "first_seen": first_seen, "last_seen": at, "backwards": behind_before + len(behind)})
         _upsert(session, table, ["gateway", "epoch"], rows_out)
         return backwards
+
+    # -- gateway and device health ---------------------------------------------------------------------
+    def gateway_health(self, gateway: str | None = None) -> list[GatewayHealth]:
+        """Every gateway's health row (or ``gateway``'s only), by gateway id."""
+        statement = select(GatewayHealth).order_by(GatewayHealth.gateway)
+        if gateway is not None:
+            statement = statement.where(GatewayHealth.gateway == gateway)
+        with self._session() as session:
+            return list(session.scalars(statement))
+
+    def device_health(self, gateway: str | None = None, patient: str | None = None) -> list[DeviceHealth]:
+        """Device health rows, of one gateway or one patient when asked, by gateway and device id."""
+        statement = select(DeviceHealth).order_by(DeviceHealth.gateway, DeviceHealth.device)
+        if gateway is not None:
+            statement = statement.where(DeviceHealth.gateway == gateway)
+        if patient is not None:
+            statement = statement.where(DeviceHealth.patient == patient)
+        with self._session() as session:
+            return list(session.scalars(statement))
 
     def ingested_samples(self) -> int:
         """Total values in every batch in the ingest log."""
@@ -340,6 +351,95 @@ class Store:
                 record.acknowledged_by = by
                 session.commit()
             return record
+
+
+class PatientLock:
+    """A transaction holding some patients' rule states: read them, then commit what they became.
+
+    PostgreSQL takes one transaction-scoped advisory lock per patient, in one fixed order so two
+    workers never deadlock; SQLite takes its database write lock (one writer at a time). Every
+    method blocks: async callers run them in a worker thread, one call at a time.
+    """
+
+    def __init__(self, session: Session, patients: Iterable[str]) -> None:
+        self._session = session
+        self._transaction = session.begin()
+        try:
+            _lock(session, sorted(set(patients)))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
+        """The held rule states for ``keys`` (absent keys are fresh patients)."""
+        return _rule_states(self._session, keys)
+
+    def commit(self, commit: IngestCommit) -> IngestCommitResult:
+        """Write ``commit`` and end the transaction (rolled back, and the error raised, if any write fails)."""
+        session = self._session
+        result = IngestCommitResult()
+        try:
+            if commit.batches:
+                result.backwards = Store._log_batches(session, commit.batches, commit.at)
+            if commit.states:
+                _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
+                    {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
+                    for (rule, patient), state in sorted(commit.states.items())
+                ])
+            result.opened = apply_alert_changes(session, commit.changes)
+            if commit.health:
+                apply_health(session, commit.health, commit.at)
+            session.add_all(
+                DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
+                           size=len(letter.payload), payload=letter.payload)
+                for letter in commit.dead_letters
+            )
+            self._transaction.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._session.close()
+        return result
+
+    def rollback(self) -> None:
+        """Give the patients up without writing anything."""
+        try:
+            if self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self._session.close()
+
+
+def _lock(session: Session, patients: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        if patients:
+            keys = sorted({_lock_key(patient) for patient in patients})
+            session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                            {"keys": keys})
+    elif dialect == "sqlite":
+        # A write statement (that changes nothing) takes SQLite's write lock for the transaction.
+        session.execute(text("DELETE FROM rule_states WHERE 0"))
+
+
+def _lock_key(patient: str) -> int:
+    # A stable signed 64-bit key per patient (Python's hash() differs between processes).
+    return int.from_bytes(hashlib.blake2b(patient.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _rule_states(session: Session, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
+    wanted = set(keys)
+    patients = sorted({patient for _rule, patient in wanted})
+    table = RuleStateRecord.__table__
+    states: dict[StateKey, RuleState] = {}
+    for start in range(0, len(patients), _IN_CHUNK):
+        rows = session.execute(
+            select(table.c.rule, table.c.patient, table.c.state)
+            .where(table.c.patient.in_(patients[start:start + _IN_CHUNK]))
+        )
+        states.update({(rule, patient): json.loads(state) for rule, patient, state in rows
+                       if (rule, patient) in wanted})
+    return states
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from cloud.store._health_models import DeviceHealth, GatewayHealth  # noqa: F401 (their tables)
 from cloud.store._models import Base
 
 config = context.config
