@@ -14,6 +14,8 @@ import datetime as dt
 import logging
 import os
 import random
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -37,7 +39,7 @@ from cloud.rules import RuleEngine, build_rules
 from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import ALL_DATA, shared_data_subscription
+from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_STATUS, shared_subscription
 
 __all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable"]
 
@@ -62,6 +64,9 @@ _ENVIRONMENT = {
     "VB_HTTP_PORT": "http_port",
     "VB_INGEST_CLIENT_ID": "client_id",
     "VB_INGEST_SHARED_GROUP": "shared_group",
+    "VB_INGEST_WORKER_INDEX": "worker_index",
+    "VB_INGEST_SESSION_EXPIRY_S": "session_expiry_s",
+    "VB_GATEWAY_SILENT_S": "gateway_silent_s",
     "VB_INGEST_MAX_MESSAGES": "max_messages",
     "VB_INGEST_MAX_WAIT_MS": "max_wait_ms",
     "VB_INGEST_MAX_INFLIGHT": "max_inflight",
@@ -91,8 +96,14 @@ class CloudConfig(BaseModel):
     database_url: str = "sqlite:///vitalbridge.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
-    client_id: str = Field("vitalbridge-ingest", min_length=1, max_length=128)
-    shared_group: str | None = None
+    client_id: str | None = Field(None, min_length=1, max_length=128,
+                                  description="MQTT client id; derived from the host name and worker index when unset")
+    worker_index: int | None = Field(None, ge=0, le=9999, description="this worker's number among several")
+    shared_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64,
+                              description="shared-subscription group ('' subscribes unshared)")
+    session_expiry_s: int = Field(3600, ge=0, le=7 * 24 * 3600,
+                                  description="how long the broker keeps a worker's session while it is away")
+    gateway_silent_s: float = Field(900.0, gt=0, description="an online gateway silent this long is 'unknown'")
     max_messages: int = Field(1000, ge=1, le=100_000, description="messages per micro-batch")
     max_wait_ms: float = Field(50.0, ge=0, le=10_000, description="how long a micro-batch may wait to fill")
     max_inflight: int = Field(5000, ge=1, le=1_000_000, description="messages received and not yet acknowledged")
@@ -133,6 +144,28 @@ class CloudConfig(BaseModel):
             else:
                 source = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
             raise ConfigError(f"{source}: {error['msg']} (got {error.get('input')!r})") from None
+
+    def to_env(self) -> dict[str, str]:
+        """The ``VB_*`` variables that give another process this configuration (unset fields are left out)."""
+        values = self.model_dump()
+        return {name: str(values[field]) for name, field in _ENVIRONMENT.items() if values.get(field) is not None}
+
+    def ingest_client_id(self) -> str:
+        """The MQTT client id: as configured, else ``vitalbridge-ingest-<host>[-<worker index>]``.
+
+        Ids stay the same across restarts (so the broker keeps the session) and differ between
+        hosts and worker indexes (so two workers never take each other's session).
+        """
+        if self.client_id:
+            return self.client_id
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64] or "host"
+        suffix = "" if self.worker_index is None else f"-{self.worker_index}"
+        return f"vitalbridge-ingest-{host}{suffix}"
+
+    def subscriptions(self) -> list[str]:
+        """The topics the ingest reads: data, status and events, shared with the group's other workers."""
+        topics = [ALL_DATA, ALL_STATUS, ALL_EVENTS]
+        return [shared_subscription(topic, self.shared_group) for topic in topics] if self.shared_group else topics
 
     def worker_settings(self) -> WorkerSettings:
         """The ingest worker's settings."""
@@ -204,7 +237,7 @@ class CloudService:
         if self.run_ingest:
             await self._start_ingest()
         app = (create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
-                          registry=self.registry)
+                          registry=self.registry, gateway_silent_s=config.gateway_silent_s)
                if self.run_api else create_ops_app(self.health, self.registry))
         server_config = uvicorn.Config(app, host=config.http_host, port=config.http_port, log_level="warning",
                                        lifespan="off")
@@ -227,9 +260,8 @@ class CloudService:
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values))
         self.metrics = IngestMetrics(self.registry)
-        subscription = shared_data_subscription(config.shared_group) if config.shared_group else ALL_DATA
-        self.client = MqttIngestClient(config.mqtt_url, [subscription], client_id=config.client_id,
-                                       max_inflight=config.max_inflight)
+        self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
+                                       max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
         try:
             await self.client.start()
         except BrokerUnavailable as exc:

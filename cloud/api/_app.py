@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
+from cloud.api._gateways import gateway_router
 from cloud.ingest import IngestStats
 from cloud.store import AlertQuery, AlertRecord, Store
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
@@ -138,10 +139,16 @@ def create_app(
     stats: Callable[[], IngestStats] | None = None,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    gateway_silent_s: float = 900.0,
 ) -> FastAPI:
-    """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters."""
+    """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
+
+    ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
+    shown as ``unknown``.
+    """
     app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     _add_ops_routes(app, health, registry, influx, store)
+    app.include_router(gateway_router(store, clock, gateway_silent_s))
 
     @app.get("/api/v1/patients/{patient}/vitals", response_model=VitalsResponse)
     async def patient_vitals(

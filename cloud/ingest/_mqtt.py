@@ -9,6 +9,11 @@ Receive Maximum, and QoS 0 messages are not bounded by it at all.
 Acknowledgements name packet ids, which only mean something on the connection that received them:
 after a reconnect the broker redelivers what was not acknowledged, so messages received on an
 older connection are dropped from the queue and never acknowledged.
+
+Several workers share the load through a shared subscription, each with its own client id. When
+another client connects with this one's id the broker hands it the session and disconnects this
+one (reason "session taken over"): this client then stops, says so, and does not reconnect, so
+two workers configured alike never knock each other off in turn.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ __all__ = ["BrokerUnavailable", "MqttIngestClient"]
 
 log = logging.getLogger(__name__)
 
-_SESSION_EXPIRY_S = 7 * 24 * 3600
 _NOBODY_WAITING = 1 << 62
+_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
 
 
 class BrokerUnavailable(ConnectionError):
@@ -52,11 +57,14 @@ class MqttIngestClient:
         *,
         client_id: str,
         max_inflight: int = 5000,
+        session_expiry_s: int = 3600,
     ) -> None:
         self.endpoint = parse_mqtt_url(mqtt_url)
         self.subscriptions = list(subscriptions)
         self.client_id = client_id
         self.max_inflight = max_inflight
+        self.session_expiry_s = session_expiry_s
+        self.taken_over = False
         self._queue: collections.deque[tuple[int, InboundMessage]] = collections.deque()
         self._inflight = 0
         self._window = threading.Condition()
@@ -87,9 +95,16 @@ class MqttIngestClient:
                  ", ".join(self.subscriptions))
         self._signal(connected=True)
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._stopping:
             log.info("ingest disconnected from the broker")
+        elif getattr(reason, "value", None) == _SESSION_TAKEN_OVER:
+            self.taken_over = True
+            self.last_error = (f"another client connected with this ingest's client id {self.client_id!r} and took "
+                               f"over its session; give each ingest worker its own client id")
+            log.error("%s; this worker stops receiving", self.last_error)
+            self._stopping = True
+            client.disconnect()  # no reconnect: two workers with one id would take the session in turn
         else:
             self.last_error = f"lost the broker: {reason}"
             log.warning("ingest lost the broker %s (%s); reconnecting", self.endpoint.url, reason)
@@ -129,6 +144,7 @@ class MqttIngestClient:
         self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
         self._stopping = False
+        self.taken_over = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
                              manual_ack=True)
         if self.endpoint.username:
@@ -140,7 +156,7 @@ class MqttIngestClient:
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=15)
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = _SESSION_EXPIRY_S
+        properties.SessionExpiryInterval = self.session_expiry_s
         properties.ReceiveMaximum = min(self.max_inflight, 65535)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False,
                              properties=properties)

@@ -2,7 +2,7 @@
 gateway and device health."""
 
 from cloud.store._alerts import apply_alert_changes
-from cloud.store._health import DeviceSeen, HealthUpdate
+from cloud.store._health import DeviceSeen, HealthUpdate, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 from cloud.store._store import (
@@ -41,5 +41,6 @@ __all__ = [
     "RuleStateRecord",
     "Store",
     "apply_alert_changes",
+    "gateway_state",
     "open_store",
 ]

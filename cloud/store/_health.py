@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from vitals.health import GatewayEvent, GatewayStatus
 
-__all__ = ["DeviceSeen", "HealthUpdate", "apply_health"]
+__all__ = ["DeviceSeen", "HealthUpdate", "apply_health", "gateway_state"]
 
 _STATE_RANK = {"online": 0, "offline": 1}  # at equal times a last will follows the birth it was made with
 _LINK_KINDS = {"attached": "connected", "lost": "lost", "unreachable": "unreachable"}
@@ -164,3 +164,14 @@ def _event(session: Session, event: GatewayEvent, at: dt.datetime) -> None:
 def _aware(value: dt.datetime) -> dt.datetime:
     # SQLite hands datetimes back without their zone; they were stored in UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def gateway_state(record: GatewayHealth, now: dt.datetime, silent_s: float) -> str:
+    """``online``, ``offline``, or ``unknown`` for an online gateway silent longer than ``silent_s``.
+
+    A gateway whose connection died without the broker noticing (its last will not yet sent, or a
+    broker restart that lost it) says nothing at all; silence past the limit is then all we know.
+    """
+    if record.state == "online" and (now - _aware(record.last_seen)).total_seconds() > silent_s:
+        return "unknown"
+    return record.state
