@@ -96,7 +96,7 @@ class CloudConfig(BaseModel):
     database_url: str = "sqlite:///vitalbridge.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
-    client_id: str | None = Field(None, min_length=1, max_length=128,
+    client_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
                                   description="MQTT client id; derived from the host name and worker index when unset")
     worker_index: int | None = Field(None, ge=0, le=9999, description="this worker's number among several")
     shared_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64,

@@ -132,6 +132,7 @@ class MqttPublisher:
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self._last_heartbeat_s = -math.inf
+        self._connection_s = 0.0
         self._client: aiomqtt.Client | None = None
         self._confirming: set[asyncio.Task[Confirmation]] = set()
         self._acks: asyncio.Queue[StoredAck] = asyncio.Queue(maxsize=1000)  # received, for this epoch
@@ -149,8 +150,10 @@ class MqttPublisher:
         self._wakeup.set()
 
     def _status(self, state: str) -> bytes:
+        # "connection" names the connection a status belongs to (its will is made before its birth).
         return json.dumps({"gateway": self.gateway, "state": state, "time": self.clock_s(),
-                           "version": self.version, "epoch": self.spool.epoch, "backlog": len(self.spool)}).encode()
+                           "connection": self._connection_s, "version": self.version, "epoch": self.spool.epoch,
+                           "backlog": len(self.spool)}).encode()
 
     async def _heartbeat(self) -> None:
         # The cloud learns the spool's backlog (and that the gateway lives) even when no data flows.
@@ -164,6 +167,7 @@ class MqttPublisher:
                    oldest_unsent_s=None if oldest is None else round(max(0.0, now_s - oldest / 1e9), 1))
 
     def _client_for(self) -> aiomqtt.Client:
+        self._connection_s = self.clock_s()
         will = aiomqtt.Will(status_topic(self.gateway), self._status("offline"), qos=1, retain=True)
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         connect.SessionExpiryInterval = self.settings.session_expiry_s

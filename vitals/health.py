@@ -43,13 +43,16 @@ class HealthMessageError(ValueError):
 class GatewayStatus:
     """One status message: ``time`` is the gateway's clock (Unix s) when it made the message.
 
-    A last will is made when the gateway connects, so its ``time`` is the connection's start:
-    the cloud takes the time it received a will as the moment the gateway went offline.
+    ``connection`` is when the connection the message belongs to began (gateway clock): a last
+    will is made before the birth of the same connection, so statuses are ordered by connection,
+    then online before offline. The cloud takes the time it received a will as the moment the
+    gateway went offline.
     """
 
     gateway: str
     state: Literal["online", "offline"]
     time: float
+    connection: float | None = None
     version: str = ""
     epoch: str = ""
     backlog: int | None = None
@@ -72,6 +75,8 @@ def encode_status(status: GatewayStatus) -> bytes:
     """The JSON a gateway publishes for ``status``."""
     document: dict[str, Any] = {"gateway": status.gateway, "state": status.state, "time": status.time,
                                 "version": status.version, "epoch": status.epoch}
+    if status.connection is not None:
+        document["connection"] = status.connection
     if status.backlog is not None:
         document["backlog"] = status.backlog
     return json.dumps(document).encode()
@@ -98,10 +103,10 @@ def _identifier(document: dict[str, Any], key: str, what: str, *, required: bool
     return value
 
 
-def _time(document: dict[str, Any], what: str) -> float:
-    value = document.get("time")
+def _time(document: dict[str, Any], what: str, key: str = "time") -> float:
+    value = document.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise HealthMessageError(f"{what} message: 'time' must be Unix seconds (a number >= 0), got {value!r}")
+        raise HealthMessageError(f"{what} message: {key!r} must be Unix seconds (a number >= 0), got {value!r}")
     return float(value)
 
 
@@ -127,7 +132,8 @@ def decode_status(payload: bytes, gateway: str) -> GatewayStatus:
     backlog = document.get("backlog")
     if backlog is not None and (isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0):
         raise HealthMessageError(f"status message: 'backlog' must be a count >= 0, got {backlog!r}")
-    return GatewayStatus(gateway, state, _time(document, "status"), _text(document, "version", "status"),
+    connection = _time(document, "status", "connection") if document.get("connection") is not None else None
+    return GatewayStatus(gateway, state, _time(document, "status"), connection, _text(document, "version", "status"),
                          _text(document, "epoch", "status"), backlog)
 
 

@@ -12,8 +12,13 @@ older connection are dropped from the queue and never acknowledged.
 
 Several workers share the load through a shared subscription, each with its own client id. When
 another client connects with this one's id the broker hands it the session and disconnects this
-one (reason "session taken over"): this client then stops, says so, and does not reconnect, so
-two workers configured alike never knock each other off in turn.
+one: this client then stops, says so, and does not reconnect, so two workers configured alike
+never knock each other off in turn. It learns of it from the DISCONNECT reason "session taken
+over" where the broker sends one, and otherwise from a claim: on every connection a worker reads
+``vb/v1/_ingest/{client id}/claim`` and publishes there, retained, its instance and when that
+instance first connected. Both instances share one session, so each sees the other's claim only
+when it reconnects and reads the retained one: the instance that started later keeps the id and
+the earlier one stops.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +41,7 @@ from paho.mqtt.properties import Properties
 
 from cloud.ingest._processor import InboundMessage
 from vitals.endpoints import parse_mqtt_url
+from vitals.topics import TOPIC_ROOT
 
 __all__ = ["BrokerUnavailable", "MqttIngestClient"]
 
@@ -65,6 +73,9 @@ class MqttIngestClient:
         self.max_inflight = max_inflight
         self.session_expiry_s = session_expiry_s
         self.taken_over = False
+        self.instance = uuid.uuid4().hex
+        self.claim_topic = f"{TOPIC_ROOT}/_ingest/{client_id}/claim"
+        self._first_connected_ns = 0
         self._queue: collections.deque[tuple[int, InboundMessage]] = collections.deque()
         self._inflight = 0
         self._window = threading.Condition()
@@ -89,7 +100,11 @@ class MqttIngestClient:
             self._inflight = 0  # counts this connection's messages only
             self._queue.clear()
             self._window.notify_all()
-        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        if not self._first_connected_ns:
+            self._first_connected_ns = time.time_ns()
+        # Read the claims first: the retained one is the last instance's that held this id.
+        client.subscribe([(topic, 1) for topic in [self.claim_topic, *self.subscriptions]])
+        client.publish(self.claim_topic, f"{self.instance} {self._first_connected_ns}".encode(), qos=1, retain=True)
         self.last_error = ""
         log.info("ingest connected to %s as %s, subscribed to %s", self.endpoint.url, self.client_id,
                  ", ".join(self.subscriptions))
@@ -99,18 +114,33 @@ class MqttIngestClient:
         if self._stopping:
             log.info("ingest disconnected from the broker")
         elif getattr(reason, "value", None) == _SESSION_TAKEN_OVER:
-            self.taken_over = True
-            self.last_error = (f"another client connected with this ingest's client id {self.client_id!r} and took "
-                               f"over its session; give each ingest worker its own client id")
-            log.error("%s; this worker stops receiving", self.last_error)
-            self._stopping = True
-            client.disconnect()  # no reconnect: two workers with one id would take the session in turn
+            self._give_up(client)
         else:
             self.last_error = f"lost the broker: {reason}"
             log.warning("ingest lost the broker %s (%s); reconnecting", self.endpoint.url, reason)
         self._signal(connected=False)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _give_up(self, client: mqtt.Client) -> None:
+        self.taken_over = True
+        self.last_error = (f"another client connected with this ingest's client id {self.client_id!r} and took "
+                           f"over its session; give each ingest worker its own client id")
+        log.error("%s; this worker stops receiving", self.last_error)
+        self._stopping = True
+        client.disconnect()  # no reconnect: two workers with one id would take the session in turn
+        self._signal(connected=False)
+
+    def _on_claim(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        if message.qos > 0:
+            client.ack(message.mid, message.qos)
+        instance, _, made = bytes(message.payload).decode("ascii", "replace").partition(" ")
+        if (instance != self.instance and made.isdigit() and int(made) > self._first_connected_ns
+                and not self._stopping):
+            self._give_up(client)
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.claim_topic:
+            self._on_claim(client, message)
+            return
         with self._window:
             while self._inflight >= self.max_inflight and not self._stopping:
                 self._window.wait(0.5)

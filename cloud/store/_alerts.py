@@ -4,6 +4,11 @@ Live changes upsert the episode they name (``(rule, patient, episode_start_ns)``
 same data twice changes nothing and a replay never rolls an alert back. Changes found by
 re-evaluating late data join the alert whose episode overlaps them (one episode, one alert) and
 open a new one, marked late, only where none does.
+
+A live change that names no stored episode also joins an overlapping one before it opens its own:
+when a patient's batches reach several ingest workers out of order, the live state can start an
+episode later than the late re-evaluation of the earlier batches found it, and both describe the
+same episode.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ def apply_alert_changes(session: Session, changes: Sequence[AlertChange]) -> lis
     """Apply ``changes`` inside ``session`` (the caller commits); returns the alerts newly opened."""
     opened: list[AlertRecord] = []
     for change in changes:
-        record = _overlapping(session, change) if change.late else _episode(session, change)
+        if change.late:
+            record = _overlapping(session, change)
+        else:
+            record = _episode(session, change) or _overlapping(session, change)
         if record is None:
             record = AlertRecord(rule=change.rule, patient=change.patient, episode_start_ns=change.episode_start_ns,
                                  late=change.late, last_ns=change.last_ns)
@@ -32,6 +40,8 @@ def apply_alert_changes(session: Session, changes: Sequence[AlertChange]) -> lis
             _copy(record, change)
         elif change.late:
             _merge_late(record, change)
+        elif record.episode_start_ns != change.episode_start_ns:
+            _merge_live(record, change)
         elif record.state == "resolved" and change.state == "open":
             continue  # a replay of data from before the episode ended
         elif change.state == "open" and change.last_ns < record.last_ns:
@@ -87,3 +97,19 @@ def _merge_late(record: AlertRecord, change: AlertChange) -> None:
             and record.last_ns <= change.resolved_ns):
         record.state = "resolved"
         record.resolved_ns = change.resolved_ns
+
+
+def _merge_live(record: AlertRecord, change: AlertChange) -> None:
+    # The live state met an episode already stored from another view of it: one episode, one alert.
+    # Its start is the earliest either saw; its state is the live one, which has seen the newest data.
+    record.episode_start_ns = min(record.episode_start_ns, change.episode_start_ns)
+    record.fired_ns = min(record.fired_ns, change.fired_ns)
+    if abs(change.worst_value - change.threshold) > abs(record.worst_value - record.threshold):
+        record.worst_value = change.worst_value
+    record.late = False  # seen live too: not only in backfilled data
+    if change.last_ns < record.last_ns and change.state == "open":
+        return  # an older view of the episode than the one stored
+    record.last_ns = max(record.last_ns, change.last_ns)
+    record.message = change.message
+    record.state = change.state
+    record.resolved_ns = change.resolved_ns

@@ -54,7 +54,7 @@ def apply_health(session: Session, update: HealthUpdate, at: dt.datetime) -> Non
     """Record ``update`` (received at ``at``) in the open transaction of ``session``."""
     if update.devices:
         _seen(session, update.devices, at)
-    for status in sorted(update.statuses, key=lambda s: (s.time, _STATE_RANK[s.state])):
+    for status in sorted(update.statuses, key=_order):
         _status(session, status, at)
     for event in sorted(update.events, key=lambda e: e.time):
         _event(session, event, at)
@@ -109,13 +109,13 @@ def _gateway(session: Session, gateway: str, at: dt.datetime) -> GatewayHealth:
 def _status(session: Session, status: GatewayStatus, at: dt.datetime) -> None:
     record = _gateway(session, status.gateway, at)
     record.last_seen = max(_aware(record.last_seen), at)
-    rank = _STATE_RANK[status.state]
-    if (status.time, rank) < (record.status_time, record.status_rank):
+    connection, rank = _order(status)
+    if (connection, rank) < (record.status_time, record.status_rank):
         return  # an older status that reached us late
     if record.state != status.state or record.status_time == 0.0:
         record.state_since = at
     record.state = status.state
-    record.status_time, record.status_rank = status.time, rank
+    record.status_time, record.status_rank = connection, rank
     if status.version:
         record.version = status.version
     if status.epoch:
@@ -159,6 +159,11 @@ def _event(session: Session, event: GatewayEvent, at: dt.datetime) -> None:
         device.link = link
         reason = detail.get("reason")
         device.last_reason = str(reason)[:300] if reason is not None else ""
+
+
+def _order(status: GatewayStatus) -> tuple[float, int]:
+    # Statuses of one connection share its start time; its will is made before its birth.
+    return (status.time if status.connection is None else status.connection), _STATE_RANK[status.state]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
