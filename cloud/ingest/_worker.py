@@ -108,6 +108,7 @@ class IngestWorker:
     def health(self) -> dict[str, Any]:
         """What ``/health`` says of the ingest."""
         return {
+            "client_id": self.client.client_id,
             "broker_connected": self.client.connected,
             "stalled": self.stalled,
             "held_for_s": round(self.stalled_for_s, 1),

@@ -246,3 +246,33 @@ async def test_gateway_state_follows_birth_will_and_silence(own_stack: LocalStac
             with contextlib.suppress(subprocess.TimeoutExpired):
                 edge.wait(30)
         await service.stop()
+
+
+async def test_cloud_ingest_workers_runs_n_processes_and_stops_them(own_stack: LocalStack, tmp_path: Path) -> None:
+    config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="workers",
+                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=0)
+    parent = subprocess.Popen([sys.executable, "-m", "vitalbridge.cli", "cloud", "ingest", "--workers", "2"],
+                              env=_environment(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ports: list[int] = []
+    try:
+        assert parent.stdout is not None
+        deadline = time.monotonic() + 60
+        while len(ports) < 2 and time.monotonic() < deadline:
+            line = await asyncio.to_thread(parent.stdout.readline)
+            if "health and metrics on http://" in line:
+                ports.append(int(line.split("health and metrics on http://")[1].split(":")[1].split()[0]))
+        assert len(ports) == 2
+        for port in ports:
+            await _ready(port)
+        ids = set()
+        for port in ports:
+            answer = await _health(port)
+            assert answer is not None
+            ids.add(str(answer[1]))
+        assert len(ids) == 2
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(parent.communicate, timeout=30)
+    assert parent.returncode == 0, output[-2000:]
+    for port in ports:
+        assert await _health(port) is None  # the workers stopped with their parent

@@ -27,6 +27,7 @@ class FakeClient:
     """Stands in for MqttIngestClient: records acknowledgements and publishes."""
 
     def __init__(self) -> None:
+        self.client_id = "fake-ingest"
         self.acked: list[InboundMessage] = []
         self.published: list[tuple[str, bytes]] = []
         self.generation = 1
