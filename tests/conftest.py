@@ -49,6 +49,7 @@ async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], 
         database_url=f"sqlite:///{tmp_path / 'cloud.db'}",
         http_port=free_port(),
         client_id=unique_name("ingest-"),
+        shared_group=unique_name("group-"),  # a group of its own: earlier tests' sessions are not its workers
     )
     service = CloudService(config)
     await service.start()

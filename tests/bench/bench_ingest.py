@@ -101,7 +101,8 @@ class _Ingest:
         self.environment = os.environ | {
             "VB_MQTT_URL": mqtt_url, "VB_INFLUX_URL": influx_url, "VB_INFLUX_DB": db,
             "VB_DATABASE_URL": f"sqlite:///{self.database}", "VB_HTTP_PORT": str(self.port),
-            "VB_INGEST_CLIENT_ID": f"bench-{db}", "VB_INGEST_MAX_INFLIGHT": "20000",
+            "VB_INGEST_CLIENT_ID": f"bench-{db}", "VB_INGEST_SHARED_GROUP": f"bench-{db}",
+            "VB_INGEST_MAX_INFLIGHT": "20000",
         }
         self.log = run / f"{db}.log"
         self.process: subprocess.Popen[bytes] | None = None
