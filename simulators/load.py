@@ -425,9 +425,11 @@ class _VirtualGateway:
     async def _ticks(self, client: Any, began: float, end: float) -> None:
         loop = asyncio.get_running_loop()
         interval = self.options.batch_interval_s
+        # Gateways of real homes do not tick in step: each keeps its own phase within the interval.
+        phase = (stream_key(self.gateway) % 1000) / 1000.0 * interval
         while True:
             now = loop.time()
-            tick = began + (math.floor((now - began) / interval) + 1) * interval
+            tick = began + phase + (math.floor((now - began - phase) / interval) + 1) * interval
             await asyncio.sleep(max(0.0, min(tick, end) - now))
             final = loop.time() >= end
             await self._publish_due(client, min(loop.time(), end) - began)
