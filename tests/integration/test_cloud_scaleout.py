@@ -70,7 +70,7 @@ async def _health(port: int) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-async def _ready(port: int, timeout_s: float = 30.0) -> None:
+async def _ready(port: int, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         answer = await _health(port)
