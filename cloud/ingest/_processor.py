@@ -70,6 +70,8 @@ class Outcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     REFUSED = "refused"
+    HEALTH = "health"
+    """A status or event message, recorded as gateway and device health (not a batch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +222,7 @@ class IngestProcessor:
         except HealthMessageError as exc:
             dead.append(DeadLetterEntry(message.topic, f"health: {exc}", message.payload))
             return Disposition(Outcome.REFUSED, gateway, None, 0, "health", str(exc))
-        return Disposition(Outcome.STORED, gateway)
+        return Disposition(Outcome.HEALTH, gateway)
 
     @staticmethod
     def _refusal(message: InboundMessage, verdict: Refused) -> Disposition:

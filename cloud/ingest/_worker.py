@@ -58,6 +58,7 @@ class IngestStats:
     micro_batches: int = 0
     transient_errors: int = 0
     sequence_backwards: int = 0
+    health_messages: int = 0
 
 
 class IngestWorker:
@@ -197,6 +198,8 @@ class IngestWorker:
                 metrics.samples.inc(disposition.samples)
             elif disposition.outcome is Outcome.DUPLICATE:
                 stats.duplicates += 1
+            elif disposition.outcome is Outcome.HEALTH:
+                stats.health_messages += 1
             else:
                 stats.rejected += 1
                 stats.rejected_by_reason[disposition.category] += 1

@@ -237,7 +237,7 @@ async def test_status_and_events_pass_through_the_processor_and_bad_ones_are_dea
         InboundMessage("vb/v1/gw-1/status", b"{not json"),
         InboundMessage("vb/v1/gw-2/events", event),  # names gw-1 on gw-2's topic
     ])
-    assert [d.outcome for d in result.dispositions] == [Outcome.STORED, Outcome.STORED, Outcome.REFUSED,
+    assert [d.outcome for d in result.dispositions] == [Outcome.HEALTH, Outcome.HEALTH, Outcome.REFUSED,
                                                         Outcome.REFUSED]
     assert {d.category for d in result.dispositions[2:]} == {"health"}
     assert _gateway(store).state == "online"
