@@ -8,14 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy import Engine, Table, case, create_engine, delete, event, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -238,25 +238,32 @@ class Store:
         for batch in batches:
             by_epoch[(batch.key.gateway, batch.key.epoch)].append(batch.key.seq)
         table = GatewayEpoch.__table__
-        known: dict[tuple[str, str], tuple[int, int, dt.datetime]] = {}
+        known: dict[tuple[str, str], int] = {}
         wanted = sorted(by_epoch)
         for start in range(0, len(wanted), _IN_CHUNK):
             rows = session.execute(
-                select(table.c.gateway, table.c.epoch, table.c.high_seq, table.c.backwards, table.c.first_seen)
+                select(table.c.gateway, table.c.epoch, table.c.high_seq)
                 .where(tuple_(table.c.gateway, table.c.epoch).in_(wanted[start:start + _IN_CHUNK]))
             )
-            known.update({(gateway, epoch): (high, behind, first) for gateway, epoch, high, behind, first in rows})
+            known.update({(gateway, epoch): high for gateway, epoch, high in rows})
         backwards: list[tuple[BatchKey, int]] = []
         rows_out: list[dict[str, Any]] = []
         for (gateway, epoch), seqs in by_epoch.items():
-            high, behind_before, first_seen = known.get((gateway, epoch), (-1, 0, at))
+            high = known.get((gateway, epoch), -1)
             # A new batch at or below the highest seen: not a replay (those were filtered), so the
             # gateway's counter went back (or a replay older than the dedup horizon came in).
             behind = [seq for seq in seqs if seq <= high]
             backwards.extend((BatchKey(gateway, epoch, seq), high) for seq in behind)
             rows_out.append({"gateway": gateway, "epoch": epoch, "high_seq": max(high, *seqs),
-                             "first_seen": first_seen, "last_seen": at, "backwards": behind_before + len(behind)})
-        _upsert(session, table, ["gateway", "epoch"], rows_out)
+                             "first_seen": at, "last_seen": at, "backwards": len(behind)})
+        # Merged by the database, not from what was read above: another worker may have moved the
+        # epoch on since (PostgreSQL reads committed data, and waits only at this write), and the
+        # highest sequence number must never go back, or seen() would miss a logged batch.
+        _upsert(session, table, ["gateway", "epoch"], rows_out, merge=lambda new: {
+            "high_seq": _greater(table.c.high_seq, new.high_seq),
+            "last_seen": _greater(table.c.last_seen, new.last_seen),
+            "backwards": table.c.backwards + new.backwards,
+        })
         return backwards
 
     def ingested_samples(self) -> int:
@@ -321,7 +328,8 @@ class Store:
 
     def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
         """Alerts matching ``query``, newest first."""
-        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc()).limit(query.limit)
+        # id breaks ties, so the order is the same on every backend (PostgreSQL keeps none of its own).
+        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc(), AlertRecord.id.desc()).limit(query.limit)
         if query.patient is not None:
             statement = statement.where(AlertRecord.patient == query.patient)
         if query.state is not None:
@@ -371,8 +379,18 @@ def _ns(at: dt.datetime) -> int:
     return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
 
-def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement)."""
+def _greater(stored: Any, new: Any) -> Any:
+    """The larger of two column expressions (SQLite's max() and PostgreSQL's greatest() differ)."""
+    return case((new > stored, new), else_=stored)
+
+
+def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]],
+            merge: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement).
+
+    ``merge(excluded)`` gives the update's ``SET`` expressions instead (``excluded`` holds the new
+    row's values; columns it leaves out keep what is stored).
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -383,6 +401,7 @@ def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, 
     else:  # pragma: no cover - the store supports SQLite and PostgreSQL
         raise NotImplementedError(f"no upsert for the {dialect} dialect")
     columns = [name for name in rows[0] if name not in keys]
-    statement = statement.on_conflict_do_update(index_elements=keys,
-                                                set_={name: statement.excluded[name] for name in columns})
+    updates = (merge(statement.excluded) if merge is not None
+               else {name: statement.excluded[name] for name in columns})
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
     session.execute(statement, rows)
