@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +42,23 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_CHUNK = 400  # keys per IN (...) query: well inside every database's parameter limit
 
 
+_MIGRATION_LOCK = 0x76625F6D6967  # any constant all VitalBridge processes agree on ("vb_mig")
+_migrating = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+    """Bring the schema up to the newest Alembic revision.
+
+    On PostgreSQL, processes starting together (API and ingest pods) take turns: a transaction-level
+    advisory lock is held while Alembic reads the version and migrates, so the second one finds the
+    schema at head instead of creating the same tables again. SQLite serialises writers by itself.
+    Alembic keeps its context in module globals, so threads of one process take turns as well.
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with _migrating, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -93,6 +95,62 @@ def test_migrations_downgrade_to_nothing_and_up_again(database_url: str) -> None
         assert store.ingested_batches() == 0
         _record(store, "gw", 1, 10)
         assert store.ingested_samples() == 10
+    finally:
+        store.close()
+
+
+def test_threads_opening_one_new_database_together_migrate_once(database_url: str) -> None:
+    # Several cloud services in one process open the store at once (each in a worker thread).
+    starting = 4
+    barrier = threading.Barrier(starting)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait(60)
+        try:
+            opened.append(open_store(database_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert errors == [] and len(opened) == starting
+        _record(opened[0], "gw", 1, 3)
+        assert opened[-1].ingested_samples() == 3
+    finally:
+        for store in opened:
+            store.close()
+
+
+_OPEN_WHEN_TOLD = """
+import pathlib, sys, time
+from cloud.store import open_store
+go = pathlib.Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+open_store(sys.argv[1]).close()
+"""
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_processes_starting_together_on_a_new_postgresql_database_migrate_once(database_url: str,
+                                                                              tmp_path: Path) -> None:
+    # API and ingest pods start at once against a new database: each migrates, one after the other.
+    go = tmp_path / "go"
+    children = [subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, database_url, str(go)],
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    go.touch()
+    outcomes = [(child.wait(120), child.communicate()[1]) for child in children]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    store = open_store(database_url)
+    try:
+        assert store.ingested_batches() == 0
     finally:
         store.close()
 
