@@ -34,8 +34,8 @@ def _has_server(bindir: Path) -> bool:
 
 
 def _version_key(bindir: Path) -> tuple[int, ...]:
-    numbers = re.findall(r"\d+", str(bindir))
-    return tuple(int(n) for n in numbers)
+    # The version names the directory above bin/: 15, 9.6, pgsql-16.
+    return tuple(int(n) for n in re.findall(r"\d+", bindir.parent.name))
 
 
 def find_postgres_bindir() -> Path:
