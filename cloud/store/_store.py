@@ -226,10 +226,10 @@ class Store:
         with self._session() as session, session.begin():
             if commit.batches:
                 result.backwards = self._log_batches(session, commit.batches, commit.at)
-            if commit.states:
+            if commit.states:  # in key order, like the epochs: no two workers wait for each other
                 _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
                     {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
-                    for (rule, patient), state in commit.states.items()
+                    for (rule, patient), state in sorted(commit.states.items(), key=lambda item: item[0])
                 ])
             result.opened = apply_alert_changes(session, commit.changes)
             session.add_all(
@@ -261,7 +261,8 @@ class Store:
             known.update({(gateway, epoch): high for gateway, epoch, high in rows})
         backwards: list[tuple[BatchKey, int]] = []
         rows_out: list[dict[str, Any]] = []
-        for (gateway, epoch), seqs in by_epoch.items():
+        # In key order, as every worker does, so that two never wait for each other's rows (deadlock).
+        for (gateway, epoch), seqs in sorted(by_epoch.items()):
             high = known.get((gateway, epoch), -1)
             # A new batch at or below the highest seen: not a replay (those were filtered), so the
             # gateway's counter went back (or a replay older than the dedup horizon came in).

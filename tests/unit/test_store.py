@@ -450,3 +450,39 @@ def test_concurrent_ingest_transactions_never_move_an_epoch_back(store: Store) -
     assert (epoch.high_seq, epoch.backwards) == (12, 0)
     keys = [BatchKey("gw", "e1", seq) for seq in (10, 11, 12)]
     assert store.seen(keys) == set(keys)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_logging_the_same_gateways_in_another_order_do_not_deadlock(store: Store) -> None:
+    # Rows are locked in key order, whatever the order of the batches in each worker's micro-batch.
+    _record(store, "gw-a", 1)
+    _record(store, "gw-b", 1)
+    first = store._session()
+    first.begin()
+    Store._log_batches(first, [LoggedBatch(BatchKey("gw-a", "e1", 2), "p1", 1)], AT)
+    errors: list[BaseException] = []
+
+    def second_worker() -> None:
+        try:
+            store.commit_ingest(IngestCommit(at=AT, batches=[LoggedBatch(BatchKey("gw-b", "e1", 3), "p1", 1),
+                                                             LoggedBatch(BatchKey("gw-a", "e1", 3), "p1", 1)]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    second = threading.Thread(target=second_worker)
+    second.start()
+    try:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 60
+        with store.engine.connect() as probe:
+            while not probe.execute(text(waiting)).scalar() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        Store._log_batches(first, [LoggedBatch(BatchKey("gw-b", "e1", 2), "p1", 1)], AT)
+        first.commit()
+    finally:
+        first.close()
+        second.join(60)
+    assert errors == []
+    assert {(e.gateway, e.high_seq) for gw in ("gw-a", "gw-b") for e in store.gateway_epochs(gw)} == {
+        ("gw-a", 3), ("gw-b", 3)}
