@@ -51,8 +51,9 @@ def migrate(engine: Engine) -> None:
 
     On PostgreSQL, processes starting together (API and ingest pods) take turns: a transaction-level
     advisory lock is held while Alembic reads the version and migrates, so the second one finds the
-    schema at head instead of creating the same tables again. SQLite serialises writers by itself.
-    Alembic keeps its context in module globals, so threads of one process take turns as well.
+    schema at head instead of creating the same tables again. Alembic keeps its context in module
+    globals, so the threads of one process take turns as well; on SQLite that is all the coordination
+    there is (separate processes opening one new SQLite file at once are not coordinated).
     """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
