@@ -274,6 +274,17 @@ def test_ping_raises_when_the_postgresql_database_is_gone(postgres: PostgreSQL) 
         store.close()
 
 
+def test_times_read_back_are_the_instants_written(store: Store) -> None:
+    # PostgreSQL answers in its session's zone (the test server's is far from UTC); SQLite keeps none.
+    later = AT + dt.timedelta(minutes=5, microseconds=250)
+    _record(store, "gw", 1, at=AT)
+    _record(store, "gw", 2, at=later)
+    store.add_dead_letter("vb/v1/gw/data", "decode: junk", b"x", later)
+    (epoch,) = store.gateway_epochs("gw")
+    read = [epoch.first_seen, epoch.last_seen, store.dead_letters()[0].received_at]
+    assert [value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in read] == [AT, later, later]
+
+
 def test_ingested_samples_is_zero_when_empty(store: Store) -> None:
     assert store.ingested_samples() == 0
 
