@@ -8,15 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy import Engine, Table, case, create_engine, delete, event, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,11 +46,24 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_CHUNK = 400  # keys per IN (...) query: well inside every database's parameter limit
 
 
+_MIGRATION_LOCK = 0x76625F6D6967  # any constant all VitalBridge processes agree on ("vb_mig")
+_migrating = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+    """Bring the schema up to the newest Alembic revision.
+
+    On PostgreSQL, processes starting together (API and ingest pods) take turns: a transaction-level
+    advisory lock is held while Alembic reads the version and migrates, so the second one finds the
+    schema at head instead of creating the same tables again. Alembic keeps its context in module
+    globals, so the threads of one process take turns as well; on SQLite that is all the coordination
+    there is (separate processes opening one new SQLite file at once are not coordinated).
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with _migrating, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -230,25 +244,33 @@ class Store:
         for batch in batches:
             by_epoch[(batch.key.gateway, batch.key.epoch)].append(batch.key.seq)
         table = GatewayEpoch.__table__
-        known: dict[tuple[str, str], tuple[int, int, dt.datetime]] = {}
+        known: dict[tuple[str, str], int] = {}
         wanted = sorted(by_epoch)
         for start in range(0, len(wanted), _IN_CHUNK):
             rows = session.execute(
-                select(table.c.gateway, table.c.epoch, table.c.high_seq, table.c.backwards, table.c.first_seen)
+                select(table.c.gateway, table.c.epoch, table.c.high_seq)
                 .where(tuple_(table.c.gateway, table.c.epoch).in_(wanted[start:start + _IN_CHUNK]))
             )
-            known.update({(gateway, epoch): (high, behind, first) for gateway, epoch, high, behind, first in rows})
+            known.update({(gateway, epoch): high for gateway, epoch, high in rows})
         backwards: list[tuple[BatchKey, int]] = []
         rows_out: list[dict[str, Any]] = []
-        for (gateway, epoch), seqs in by_epoch.items():
-            high, behind_before, first_seen = known.get((gateway, epoch), (-1, 0, at))
+        # In key order, as every worker does, so that two never wait for each other's rows (deadlock).
+        for (gateway, epoch), seqs in sorted(by_epoch.items()):
+            high = known.get((gateway, epoch), -1)
             # A new batch at or below the highest seen: not a replay (those were filtered), so the
             # gateway's counter went back (or a replay older than the dedup horizon came in).
             behind = [seq for seq in seqs if seq <= high]
             backwards.extend((BatchKey(gateway, epoch, seq), high) for seq in behind)
             rows_out.append({"gateway": gateway, "epoch": epoch, "high_seq": max(high, *seqs),
-                             "first_seen": first_seen, "last_seen": at, "backwards": behind_before + len(behind)})
-        _upsert(session, table, ["gateway", "epoch"], rows_out)
+                             "first_seen": at, "last_seen": at, "backwards": len(behind)})
+        # Merged by the database, not from what was read above: another worker may have moved the
+        # epoch on since (PostgreSQL reads committed data, and waits only at this write), and the
+        # highest sequence number must never go back, or seen() would miss a logged batch.
+        _upsert(session, table, ["gateway", "epoch"], rows_out, merge=lambda new: {
+            "high_seq": _greater(table.c.high_seq, new.high_seq),
+            "last_seen": _greater(table.c.last_seen, new.last_seen),
+            "backwards": table.c.backwards + new.backwards,
+        })
         return backwards
 
     # -- gateway and device health ---------------------------------------------------------------------
@@ -332,7 +354,8 @@ class Store:
 
     def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
         """Alerts matching ``query``, newest first."""
-        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc()).limit(query.limit)
+        # id breaks ties, so the order is the same on every backend (PostgreSQL keeps none of its own).
+        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc(), AlertRecord.id.desc()).limit(query.limit)
         if query.patient is not None:
             statement = statement.where(AlertRecord.patient == query.patient)
         if query.state is not None:
@@ -471,8 +494,18 @@ def _ns(at: dt.datetime) -> int:
     return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
 
-def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement)."""
+def _greater(stored: Any, new: Any) -> Any:
+    """The larger of two column expressions (SQLite's max() and PostgreSQL's greatest() differ)."""
+    return case((new > stored, new), else_=stored)
+
+
+def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]],
+            merge: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement).
+
+    ``merge(excluded)`` gives the update's ``SET`` expressions instead (``excluded`` holds the new
+    row's values; columns it leaves out keep what is stored).
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -483,6 +516,7 @@ def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, 
     else:  # pragma: no cover - the store supports SQLite and PostgreSQL
         raise NotImplementedError(f"no upsert for the {dialect} dialect")
     columns = [name for name in rows[0] if name not in keys]
-    statement = statement.on_conflict_do_update(index_elements=keys,
-                                                set_={name: statement.excluded[name] for name in columns})
+    updates = (merge(statement.excluded) if merge is not None
+               else {name: statement.excluded[name] for name in columns})
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
     session.execute(statement, rows)

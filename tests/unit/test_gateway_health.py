@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from cloud.api import create_app
 from cloud.service import CloudConfig, ConfigError
-from cloud.store import DeviceSeen, HealthUpdate, IngestCommit, Store, gateway_state, open_store
+from cloud.store import DeviceSeen, HealthUpdate, IngestCommit, Store, gateway_state
 from cloud.timeseries import InfluxV1Client
 from vitals.health import (
     GatewayEvent,
@@ -90,17 +89,17 @@ def test_any_json_object_decodes_or_raises_the_one_error(document: dict[str, Any
 # -- the store ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(f"sqlite:///{tmp_path / 'health.db'}")
-
-
 def _apply(store: Store, at: dt.datetime, *payloads: bytes, events: tuple[dict[str, Any], ...] = (),
            devices: tuple[DeviceSeen, ...] = ()) -> None:
     update = HealthUpdate([decode_status(p, "gw-1") for p in payloads],
                           [decode_event(json.dumps({"gateway": "gw-1", "time": 1.0} | e).encode(), "gw-1")
                            for e in events], devices)
     store.commit_ingest(IngestCommit(at=at, health=update))
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive UTC; PostgreSQL an aware time in the session's zone.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _gateway(store: Store) -> Any:
@@ -116,7 +115,7 @@ def test_birth_then_will_of_the_same_connection_is_offline_whatever_order_they_a
     assert _gateway(store).state == "offline"
     _apply(store, T0 + dt.timedelta(seconds=5), _status("online", 200.0))  # a new connection
     record = _gateway(store)
-    assert record.state == "online" and record.state_since.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(seconds=5)
+    assert record.state == "online" and _utc(record.state_since) == T0 + dt.timedelta(seconds=5)
     _apply(store, T0 + dt.timedelta(seconds=6), will)  # a stale will of the old connection
     assert _gateway(store).state == "online"
 
@@ -143,7 +142,7 @@ def test_events_set_battery_link_backlog_and_drops(store: Store) -> None:
     assert (device.battery, device.link, device.last_reason, device.patient) == (37, "lost", "disconnected", "pt-1")
     _apply(store, T0 + dt.timedelta(seconds=3), events=({"kind": "attached", "device": "ox-1"},))
     (device,) = store.device_health(patient="pt-1")
-    assert device.link == "connected" and device.link_since.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(seconds=3)
+    assert device.link == "connected" and _utc(device.link_since) == T0 + dt.timedelta(seconds=3)
 
 
 def test_data_dates_the_newest_reading_and_never_moves_it_back(store: Store) -> None:
@@ -153,9 +152,9 @@ def test_data_dates_the_newest_reading_and_never_moves_it_back(store: Store) -> 
     stale = DeviceSeen("gw-1", "ox-1", "pt-1", T0 - dt.timedelta(hours=3))
     _apply(store, T0 + dt.timedelta(seconds=30), devices=(stale,))
     (device,) = store.device_health("gw-1")
-    assert device.last_reading.replace(tzinfo=dt.UTC) == newest
+    assert _utc(device.last_reading) == newest
     record = _gateway(store)
-    assert record.state == "online" and record.last_seen.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(seconds=30)
+    assert record.state == "online" and _utc(record.last_seen) == T0 + dt.timedelta(seconds=30)
 
 
 def test_an_online_gateway_silent_past_the_limit_is_unknown(store: Store) -> None:
