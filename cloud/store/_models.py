@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cloud.store._types import UtcDateTime
+
 __all__ = ["AlertRecord", "Base", "DeadLetter", "GatewayEpoch", "IngestedBatch", "RuleStateRecord"]
 
 
@@ -25,10 +27,13 @@ class Base(DeclarativeBase):
 
 
 class AlertRecord(Base):
-    """One alert episode: a rule fired for a patient from ``episode_start_ns`` on.
+    """One alert: a rule fired for a patient from ``episode_start_ns`` on, until the alert closes.
 
     ``(rule, patient, episode_start_ns)`` is unique, so replayed data updates the same alert.
     ``late`` marks an episode found in backfilled data (it happened while the gateway was away).
+    The lifecycle columns (``state`` through ``manual_episode_ns``) belong to ``cloud.alerting``:
+    ``state`` is pending, firing, acknowledged, resolved or closed; a later episode of the same
+    rule before the alert closes reopens it (``episode_ns`` is the current one, ``episodes`` counts them).
     """
 
     __tablename__ = "alerts"
@@ -45,11 +50,22 @@ class AlertRecord(Base):
     worst_value: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default="firing", index=True)
     resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(32), default="value")
+    episode_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    episodes: Mapped[int] = mapped_column(Integer, default=1)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    firing_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)
+    last_notified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    manual_episode_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class DeadLetter(Base):

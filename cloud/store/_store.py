@@ -20,7 +20,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerting._context import AlertingContext
 from cloud.rules import AlertChange, RuleState, StateKey
+from cloud.store._alerting_store import AlertingStore, AlertQuery
 from cloud.store._alerts import apply_alert_changes
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 
@@ -48,15 +50,6 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-@dataclass(frozen=True, slots=True)
-class AlertQuery:
-    """Filters for :meth:`Store.alerts`."""
-
-    patient: str | None = None
-    state: str | None = None
-    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -124,11 +117,15 @@ class PruneResult:
     dead_letters: int
 
 
-class Store:
-    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine."""
+class Store(AlertingStore):
+    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine.
 
-    def __init__(self, engine: Engine) -> None:
+    ``alerting`` (the policy and recipients) decides what alert changes notify; set it before use.
+    """
+
+    def __init__(self, engine: Engine, alerting: AlertingContext | None = None) -> None:
         self.engine = engine
+        self.alerting = alerting or AlertingContext()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -218,7 +215,7 @@ class Store:
                     {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
                     for (rule, patient), state in commit.states.items()
                 ])
-            result.opened = apply_alert_changes(session, commit.changes)
+            result.opened = apply_alert_changes(session, commit.changes, commit.at, self.alerting)
             session.add_all(
                 DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
                            size=len(letter.payload), payload=letter.payload)
@@ -313,34 +310,6 @@ class Store:
         with self._session() as session:
             return int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
 
-    # -- alerts ------------------------------------------------------------------------------------
-    def apply_alert_changes(self, changes: Sequence[AlertChange]) -> list[AlertRecord]:
-        """Apply alert changes in a transaction of their own; returns the alerts newly opened."""
-        with self._session() as session, session.begin():
-            return apply_alert_changes(session, changes)
-
-    def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
-        """Alerts matching ``query``, newest first."""
-        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc()).limit(query.limit)
-        if query.patient is not None:
-            statement = statement.where(AlertRecord.patient == query.patient)
-        if query.state is not None:
-            statement = statement.where(AlertRecord.state == query.state)
-        with self._session() as session:
-            return list(session.scalars(statement))
-
-    def acknowledge(self, alert_id: int, by: str, at: dt.datetime) -> AlertRecord | None:
-        """Mark an alert as seen by ``by``; None when there is no such alert."""
-        with self._session() as session:
-            record = session.get(AlertRecord, alert_id)
-            if record is None:
-                return None
-            if record.acknowledged_at is None:
-                record.acknowledged_at = at
-                record.acknowledged_by = by
-                session.commit()
-            return record
-
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -350,7 +319,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, alerting: AlertingContext | None = None) -> Store:
     """Connect to ``url`` (e.g. ``sqlite:///vitalbridge.db``), apply migrations, return a Store."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -358,7 +327,7 @@ def open_store(url: str) -> Store:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
-    return Store(engine)
+    return Store(engine, alerting)
 
 
 def _table(model: type[Any]) -> Table:

@@ -187,7 +187,7 @@ async def test_alerts_list_and_filters(api: httpx.AsyncClient, store: Store) -> 
     first = body[1]
     assert first == {
         "id": first["id"], "rule": "spo2_low_sustained", "patient": "pt-1", "metric": "spo2", "severity": "high",
-        "state": "open", "message": "spo2 below 90 % for 90 s (worst 84 %)", "threshold": 90.0,
+        "state": "firing", "message": "spo2 below 90 % for 90 s (worst 84 %)", "threshold": 90.0,
         "worst_value": 84.0, "episode_start": "2024-05-01T11:00:00Z", "fired": "2024-05-01T11:01:00Z",
         "last": "2024-05-01T11:01:30Z", "resolved": None, "acknowledged_at": None, "acknowledged_by": None,
         "late": False,
