@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
         )
+        config.alerting_context()  # a mistake in the alerting policy file stops here, in one line
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
