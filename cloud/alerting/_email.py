@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 import aiosmtplib
 
@@ -45,7 +45,7 @@ class EmailChannel:
         email["Subject"] = message_subject(message)
         email["Date"] = format_datetime(message.alerts[0].fired_at)
         domain = self.settings.sender.rpartition("@")[2] or "vitalbridge"
-        email["Message-ID"] = make_msgid(idstring=message.key, domain=domain)
+        email["Message-ID"] = f"<{message.key}@{domain}>"  # the same on a resend: mail clients fold duplicates
         email["X-VitalBridge-Idempotency-Key"] = message.key
         email.set_content(message_text(message))
         return email

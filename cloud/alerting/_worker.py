@@ -108,7 +108,12 @@ class NotifierWorker:
             log.exception("notifier channel %s failed unexpectedly", message.channel)
             await self._failed(message, f"unexpected error: {type(exc).__name__}: {exc}", False)
             return False
-        await asyncio.to_thread(self.outbox.mark_sent, message.delivery_id, self.clock())
+        try:
+            await asyncio.to_thread(self.outbox.mark_sent, message.delivery_id, self.clock())
+        except Exception as exc:
+            # Like a crash between sending and marking: when the lease lapses it goes again, same key.
+            log.error("notification %s went out but could not be recorded (%s); it will be sent again with the "
+                      "same idempotency key", message.key, exc)
         self.sent += 1
         if self.metrics is not None:
             self.metrics.sent.labels(message.channel).inc()
