@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import hashlib
-import hmac
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 
 from cloud.alerting import (
@@ -30,6 +23,7 @@ from cloud.alerting import (
 )
 from cloud.rules import AlertChange
 from cloud.store import NotificationQuery, Store, open_store
+from tests.receivers import Mailbox, WebhookReceiver, smtp_server, verify_signature, webhook_receiver
 from vitalbridge.stack import free_port
 
 S = 10**9
@@ -38,64 +32,16 @@ E0 = int(T0.timestamp()) * S
 SECRET = b"test-secret-0123456789"
 
 
-class _Mailbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@dataclass
-class _Receiver:
-    """A webhook receiver on a free port: records requests; answers ``statuses`` first, then 200."""
-
-    statuses: list[int] = field(default_factory=list)
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as running:
+        yield running
 
 
 @pytest.fixture
-def mailbox() -> Iterator[tuple[_Mailbox, int]]:
-    handler = _Mailbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    state = _Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as running:
+        yield running
 
 
 class _Clock:
@@ -124,16 +70,16 @@ def _change(rule: str = "spo2_low", metric: str = "spo2", patient: str = "p1") -
 
 
 @pytest.fixture
-def setup(tmp_path: Path, mailbox: tuple[_Mailbox, int],
-          receiver: _Receiver) -> Iterator[tuple[Store, _Clock, _Mailbox, _Receiver, dict[str, Any]]]:
+def setup(tmp_path: Path, mailbox: Mailbox,
+          receiver: WebhookReceiver) -> Iterator[tuple[Store, _Clock, Mailbox, WebhookReceiver, dict[str, Any]]]:
     store = open_store(f"sqlite:///{tmp_path / 'n.db'}", AlertingContext(_policy(receiver.url)))
     clock = _Clock()
     channels: dict[str, Any] = {
-        "email": EmailChannel(SmtpSettings(host="127.0.0.1", port=mailbox[1], sender="alerts@vitalbridge.test")),
+        "email": EmailChannel(SmtpSettings(host="127.0.0.1", port=mailbox.port, sender="alerts@vitalbridge.test")),
         "webhook": WebhookChannel(SECRET, clock=lambda: clock().timestamp()),
     }
     try:
-        yield store, clock, mailbox[0], receiver, channels
+        yield store, clock, mailbox, receiver, channels
     finally:
         store.close()
 
@@ -143,12 +89,6 @@ def _worker(store: Store, clock: _Clock, channels: dict[str, Any], registry: Col
     return NotifierWorker(outbox or store, channels, clock=clock, group_window=dt.timedelta(seconds=5),
                           settings=NotifierSettings(lease_s=60, retry_initial_s=10, max_attempts=3),
                           metrics=NotifierMetrics(registry) if registry is not None else None)
-
-
-def _verify(headers: dict[str, str], body: bytes) -> bool:
-    timestamp = headers["x-vitalbridge-timestamp"]
-    expected = hmac.new(SECRET, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(headers["x-vitalbridge-signature"], f"v1={expected}")
 
 
 async def test_alerts_that_fire_together_go_as_one_email_and_one_signed_webhook(setup: Any) -> None:
@@ -164,7 +104,7 @@ async def test_alerts_that_fire_together_go_as_one_email_and_one_signed_webhook(
     text = mail.get_payload()
     assert "spo2 below 90 % for 1 min" in text and "heart_rate below 90 % for 1 min" in text
     [(headers, body)] = receiver.requests
-    assert _verify(headers, body)
+    assert verify_signature(SECRET, headers, body)
     document = json.loads(body)
     assert headers["idempotency-key"] == document["idempotency_key"]
     assert mail["X-VitalBridge-Idempotency-Key"] not in (None, document["idempotency_key"])  # one key per message
