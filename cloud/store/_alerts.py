@@ -206,7 +206,7 @@ def _queue(session: Session, record: AlertRecord, notify: Notify, at: dt.datetim
 
 def _cancel(session: Session, alert_id: int, reason: str) -> None:
     """Cancel the alert's items not yet sent, and deliveries left with nothing to say."""
-    unsent = select(NotificationDelivery.id).where(NotificationDelivery.status == "pending").scalar_subquery()
+    unsent = select(NotificationDelivery.id).where(NotificationDelivery.status == "pending")
     session.execute(
         update(NotificationItem)
         .where(NotificationItem.alert_id == alert_id, NotificationItem.status.in_(("queued", "grouped")),

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 
+import cloud.store
 from cloud.alerting import AlertingContext, AlertingPolicy, EscalationStep, InhibitRule, LifecycleError
 from cloud.rules import AlertChange
 from cloud.store import AlertQuery, Base, NotificationItem, Store, open_store
@@ -271,3 +272,40 @@ def test_the_policy_file_is_validated_with_the_field_named(tmp_path: Path) -> No
     assert load_policy(path) == AlertingPolicy()
     assert [step.notify for step in AlertingPolicy().steps] == [["doctor"], ["care_team"], ["family"]]
     assert EscalationStep(after_min=0, notify=["doctor"]).after_min == 0
+
+
+def test_migration_0004_carries_alerts_from_before_the_lifecycle_over_and_back(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(cloud.store.__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        for index, (state, acked) in enumerate([("open", None), ("open", "2024-05-01 12:00:00"), ("resolved", None)]):
+            connection.execute(text(
+                "INSERT INTO alerts (rule, patient, metric, severity, episode_start_ns, fired_ns, last_ns, worst_value,"
+                " threshold, message, state, acknowledged_at, late) VALUES ('spo2_low', :patient, 'spo2', 'high',"
+                " :start, :start, :start, 85, 90, 'm', :state, :acked, 0)"),
+                {"patient": f"p{index}", "start": E0 + index, "state": state, "acked": acked})
+    engine.dispose()
+    store = open_store(url, AlertingContext(POLICY))
+    try:
+        assert [(a.patient, a.state, a.episode_ns) for a in sorted(store.alerts(), key=lambda a: a.patient)] == [
+            ("p0", "firing", E0), ("p1", "acknowledged", E0 + 1), ("p2", "resolved", E0 + 2)]
+        assert store.tick_alerts(_at(600)) == 0  # nothing was ever sent for them, and nothing is now
+        assert set(inspect(store.engine).get_table_names()) >= {
+            "alert_transitions", "notification_items", "notification_deliveries", "silences"}
+    finally:
+        store.close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        states = sorted(connection.execute(text("SELECT patient, state FROM alerts")).all())
+    engine.dispose()
+    assert states == [("p0", "open"), ("p1", "open"), ("p2", "resolved")]
