@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from cloud.alerting._context import AlertingContext
 from cloud.alerting._lifecycle import Resolution
@@ -60,8 +62,23 @@ class DeliveryLog:
     alert_ids: list[int] = field(default_factory=list)
 
 
+_T = TypeVar("_T")
+_ATTEMPTS = 5
+
+
 def _valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
+
+
+def _retrying(write: Callable[[], _T]) -> _T:
+    """Run a read-then-write transaction again when another writer changed the same alert in between."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return write()
+        except StaleDataError:
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class AlertingStore:
@@ -76,13 +93,20 @@ class AlertingStore:
     def apply_alert_changes(self, changes: Sequence[AlertChange], at: dt.datetime | None = None) -> list[AlertRecord]:
         """Apply rule changes in a transaction of their own (at ``at``, default now); returns new alerts."""
         when = at if at is not None else dt.datetime.now(dt.UTC)
-        with self._session() as session, session.begin():
-            return apply_alert_changes(session, changes, when, self.alerting)
+
+        def write() -> list[AlertRecord]:
+            with self._session() as session, session.begin():
+                return apply_alert_changes(session, changes, when, self.alerting)
+
+        return _retrying(write)
 
     def tick_alerts(self, at: dt.datetime) -> int:
         """Move every alert on to ``at``: escalation, repeats, acknowledgement timeouts, closing."""
-        with self._session() as session, session.begin():
-            return tick_alerts(session, at, self.alerting)
+        def write() -> int:
+            with self._session() as session, session.begin():
+                return tick_alerts(session, at, self.alerting)
+
+        return _retrying(write)
 
     # -- reading ---------------------------------------------------------------------------------------
     def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
@@ -158,8 +182,11 @@ class AlertingStore:
         """
         if not _valid_id(alert_id):
             return None
-        with self._session() as session, session.begin():
-            return acknowledge_alert(session, alert_id, by, at, self.alerting)
+        def write() -> AlertRecord | None:
+            with self._session() as session, session.begin():
+                return acknowledge_alert(session, alert_id, by, at, self.alerting)
+
+        return _retrying(write)
 
     def resolve(self, alert_id: int, by: str, reason: Resolution, at: dt.datetime) -> AlertRecord | None:
         """``by`` ends the alert for ``reason``; None when there is no such alert.
@@ -168,8 +195,11 @@ class AlertingStore:
         """
         if not _valid_id(alert_id):
             return None
-        with self._session() as session, session.begin():
-            return resolve_alert(session, alert_id, by, reason, at, self.alerting)
+        def write() -> AlertRecord | None:
+            with self._session() as session, session.begin():
+                return resolve_alert(session, alert_id, by, reason, at, self.alerting)
+
+        return _retrying(write)
 
     # -- silences --------------------------------------------------------------------------------------
     def add_silence(self, patient: str, *, rule: str | None, metric: str | None, starts_at: dt.datetime,

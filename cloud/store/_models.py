@@ -66,6 +66,10 @@ class AlertRecord(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
     manual_episode_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    """Bumped by every update: a writer that read an older row fails and retries (the clock against an ack)."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declarative hook
 
 
 class DeadLetter(Base):

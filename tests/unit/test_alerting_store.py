@@ -309,3 +309,30 @@ def test_migration_0004_carries_alerts_from_before_the_lifecycle_over_and_back(t
         states = sorted(connection.execute(text("SELECT patient, state FROM alerts")).all())
     engine.dispose()
     assert states == [("p0", "open"), ("p1", "open"), ("p2", "resolved")]
+
+
+def test_an_acknowledgement_racing_the_clock_is_never_overwritten(alerting_store: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloud.store._alerting_store as alerting_module
+    from cloud.store import AlertRecord
+
+    [alert] = alerting_store.apply_alert_changes([_change()], at=_at(0))
+    original = alerting_module.tick_alerts
+    raced: list[bool] = []
+
+    def tick_with_a_racing_ack(session: object, at: dt.datetime, context: AlertingContext) -> int:
+        if not raced:
+            # The clock has read the alert as firing; a clinician acknowledges it before the clock writes.
+            held = session.get(AlertRecord, alert.id)  # type: ignore[attr-defined]
+            assert held.state == "firing"
+            alerting_store.acknowledge(alert.id, "dr.house", at)
+            raced.append(True)
+            return original(session, at, context)  # type: ignore[arg-type]
+        return original(session, at, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alerting_module, "tick_alerts", tick_with_a_racing_ack)
+    alerting_store.tick_alerts(_at(5))  # would send a reminder to a firing alert
+    [stored] = alerting_store.alerts()
+    assert (stored.state, stored.acknowledged_by) == ("acknowledged", "dr.house")
+    assert raced, "the race was not staged"
+    assert [i.purpose for i in alerting_store.notification_items(alert.id)] == ["fire", "fire"]

@@ -28,6 +28,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("resolved_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("resolution", sa.String(32), nullable=True))
         batch.add_column(sa.Column("manual_episode_ns", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     # Alerts from before the lifecycle: open ones fire (or stay acknowledged), resolved ones stay resolved.
     # Their escalation is taken as done (nothing was ever sent for them; they are not sent now).
     op.execute("UPDATE alerts SET episode_ns = episode_start_ns, escalation_step = 1000000")
@@ -109,6 +110,6 @@ def downgrade() -> None:
     op.execute("UPDATE alerts SET state = 'open' WHERE state IN ('pending', 'firing', 'acknowledged')")
     op.execute("UPDATE alerts SET state = 'resolved' WHERE state = 'closed'")
     with op.batch_alter_table("alerts") as batch:
-        for column in ("manual_episode_ns", "resolution", "resolved_by", "resolved_at", "last_notified_at",
+        for column in ("version", "manual_episode_ns", "resolution", "resolved_by", "resolved_at", "last_notified_at",
                        "escalation_step", "firing_since", "changed_at", "episodes", "episode_ns", "kind"):
             batch.drop_column(column)
