@@ -7,7 +7,6 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     Integer,
     LargeBinary,
@@ -81,7 +80,7 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     topic: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)
@@ -109,8 +108,8 @@ class GatewayEpoch(Base):
     gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
     epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
     high_seq: Mapped[int] = mapped_column(BigInteger)
-    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     backwards: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -122,4 +121,4 @@ class RuleStateRecord(Base):
     rule: Mapped[str] = mapped_column(String(64), primary_key=True)
     patient: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
