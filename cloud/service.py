@@ -306,7 +306,7 @@ class CloudService:
         if config.smtp_host:
             channels["email"] = EmailChannel(SmtpSettings(
                 host=config.smtp_host, port=config.smtp_port, sender=config.smtp_from, username=config.smtp_username,
-                password=config.smtp_password, starttls=config.smtp_starttls))
+                password=config.smtp_password, starttls=config.smtp_starttls), clock=self.now)
         if config.webhook_secret:
             self._webhook = WebhookChannel(config.webhook_secret.encode(), clock=lambda: self.clock() / 1e9)
             channels["webhook"] = self._webhook

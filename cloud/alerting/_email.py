@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -34,8 +36,9 @@ class EmailChannel:
 
     name = "email"
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
         """The email for ``message``."""
@@ -43,7 +46,7 @@ class EmailChannel:
         email["From"] = self.settings.sender
         email["To"] = message.address
         email["Subject"] = message_subject(message)
-        email["Date"] = format_datetime(message.alerts[0].fired_at)
+        email["Date"] = format_datetime(self.clock())
         domain = self.settings.sender.rpartition("@")[2] or "vitalbridge"
         email["Message-ID"] = f"<{message.key}@{domain}>"  # the same on a resend: mail clients fold duplicates
         email["X-VitalBridge-Idempotency-Key"] = message.key
