@@ -18,12 +18,27 @@ import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cloud.alerting import (
+    AlertClock,
+    AlertingContext,
+    AlertingPolicy,
+    Channel,
+    EmailChannel,
+    NotifierMetrics,
+    NotifierSettings,
+    NotifierWorker,
+    PolicyError,
+    SmtpSettings,
+    WebhookChannel,
+    load_policy,
+)
 from cloud.api import create_app, create_ops_app
 from cloud.ingest import (
     BrokerUnavailable,
@@ -76,6 +91,17 @@ _ENVIRONMENT = {
     "VB_DEAD_LETTER_DAYS": "dead_letter_days",
     "VB_DEAD_LETTER_PAYLOAD_DAYS": "dead_letter_payload_days",
     "VB_DEAD_LETTER_MAX": "dead_letter_max",
+    "VB_ALERTING_POLICY": "alerting_policy",
+    "VB_NOTIFY": "notify",
+    "VB_ALERT_TICK_S": "alert_tick_s",
+    "VB_NOTIFY_POLL_S": "notify_poll_s",
+    "VB_SMTP_HOST": "smtp_host",
+    "VB_SMTP_PORT": "smtp_port",
+    "VB_SMTP_FROM": "smtp_from",
+    "VB_SMTP_USERNAME": "smtp_username",
+    "VB_SMTP_PASSWORD": "smtp_password",
+    "VB_SMTP_STARTTLS": "smtp_starttls",
+    "VB_WEBHOOK_SECRET": "webhook_secret",
 }
 
 _FLAGS = {"http_host": "--host", "http_port": "--port"}
@@ -114,6 +140,18 @@ class CloudConfig(BaseModel):
     dead_letter_payload_days: float = Field(7.0, ge=0)
     dead_letter_max: int = Field(10_000, ge=1)
     rules: list[dict[str, Any]] | None = None
+    alerting_policy: Path | None = Field(None, description="YAML file: escalation, recipients, inhibition")
+    alerting: AlertingPolicy | None = Field(None, description="the policy itself (instead of a file)")
+    notify: bool = Field(True, description="run the alert clock and the notifier beside the ingest")
+    alert_tick_s: float = Field(5.0, gt=0, le=3600, description="how often alerts move on with the clock")
+    notify_poll_s: float = Field(1.0, gt=0, le=3600, description="how often the notifier looks at the outbox")
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "vitalbridge@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -167,6 +205,17 @@ class CloudConfig(BaseModel):
         topics = [ALL_DATA, ALL_STATUS, ALL_EVENTS]
         return [shared_subscription(topic, self.shared_group) for topic in topics] if self.shared_group else topics
 
+    def alerting_context(self) -> AlertingContext:
+        """The alerting policy (from ``alerting``, else the ``alerting_policy`` file, else the defaults)."""
+        if self.alerting is not None:
+            return AlertingContext(self.alerting)
+        if self.alerting_policy is not None:
+            try:
+                return AlertingContext(load_policy(self.alerting_policy))
+            except PolicyError as exc:
+                raise ConfigError(f"VB_ALERTING_POLICY: {exc}") from None
+        return AlertingContext()
+
     def worker_settings(self) -> WorkerSettings:
         """The ingest worker's settings."""
         return WorkerSettings(
@@ -206,6 +255,14 @@ class CloudService:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
+        self.alerting = config.alerting_context()
+        self.notifier: NotifierWorker | None = None
+        self.alert_clock: AlertClock | None = None
+        self._webhook: WebhookChannel | None = None
+
+    def now(self) -> dt.datetime:
+        """The service clock as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.clock() / 1e9, dt.UTC)
 
     @property
     def api_url(self) -> str:
@@ -224,7 +281,7 @@ class CloudService:
         """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
         try:
-            self.store = await asyncio.to_thread(open_store, config.database_url)
+            self.store = await asyncio.to_thread(open_store, config.database_url, self.alerting)
         except Exception as exc:
             raise ServiceUnavailable(f"cannot open the database {_safe_url(config.database_url)}: "
                                      f"{str(exc).splitlines()[0][:300]}") from None
@@ -237,7 +294,7 @@ class CloudService:
         if self.run_ingest:
             await self._start_ingest()
         app = (create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
-                          registry=self.registry, gateway_silent_s=config.gateway_silent_s)
+                          registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s)
                if self.run_api else create_ops_app(self.health, self.registry))
         server_config = uvicorn.Config(app, host=config.http_host, port=config.http_port, log_level="warning",
                                        lifespan="off")
@@ -271,6 +328,28 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
                                                name="ingest"))
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
+        if config.notify:
+            self._start_alerting()
+
+    def _start_alerting(self) -> None:
+        config = self.config
+        assert self.store is not None
+        channels: dict[str, Channel] = {}
+        if config.smtp_host:
+            channels["email"] = EmailChannel(SmtpSettings(
+                host=config.smtp_host, port=config.smtp_port, sender=config.smtp_from, username=config.smtp_username,
+                password=config.smtp_password, starttls=config.smtp_starttls), clock=self.now)
+        if config.webhook_secret:
+            self._webhook = WebhookChannel(config.webhook_secret.encode(), clock=lambda: self.clock() / 1e9)
+            channels["webhook"] = self._webhook
+        self.alert_clock = AlertClock(self.store, clock=self.now, every_s=config.alert_tick_s)
+        self.notifier = NotifierWorker(self.store, channels, clock=self.now,
+                                       group_window=self.alerting.policy.group_window,
+                                       settings=NotifierSettings(poll_s=config.notify_poll_s),
+                                       metrics=NotifierMetrics(self.registry))
+        self._tasks.append(asyncio.create_task(self._supervise("alert-clock", self.alert_clock.run, None),
+                                               name="alert-clock"))
+        self._tasks.append(asyncio.create_task(self._supervise("notifier", self.notifier.run, None), name="notifier"))
 
     async def _reconnect(self) -> None:
         # A failed loop may hold messages it never acknowledged: a new session gets them redelivered.
@@ -343,6 +422,8 @@ class CloudService:
         await self._close()
 
     async def _close(self) -> None:
+        if self._webhook is not None:
+            await self._webhook.aclose()
         if self.client is not None:
             await self.client.stop()
         if self.influx is not None:

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from cloud.api._alerts import alerts_router
 from cloud.api._gateways import gateway_router
 from cloud.ingest import IngestStats
-from cloud.store import AlertQuery, AlertRecord, Store
+from cloud.store import Store
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
 from vitals.catalogue import CATALOGUE
 from vitals.samples import is_identifier
@@ -48,47 +49,8 @@ class VitalsResponse(BaseModel):
     truncated: bool
 
 
-class AlertOut(BaseModel):
-    """An alert episode as the dashboard shows it."""
-
-    id: int
-    rule: str
-    patient: str
-    metric: str
-    severity: str
-    state: str
-    message: str
-    threshold: float
-    worst_value: float
-    episode_start: dt.datetime
-    fired: dt.datetime
-    last: dt.datetime
-    resolved: dt.datetime | None
-    acknowledged_at: dt.datetime | None
-    acknowledged_by: str | None
-    late: bool = Field(description="found in data a gateway sent after an outage, not as it happened")
-
-
-class AckRequest(BaseModel):
-    """Who acknowledges an alert."""
-
-    by: str = Field(min_length=1, max_length=128)
-
-
 def _from_ns(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
-
-
-def _alert_out(record: AlertRecord) -> AlertOut:
-    return AlertOut(
-        id=record.id, rule=record.rule, patient=record.patient, metric=record.metric,
-        severity=record.severity, state=record.state, message=record.message,
-        threshold=record.threshold, worst_value=record.worst_value,
-        episode_start=_from_ns(record.episode_start_ns), fired=_from_ns(record.fired_ns),
-        last=_from_ns(record.last_ns),
-        resolved=_from_ns(record.resolved_ns) if record.resolved_ns is not None else None,
-        acknowledged_at=record.acknowledged_at, acknowledged_by=record.acknowledged_by, late=record.late,
-    )
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -192,24 +154,6 @@ def create_app(
         return VitalsResponse(patient=patient, metric=metric, unit=CATALOGUE[metric].unit, start=start_at,
                               end=end_at, points=points, truncated=len(rows) > limit)
 
-    @app.get("/api/v1/alerts", response_model=list[AlertOut])
-    async def list_alerts(
-        patient: str | None = None,
-        state: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AlertOut]:
-        """Alerts, newest first, optionally for one patient or one state."""
-        records = await asyncio.to_thread(store.alerts, AlertQuery(patient=patient, state=state, limit=limit))
-        return [_alert_out(record) for record in records]
-
-    @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut)
-    async def acknowledge_alert(alert_id: int, request: AckRequest) -> AlertOut:
-        """Record that a clinician has seen the alert."""
-        record = await asyncio.to_thread(store.acknowledge, alert_id, request.by, clock())
-        if record is None:
-            raise HTTPException(404, f"no alert with id {alert_id}")
-        return _alert_out(record)
-
     @app.get("/api/v1/ingest/stats")
     async def ingest_stats() -> dict[str, Any]:
         """This process's ingest counters (zero in an API-only process) and the store's totals."""
@@ -235,4 +179,5 @@ def create_app(
             for letter in await asyncio.to_thread(store.dead_letters, limit)
         ]
 
+    app.include_router(alerts_router(store, clock))
     return app

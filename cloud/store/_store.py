@@ -22,7 +22,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerting._context import AlertingContext
 from cloud.rules import AlertChange, RuleState, StateKey
+from cloud.store._alerting_store import AlertingStore, AlertQuery
 from cloud.store._alerts import apply_alert_changes
 from cloud.store._health import HealthUpdate, apply_health
 from cloud.store._health_models import DeviceHealth, GatewayHealth
@@ -66,15 +68,6 @@ def migrate(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-@dataclass(frozen=True, slots=True)
-class AlertQuery:
-    """Filters for :meth:`Store.alerts`."""
-
-    patient: str | None = None
-    state: str | None = None
-    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -143,11 +136,15 @@ class PruneResult:
     dead_letters: int
 
 
-class Store:
-    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine."""
+class Store(AlertingStore):
+    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine.
 
-    def __init__(self, engine: Engine) -> None:
+    ``alerting`` (the policy and recipients) decides what alert changes notify; set it before use.
+    """
+
+    def __init__(self, engine: Engine, alerting: AlertingContext | None = None) -> None:
         self.engine = engine
+        self.alerting = alerting or AlertingContext()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -214,7 +211,7 @@ class Store:
         reach a patient waits for the first to commit, then reads the state the first wrote, so
         no rule-state update is lost however a patient's batches are spread over the workers.
         """
-        return PatientLock(self._session(), patients)
+        return PatientLock(self._session(), patients, self.alerting)
 
     def all_rule_states(self, rules: Iterable[str] | None = None) -> dict[StateKey, RuleState]:
         """Every stored rule state, or those of ``rules`` only (for the scheduler tick)."""
@@ -346,35 +343,6 @@ class Store:
         with self._session() as session:
             return int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
 
-    # -- alerts ------------------------------------------------------------------------------------
-    def apply_alert_changes(self, changes: Sequence[AlertChange]) -> list[AlertRecord]:
-        """Apply alert changes in a transaction of their own; returns the alerts newly opened."""
-        with self._session() as session, session.begin():
-            return apply_alert_changes(session, changes)
-
-    def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
-        """Alerts matching ``query``, newest first."""
-        # id breaks ties, so the order is the same on every backend (PostgreSQL keeps none of its own).
-        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc(), AlertRecord.id.desc()).limit(query.limit)
-        if query.patient is not None:
-            statement = statement.where(AlertRecord.patient == query.patient)
-        if query.state is not None:
-            statement = statement.where(AlertRecord.state == query.state)
-        with self._session() as session:
-            return list(session.scalars(statement))
-
-    def acknowledge(self, alert_id: int, by: str, at: dt.datetime) -> AlertRecord | None:
-        """Mark an alert as seen by ``by``; None when there is no such alert."""
-        with self._session() as session:
-            record = session.get(AlertRecord, alert_id)
-            if record is None:
-                return None
-            if record.acknowledged_at is None:
-                record.acknowledged_at = at
-                record.acknowledged_by = by
-                session.commit()
-            return record
-
 
 class PatientLock:
     """A transaction holding some patients' rule states: read them, then commit what they became.
@@ -384,8 +352,9 @@ class PatientLock:
     method blocks: async callers run them in a worker thread, one call at a time.
     """
 
-    def __init__(self, session: Session, patients: Iterable[str]) -> None:
+    def __init__(self, session: Session, patients: Iterable[str], alerting: AlertingContext) -> None:
         self._session = session
+        self._alerting = alerting
         self._transaction = session.begin()
         try:
             _lock(session, sorted(set(patients)))
@@ -409,7 +378,7 @@ class PatientLock:
                     {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
                     for (rule, patient), state in sorted(commit.states.items())
                 ])
-            result.opened = apply_alert_changes(session, commit.changes)
+            result.opened = apply_alert_changes(session, commit.changes, commit.at, self._alerting)
             if commit.health:
                 apply_health(session, commit.health, commit.at)
             session.add_all(
@@ -473,7 +442,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, alerting: AlertingContext | None = None) -> Store:
     """Connect to ``url`` (e.g. ``sqlite:///vitalbridge.db``), apply migrations, return a Store."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -481,7 +450,7 @@ def open_store(url: str) -> Store:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
-    return Store(engine)
+    return Store(engine, alerting)
 
 
 def _table(model: type[Any]) -> Table:

@@ -322,7 +322,7 @@ async def test_hypoxic_patient_gets_one_alert_and_replays_add_none(processor: In
     assert [d.outcome for d in result.dispositions] == [Outcome.STORED, Outcome.DUPLICATE]
     [alert] = store.alerts()
     assert (alert.rule, alert.patient, alert.state, alert.episode_start_ns, alert.worst_value) == (
-        "spo2_low_sustained", "pt-1", "open", start, 84.0)
+        "spo2_low_sustained", "pt-1", "firing", start, 84.0)
 
 
 async def test_a_restart_mid_episode_continues_the_same_alert_and_resolves_it_once(

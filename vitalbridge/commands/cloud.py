@@ -67,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
             worker_index=getattr(args, "worker_index", None),
         )
+        config.alerting_context()  # a mistake in the alerting policy file stops here, in one line
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
