@@ -5,12 +5,14 @@ Every method is synchronous (SQLAlchemy 2); async callers run them in a worker t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,16 +60,27 @@ def migrate(engine: Engine) -> None:
     On PostgreSQL, processes starting together (API and ingest pods) take turns: a transaction-level
     advisory lock is held while Alembic reads the version and migrates, so the second one finds the
     schema at head instead of creating the same tables again. Alembic keeps its context in module
-    globals, so the threads of one process take turns as well; on SQLite that is all the coordination
-    there is (separate processes opening one new SQLite file at once are not coordinated).
+    globals, so the threads of one process take turns as well. On SQLite, processes opening one file
+    take turns on an exclusive lock of a file beside it (``<database>.migrate-lock``).
     """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with _migrating, engine.begin() as connection:
+    with _migrating, _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -137,11 +137,9 @@ open_store(sys.argv[1]).close()
 """
 
 
-@pytest.mark.postgresql
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_processes_starting_together_on_a_new_postgresql_database_migrate_once(database_url: str,
-                                                                              tmp_path: Path) -> None:
-    # API and ingest pods start at once against a new database: each migrates, one after the other.
+def test_processes_starting_together_on_a_new_database_migrate_once(database_url: str, tmp_path: Path) -> None:
+    # API and ingest pods (or `cloud ingest --workers N`) start at once against a new database: each
+    # migrates, one after the other (an advisory lock on PostgreSQL, a lock file beside SQLite's file).
     go = tmp_path / "go"
     children = [subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, database_url, str(go)],
                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
