@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DeliverFn", "Payload", "ReportFn", "Transport", "TransportFactory", "TransportRegistry"]
+__all__ = ["DeliverFn", "Payload", "ReportFn", "SpoolingDeliver", "Transport", "TransportFactory",
+           "TransportRegistry", "wait_spooled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,32 @@ class Payload:
 
 DeliverFn = Callable[[Payload], None]
 ReportFn = Callable[[str, dict[str, Any]], None]
+
+
+@runtime_checkable
+class SpoolingDeliver(Protocol):
+    """A ``deliver`` that can tell when what it was given is safe in the gateway's durable spool.
+
+    The agent hands each transport one of these. A transport that must not forget something
+    before it is stored (a glucose meter's record cursor: a record the meter was told not to send
+    again must already be in the spool) awaits :meth:`spooled` first.
+    """
+
+    def __call__(self, payload: Payload) -> None:
+        """Take one payload."""
+        ...
+
+    async def spooled(self) -> bool:
+        """Wait until every payload delivered so far is in the spool (or deliberately left out:
+        undecodable, or compressed away); False when some of them were dropped instead (a full spool)."""
+        ...
+
+
+async def wait_spooled(deliver: DeliverFn) -> bool:
+    """:meth:`SpoolingDeliver.spooled` of ``deliver``; a plain function has taken a payload when it returns."""
+    if isinstance(deliver, SpoolingDeliver):
+        return await deliver.spooled()
+    return True
 
 
 class Transport(Protocol):

@@ -36,12 +36,10 @@ from edge.transports.ble import (
     GLUCOSE_MEASUREMENT_UUID,
     RACP_UUID,
     BleTransport,
-    FakeBlePeripheral,
-    FakeGlucoseMeter,
-    FakeWrite,
     StoredRecordCursor,
 )
 from simulators.devices.gatt_encode import encode_glucose_measurement, encode_racp_response
+from tests.ble_fake import FakeBlePeripheral, FakeGlucoseMeter, FakeWrite
 from tests.unit._transport_recorder import Recorder
 from vitals.samples import Sample
 
@@ -74,7 +72,7 @@ def make_meter(*sequence_numbers: int) -> FakeGlucoseMeter:
 def make_transport(profile: DeviceProfile, peripheral: FakeBlePeripheral, recorder: Recorder,
                    **options: Any) -> BleTransport:
     device = DeviceConfig("meter-1", "patient-1", profile.id, "ble", ADDRESS, options)
-    return BleTransport(device, profile, lambda: NOW_NS, client_factory=peripheral.client_factory,
+    return BleTransport(device, profile, lambda: NOW_NS, backend=peripheral,
                         sleep=recorder.sleep, rng=random.Random(3))
 
 
