@@ -277,6 +277,7 @@ class FakeBlePeripheral:
 
 
 _GLUCOSE_MEASUREMENT_UUID = normalize_uuid("2a18")
+_GLUCOSE_CONTEXT_UUID = normalize_uuid("2a34")
 _RACP_UUID = normalize_uuid("2a52")
 
 RacpResponseEncoder = Callable[[RacpResponse | RacpNumberOfRecords], bytes]
@@ -303,11 +304,13 @@ class FakeGlucoseMeter:
                  records: Iterable[bytes] = ()) -> None:
         self.peripheral = peripheral
         self.records: list[bytes] = []
+        self.contexts: dict[int, bytes] = {}
         self.requests: list[RacpRequest] = []
         self.responsive = True
         self.response_code: RacpResponseCode | None = None
         self._encode_response = encode_response
         peripheral.characteristics.setdefault(_GLUCOSE_MEASUREMENT_UUID, None)
+        peripheral.characteristics.setdefault(_GLUCOSE_CONTEXT_UUID, None)
         peripheral.characteristics.setdefault(_RACP_UUID, None)
         peripheral.on_write(_RACP_UUID, self.handle_racp_write)
         for payload in records:
@@ -319,13 +322,16 @@ class FakeGlucoseMeter:
         """A meter on a new :class:`FakeBlePeripheral` at ``address`` (``.peripheral``)."""
         return cls(FakeBlePeripheral(address, {}), encode_response, records)
 
-    def store(self, payload: bytes) -> int:
-        """Keep one more record (a new reading on the meter); returns its sequence number."""
+    def store(self, payload: bytes, context: bytes | None = None) -> int:
+        """Keep one more record (a new reading on the meter), with its Glucose Measurement Context
+        payload when it has one (the measurement's flags must announce it); returns its sequence number."""
         try:
             sequence_number = decode_glucose_measurement(payload).sequence_number
         except DecodeError as exc:
             raise ValueError(f"not a Glucose Measurement the meter could store: {exc}") from exc
         self.records.append(bytes(payload))
+        if context is not None:
+            self.contexts[sequence_number] = bytes(context)
         return sequence_number
 
     def handle_racp_write(self, data: bytes) -> list[tuple[str, bytes]]:
@@ -350,7 +356,12 @@ class FakeGlucoseMeter:
         if request.op_code is RacpOpCode.DELETE_STORED_RECORDS:
             self.records = [payload for index, payload in enumerate(self.records) if index not in selected]
             return self._respond(request.op_code, RacpResponseCode.SUCCESS)
-        answers = [(_GLUCOSE_MEASUREMENT_UUID, self.records[index]) for index in selected]
+        answers: list[tuple[str, bytes]] = []
+        for index in selected:  # each record, its context (same sequence number) right after it
+            answers.append((_GLUCOSE_MEASUREMENT_UUID, self.records[index]))
+            context = self.contexts.get(decode_glucose_measurement(self.records[index]).sequence_number)
+            if context is not None:
+                answers.append((_GLUCOSE_CONTEXT_UUID, context))
         return answers + self._respond(request.op_code, RacpResponseCode.SUCCESS)
 
     def _select(self, request: RacpRequest) -> list[int]:

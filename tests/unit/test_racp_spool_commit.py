@@ -19,6 +19,7 @@ import pytest
 from device_profiles import DeviceProfile, load_profile
 from device_profiles.gatt.date_time import DateTime
 from device_profiles.gatt.glucose import GlucoseConcentration, GlucoseConcentrationUnit, GlucoseMeasurement
+from device_profiles.gatt.glucose_context import GlucoseMeasurementContext, Meal
 from device_profiles.ieee11073 import Measured
 from device_profiles.registry import default_registry
 from edge.agent import EdgeAgent
@@ -27,7 +28,11 @@ from edge.pipeline import Pipeline
 from edge.spool import BatchSpool, SpoolFullError
 from edge.transports import TransportRegistry
 from edge.transports.ble import BleTransport
-from simulators.devices.gatt_encode import encode_glucose_measurement, encode_racp_response
+from simulators.devices.gatt_encode import (
+    encode_glucose_measurement,
+    encode_glucose_measurement_context,
+    encode_racp_response,
+)
 from tests.agent_fakes import never_started
 from tests.ble_fake import FakeGlucoseMeter
 from tests.unit._transport_recorder import Recorder
@@ -174,3 +179,23 @@ async def test_a_plain_deliver_function_commits_at_once(tmp_path: Path) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_record_with_context_reaches_the_agent_as_reading_plus_context_event_of_the_same_sequence_number(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = load_profile(GLUCOSE_PROFILE)
+    meter = FakeGlucoseMeter.at(ADDRESS, encode_racp_response)
+    concentration = GlucoseConcentration(Measured(0.0072, exponent=-4), GlucoseConcentrationUnit.MOL_PER_L)
+    meter.store(encode_glucose_measurement(GlucoseMeasurement(2, DateTime(2024, 3, 5, 7, 2, 0), time_offset_min=0,
+                                                              concentration=concentration, context_follows=True)),
+                context=encode_glucose_measurement_context(GlucoseMeasurementContext(2, meal=Meal.POSTPRANDIAL)))
+    gateway = Gateway(tmp_path, meter, profile)
+    events: list[tuple[str, dict[str, object]]] = []
+    monkeypatch.setattr(gateway.agent.publisher, "event", lambda kind, **detail: events.append((kind, detail)))
+    assert (await gateway.connect_and_fetch())["records"] == 1
+    statuses = [detail for kind, detail in events if kind == "device_status"]
+    assert statuses[0]["sequence_number"] == 2 and statuses[0]["context_follows"] is True
+    assert statuses[1]["glucose_context"] == {"sequence_number": 2, "meal": "postprandial"}
+    gateway.agent.tick()
+    assert spooled_glucose(gateway.spool) == [7.2]
+    await gateway.kill()

@@ -109,7 +109,8 @@ async def test_first_connection_fetches_every_stored_record_with_the_meters_exac
     assert recorder.payloads == [*records(*meter.records), racp_indication(SUCCESS)]
     assert recorder.reports == [
         ("attached", {"transport": "ble", "address": ADDRESS,
-                      "subscribed": ["glucose_measurement", "record_access_control_point"]}),
+                      "subscribed": ["glucose_measurement", "glucose_measurement_context",
+                                      "record_access_control_point"]}),
         ("stored_records", {"request": "0101", "outcome": "success", "records": 3, "last_sequence_number": 3}),
     ]
     assert transport.records is not None and transport.records.last_seen == 3
