@@ -34,13 +34,13 @@ import aiomqtt
 
 from device_profiles import DeviceProfile, load_library
 from edge.config import DeviceConfig, GatewayConfig
+from edge.gateway import build_agent
 from edge.transports import TransportRegistry
 from simulators.devices.virtual_ble import BLE_DEVICE_KINDS
 from simulators.load import classify_error
 from simulators.publish import ScenarioBatcher
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
 from vitalbridge._signals import stop_on_signals
-from vitalbridge.gateway import build_agent
 from vitalbridge.stack import LocalStack, StackError
 from vitalbridge.virtual import (
     KIND_ALIASES,

@@ -1,5 +1,9 @@
 """The ``virtual`` transport: a simulated device in the gateway, speaking real device bytes.
 
+Registered by the simulators' users, never by the production gateway: the demo and the virtual
+home call :func:`register_virtual`, and ``vitalbridge edge run`` loads it through the
+``vitalbridge.transports`` entry point only for a config that has a ``transport: virtual`` device.
+
 The device config names the scenario in ``address``. Options:
 
 - ``kind``: which virtual device (``pulse_oximeter``, ``heart_rate_strap``, ``bp_cuff``,
@@ -41,7 +45,7 @@ from pydantic import Field
 from device_profiles.profile import DeviceProfile
 from device_profiles.serial.framing import Framer
 from edge.config import DeviceConfig
-from edge.transports import OPTIONS_CONFIG, DeliverFn, Payload, ReportFn, options_from
+from edge.transports import OPTIONS_CONFIG, DeliverFn, Payload, ReportFn, TransportRegistry, options_from
 from simulators.devices.virtual_ble import BLE_DEVICE_KINDS, Notification, ScenarioSource, VirtualBleDevice
 from simulators.devices.virtual_oximeter import SERIAL_OXIMETERS, VirtualSerialDevice
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
@@ -56,6 +60,7 @@ __all__ = [
     "VirtualTransport",
     "VirtualTransportFactory",
     "metric_warning",
+    "register_virtual",
     "virtual_device_spec",
     "virtual_kind",
 ]
@@ -272,3 +277,11 @@ class VirtualTransportFactory:
         start_ns = self.start_ns if self.start_ns is not None else clock_ns()
         run = scenario.start(start_ns, seed, waveforms=bool(scenario_waves.intersection(virtual.waveforms)))
         return VirtualTransport(virtual.make(run, utc_offset_s), speed=speed, clock_ns=clock_ns, start_ns=start_ns)
+
+
+def register_virtual(registry: TransportRegistry, *, start_ns: int | None = None, speed: float | None = None) -> None:
+    """Add the ``virtual`` transport to ``registry`` (the ``vitalbridge.transports`` entry point's object).
+
+    ``start_ns`` and ``speed``: see :class:`VirtualTransportFactory`.
+    """
+    registry.add("virtual", VirtualTransportFactory(start_ns=start_ns, speed=speed), options=VirtualOptions)

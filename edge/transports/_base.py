@@ -67,6 +67,8 @@ class TransportRegistry:
     def __init__(self) -> None:
         self._factories: dict[str, TransportFactory] = {}
         self._options: dict[str, type | None] = {}
+        self._unavailable: dict[str, str] = {}
+        self._installed: set[str] = set()
 
     def add(self, name: str, factory: TransportFactory, *, options: type | None = None) -> None:
         """Register ``factory`` under ``name`` (once).
@@ -78,6 +80,22 @@ class TransportRegistry:
             raise ValueError(f"transport {name!r} is already registered")
         self._factories[name] = factory
         self._options[name] = options
+
+    def installed(self, name: str) -> None:
+        """Note that an installed package provides transport ``name`` (not loaded, as no device uses it)."""
+        self._installed.add(name)
+
+    def known_names(self) -> list[str]:
+        """Registered transports and those installed packages provide: what a config may name."""
+        return sorted(self._installed | set(self._factories))
+
+    def unavailable(self, name: str, reason: str) -> None:
+        """Record that transport ``name`` exists but cannot be used here, and why (e.g. a missing package)."""
+        self._unavailable[name] = reason
+
+    def why_unavailable(self, name: str) -> str | None:
+        """Why transport ``name`` cannot be used (None: it is registered or was never heard of)."""
+        return self._unavailable.get(name)
 
     def options_schema(self, name: str) -> type | None:
         """The options model registered with transport ``name`` (None: not declared)."""
