@@ -72,3 +72,7 @@ def test_the_edge_extra_alone_runs_the_gateway(tmp_path: Path) -> None:
     assert "gateway ok" in _run(python, "-c", CHECK, ROOT / "deploy" / "gateway.example.yaml", tmp_path / "spool.db")
     usage = _run(venv / "bin" / "vitalbridge", "edge", "--help", cwd=tmp_path)
     assert "run" in usage and "status" in usage
+    cloud = subprocess.run([str(venv / "bin" / "vitalbridge"), "cloud", "run"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120, check=False)
+    assert cloud.returncode == 2
+    assert cloud.stderr.strip().endswith("which this install lacks: pip install 'vitalbridge[cloud]'"), cloud.stderr
