@@ -42,6 +42,7 @@ class AlertQuery:
     state: str | None = None
     severity: str | None = None
     limit: int = 100
+    patients: frozenset[str] | None = None  # only these patients' alerts (the caller's visible ones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ class AlertingStore:
             statement = statement.where(AlertRecord.state.in_(STATE_FILTERS[query.state]))
         if query.severity is not None:
             statement = statement.where(AlertRecord.severity == query.severity)
+        if query.patients is not None:
+            statement = statement.where(AlertRecord.patient.in_(sorted(query.patients)))
         with self._session() as session:
             return list(session.scalars(statement))
 
