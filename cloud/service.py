@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import pathlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -33,9 +34,10 @@ from cloud.ingest import (
     MqttIngestClient,
     WorkerSettings,
 )
-from cloud.rules import RuleEngine, build_rules
+from cloud.rules import RuleEngine, build_rules, load_rules_file
 from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
+from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
 from vitals.topics import ALL_DATA, shared_data_subscription
 
@@ -71,9 +73,10 @@ _ENVIRONMENT = {
     "VB_DEAD_LETTER_DAYS": "dead_letter_days",
     "VB_DEAD_LETTER_PAYLOAD_DAYS": "dead_letter_payload_days",
     "VB_DEAD_LETTER_MAX": "dead_letter_max",
+    "VB_RULES": "rules_file",
 }
 
-_FLAGS = {"http_host": "--host", "http_port": "--port"}
+_FLAGS = {"http_host": "--host", "http_port": "--port", "rules_file": "--rules"}
 
 
 class CloudConfig(BaseModel):
@@ -103,6 +106,7 @@ class CloudConfig(BaseModel):
     dead_letter_payload_days: float = Field(7.0, ge=0)
     dead_letter_max: int = Field(10_000, ge=1)
     rules: list[dict[str, Any]] | None = None
+    rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -124,15 +128,18 @@ class CloudConfig(BaseModel):
         flags = {key: value for key, value in overrides.items() if value is not None}
         values.update(flags)
         try:
-            return cls(**values)
+            config = cls(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
-            if field in flags:
-                source = _FLAGS.get(field, f"--{field.replace('_', '-')}")
-            else:
-                source = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
-            raise ConfigError(f"{source}: {error['msg']} (got {error.get('input')!r})") from None
+            raise ConfigError(f"{_source(field, flags)}: {error['msg']} (got {error.get('input')!r})") from None
+        if config.rules_file:
+            try:
+                rules = load_rules_file(pathlib.Path(config.rules_file))
+            except UserFileError as exc:
+                raise ConfigError(f"{_source('rules_file', flags)}: {exc}") from None
+            config.rules = [rule.model_dump(mode="json") for rule in rules]
+        return config
 
     def worker_settings(self) -> WorkerSettings:
         """The ingest worker's settings."""
@@ -144,6 +151,13 @@ class CloudConfig(BaseModel):
                 dead_letter=dt.timedelta(days=self.dead_letter_days), dead_letter_max_rows=self.dead_letter_max,
             ),
         )
+
+
+def _source(field: str, flags: Mapping[str, Any]) -> str:
+    """The flag or environment variable a setting came from, for error messages."""
+    if field in flags:
+        return _FLAGS.get(field, f"--{field.replace('_', '-')}")
+    return next((name for name, known in _ENVIRONMENT.items() if known == field), field)
 
 
 class _QuietServer(uvicorn.Server):

@@ -20,7 +20,7 @@ _ENVIRONMENT_HELP = (
     "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_DATABASE_URL, "
     "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_SHARED_GROUP, VB_INGEST_MAX_MESSAGES, "
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
-    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX."
+    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_RULES."
 )
 
 
@@ -40,6 +40,9 @@ def add_parser(subparsers: Any) -> None:
         if ingest:
             command.add_argument("--client-id", help="MQTT client id of this ingest; keep it stable across restarts "
                                  "so the broker keeps its session (VB_INGEST_CLIENT_ID)")
+            command.add_argument("--rules", dest="rules_file", metavar="FILE",
+                                 help="YAML rules file (see `vitalbridge rules list`); default: the built-in "
+                                 "rule set (VB_RULES)")
             command.add_argument("--shared-group", help="share the data topics with other ingest workers through "
                                  "$share/GROUP/... (VB_INGEST_SHARED_GROUP)")
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -57,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             mqtt_url=args.mqtt_url, influx_url=args.influx_url, influx_db=args.influx_db,
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
+            rules_file=getattr(args, "rules_file", None),
         )
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
