@@ -52,6 +52,10 @@ class EpisodeRule(ConfiguredRule):
         """``(value, beyond, cleared)`` for ``sample`` (None: it changes nothing), updating ``memory``."""
         raise NotImplementedError
 
+    def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``memory`` this call may change (the state handed in is never changed)."""
+        return dict(memory)
+
     def describe(self, episode: Episode) -> str:
         """What the condition is, for alert text: ``"spo2 below 90 %"``."""
         raise NotImplementedError
@@ -75,7 +79,7 @@ class EpisodeRule(ConfiguredRule):
         state = state or {}
         raw = state.get("episode")
         episode = Episode(**raw) if raw else None
-        memory: dict[str, Any] = dict(state.get("memory") or {})
+        memory = self.own_memory(state.get("memory") or {})
         changes: list[AlertChange] = []
         metrics, skip, judge = self.metrics, self.skip_flags, self.judge
         for sample in samples:

@@ -94,7 +94,7 @@ class News2Rule(EpisodeRule):
         if held is None or held[1] != sample.value:
             observations[parameter] = [sample.time_ns, sample.value, self._scorers[parameter](sample.value)]
         else:
-            held[0] = sample.time_ns
+            observations[parameter] = [sample.time_ns, held[1], held[2]]
         oldest = sample.time_ns - self.max_age_ns
         parts = {name: int(entry[2]) for name, entry in observations.items() if entry[0] >= oldest}
         if self.c.on_oxygen is not None:
@@ -106,6 +106,10 @@ class News2Rule(EpisodeRule):
         memory["score"] = [total, band, parts]
         rank = BAND_ORDER.index(band)
         return float(total), rank >= self.min_rank, rank < self.min_rank
+
+    def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the observations (entries are replaced, never changed in place)."""
+        return {**memory, "obs": dict(memory.get("obs", {}))}
 
     def severity_for(self, episode: Episode) -> str:
         """The severity of the band the episode's worst score reached."""

@@ -48,6 +48,10 @@ class TimeBelowRangeRule(EpisodeRule):
         self.context_ns = self.window_ns
         self._unit = get_metric(config.metric).unit
 
+    def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the runs (the last one is extended in place)."""
+        return {**memory, "runs": [list(run) for run in memory.get("runs", [])]}
+
     def judge(self, memory: dict[str, Any], sample: Sample) -> tuple[float, bool, bool] | None:
         """The percentage of covered time below ``low`` in the window ending at this reading."""
         now = sample.time_ns

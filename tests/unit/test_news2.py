@@ -70,7 +70,7 @@ def test_air_or_oxygen() -> None:
 @pytest.mark.parametrize(("value", "part"), [(20.4, 0), (20.5, 2), (11.49, 1), (11.5, 0), (38.04, 0), (38.05, 1)])
 def test_values_between_rows_are_rounded_to_the_chart_resolution(value: float, part: int) -> None:
     parameter = "temperature" if value > 30 else "respiration_rate"
-    assert news2_score(**{parameter: value}).parts == {parameter: part}
+    assert news2_score(**{parameter: value}).parts == {parameter: part}  # type: ignore[arg-type]
 
 
 def _full(**changes: object) -> News2Score:
