@@ -100,14 +100,13 @@ class RuleEngine:
         return _Active(rule, _version(rule, settings), single)
 
     def rules_for(self, patient: str, settings: PatientSettings | None = None) -> list[Rule]:
-        """The rules (tuned by the settings) that judge ``patient``; raises ValueError for a bad override."""
-        return [active.rule for active in self._rules_for(patient, settings)]
+        """The rules (tuned by ``settings``, else the engine's) that judge ``patient``; ValueError: a bad override."""
+        chosen = self.settings.get(patient) if settings is None else settings
+        return [active.rule for active in self._rules_for(patient, chosen)]
 
     def _rules_for(self, patient: str, settings: PatientSettings | None) -> list[_Active]:
         if settings is None:
-            settings = self.settings.get(patient)
-            if settings is None:
-                return self._plain
+            return self._plain
         cached = self._tuned.get(patient)
         if cached is not None and cached[0] is settings:
             return cached[1]
