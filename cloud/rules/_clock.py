@@ -13,12 +13,12 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cloud.rules._base import AlertChange, RuleState, format_duration
 from cloud.rules._config import ConfiguredRule, MetricName, RuleConfig
 from cloud.rules._facts import PatientFacts
-from cloud.rules._settings import PatientSettings, TimeWindow, local_minutes
+from cloud.rules._settings import PatientSettings, TimeWindow, local_minutes, non_empty
 from vitals.samples import Sample
 
 __all__ = [
@@ -44,8 +44,10 @@ class NoDataConfig(RuleConfig):
     """Fires when none of ``metrics`` has arrived for longer than ``max_silence_s`` (a heartbeat counts)."""
 
     type: Literal["no_data"] = "no_data"
-    metrics: tuple[MetricName, ...] = Field(min_length=1)
+    metrics: tuple[MetricName, ...]
     max_silence_s: float = Field(gt=0)
+
+    _some = field_validator("metrics")(classmethod(lambda cls, value: non_empty(value)))
 
 
 class NoDataRule(ConfiguredRule):
@@ -111,9 +113,11 @@ class MissedMeasurementConfig(RuleConfig):
 
     type: Literal["missed_measurement"] = "missed_measurement"
     metric: MetricName
-    windows: tuple[TimeWindow, ...] = Field(min_length=1)
+    windows: tuple[TimeWindow, ...]
     grace_s: float = Field(0.0, ge=0)
     time_zone: str = "UTC"
+
+    _some = field_validator("windows")(classmethod(lambda cls, value: non_empty(value)))
 
     def for_settings(self, settings: PatientSettings) -> MissedMeasurementConfig:
         planned = next((item.windows for item in settings.care_plan if item.metric == self.metric), None)

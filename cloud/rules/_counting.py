@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloud.rules._base import UNTRUSTED, format_duration
 from cloud.rules._config import MetricName, RuleConfig
 from cloud.rules._episodes import Episode, EpisodeRule
+from cloud.rules._settings import non_empty
 from vitals.catalogue import get_metric
 from vitals.samples import Quality, Sample
 
@@ -105,8 +106,10 @@ class ConfirmedConfig(RuleConfig):
     """
 
     type: Literal["confirmed"] = "confirmed"
-    crossings: tuple[Crossing, ...] = Field(min_length=1)
+    crossings: tuple[Crossing, ...]
     confirm_s: float = Field(1800.0, gt=0)
+
+    _some = field_validator("crossings")(classmethod(lambda cls, value: non_empty(value)))
 
 
 class ConfirmedRule(EpisodeRule):

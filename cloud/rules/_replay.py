@@ -49,9 +49,11 @@ def _time_ns(text: str) -> int:
     return round(moment.timestamp() * 1e6) * 1000
 
 
-def parse_samples_csv(text: str, file: str) -> list[PatientSample]:
+def parse_samples_csv(text: str, file: str, *, patient: str | None = None) -> list[PatientSample]:
     """Samples from CSV with a header naming ``time, patient, metric, value`` (``quality`` optional).
 
+    ``time_ns`` (Unix ns, as ``vitalbridge sim export`` writes) may stand for ``time``; the
+    ``patient`` column may be left out when ``patient`` names the one patient of the recording.
     Raises :class:`UserFileError` at the first bad row, naming the file and line.
     """
     reader = csv.reader(io.StringIO(text))
@@ -62,6 +64,15 @@ def parse_samples_csv(text: str, file: str) -> list[PatientSample]:
     except csv.Error as exc:
         raise UserFileError([FileProblem(file, 1, (), f"not valid CSV: {exc}")]) from None
     names = [name.strip().lower() for name in header]
+    if "time" not in names and "time_ns" in names:
+        names[names.index("time_ns")] = "time"
+        nanoseconds = True
+    else:
+        nanoseconds = False
+    if patient is not None and "patient" not in names:
+        if not is_identifier(patient):
+            raise UserFileError(f"patient {patient!r} is not a valid identifier")
+        names.append("patient")
     missing = [column for column in _COLUMNS if column not in names]
     if missing:
         raise UserFileError([FileProblem(file, 1, (), f"header lacks column(s) {', '.join(missing)}; "
@@ -73,8 +84,10 @@ def parse_samples_csv(text: str, file: str) -> list[PatientSample]:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue
+            if patient is not None and len(row) < len(names):
+                row = [*row, patient]
             try:
-                samples.append(_row(row, where))
+                samples.append(_row(row, where, nanoseconds))
             except (ValueError, IndexError) as exc:
                 reason = str(exc) if isinstance(exc, ValueError) else f"expected {len(names)} columns, got {len(row)}"
                 raise UserFileError([FileProblem(file, line, (), reason)]) from None
@@ -83,8 +96,14 @@ def parse_samples_csv(text: str, file: str) -> list[PatientSample]:
     return samples
 
 
-def _row(row: list[str], where: Mapping[str, int]) -> PatientSample:
-    time_ns = _time_ns(row[where["time"]])
+def _row(row: list[str], where: Mapping[str, int], nanoseconds: bool) -> PatientSample:
+    if nanoseconds:
+        text = row[where["time"]].strip()
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"time_ns {text!r} is not a whole number")
+        time_ns = int(text)
+    else:
+        time_ns = _time_ns(row[where["time"]])
     patient = row[where["patient"]].strip()
     if not is_identifier(patient):
         raise ValueError(f"patient {patient!r} is not a valid identifier")

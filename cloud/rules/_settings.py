@@ -28,6 +28,7 @@ __all__ = [
     "TimeWindow",
     "load_patient_settings",
     "local_minutes",
+    "non_empty",
     "parse_clock",
 ]
 
@@ -43,6 +44,13 @@ def parse_clock(text: str) -> int:
     value = int(hours) * 60 + int(minutes)
     if int(minutes) > 59 or value > 24 * 60:
         raise ValueError(f"expected a time of day as HH:MM, not {text!r}")
+    return value
+
+
+def non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``value`` if it has at least one item (checked after the items, so a bad item is not also "too short")."""
+    if not value:
+        raise ValueError("expected at least one item")
     return value
 
 
@@ -84,7 +92,12 @@ class CarePlanItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
-    windows: tuple[TimeWindow, ...] = Field(min_length=1)
+    windows: tuple[TimeWindow, ...]
+
+    @field_validator("windows")
+    @classmethod
+    def _some(cls, value: tuple[TimeWindow, ...]) -> tuple[TimeWindow, ...]:
+        return non_empty(value)
 
     @field_validator("metric")
     @classmethod

@@ -29,6 +29,8 @@ def add_parser(subparsers: Any) -> None:
                     "and print each alert change as one JSON line: when it fires, and when it resolves.")
     replay.add_argument("--rules", type=Path, help="YAML rules file (default: the built-in rule set)")
     replay.add_argument("--input", type=Path, required=True, help="CSV recording")
+    replay.add_argument("--patient", help="the patient of a recording without a patient column "
+                        "(e.g. numerics.csv from `vitalbridge sim export`, whose time_ns column is read too)")
     replay.add_argument("--patient-settings", type=Path,
                         help="YAML mapping of patient id to settings (conditions, targets, rule overrides, ...)")
     replay.add_argument("--pending", action="store_true", help="also print when a delayed alert starts pending")
@@ -80,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise UserFileError(f"{args.input}: cannot read: {reason}") from None
-        samples = parse_samples_csv(text, str(args.input))
+        samples = parse_samples_csv(text, str(args.input), patient=args.patient)
     except (UserFileError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
