@@ -11,7 +11,7 @@ condition has held ``clear_ns``. State is JSON: ``{"episode": {...} | None, "mem
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cloud.rules._base import UNTRUSTED, AlertChange, RuleState, format_duration
@@ -86,12 +86,13 @@ class EpisodeRule(ConfiguredRule):
             if sample.metric not in metrics or sample.quality & skip:
                 continue
             judged = judge(memory, sample)
-            if judged is not None:
-                episode = self._step(patient, episode, sample.time_ns, judged, memory, changes)
+            if judged is None or (episode is None and not judged[1]):
+                continue  # nothing to judge, or all quiet: the common case, kept cheap
+            episode = self._step(patient, episode, sample.time_ns, judged, memory, changes)
         if episode is not None and episode.fired_ns is None and not episode.announced and self.for_ns > 0:
             episode.announced = True
             changes.append(self._change(patient, episode, memory, "pending"))
-        return ({"episode": None if episode is None else asdict(episode), "memory": memory},
+        return ({"episode": None if episode is None else dict(episode.__dict__), "memory": memory},
                 latest_per_episode(changes))
 
     def tick(self, state: RuleState | None, patient: str, now_ns: int) -> tuple[RuleState, list[AlertChange]]:

@@ -89,22 +89,30 @@ class News2Rule(EpisodeRule):
     def judge(self, memory: dict[str, Any], sample: Sample) -> tuple[float, bool, bool] | None:
         """The total of the fresh parts (value), and whether its band reaches the rule's."""
         parameter = _PARAMETER[sample.metric]
+        now, value = sample.time_ns, sample.value
         observations: dict[str, list[float]] = memory.setdefault("obs", {})
         held = observations.get(parameter)
-        if held is None or held[1] != sample.value:
-            observations[parameter] = [sample.time_ns, sample.value, self._scorers[parameter](sample.value)]
-        else:
-            observations[parameter] = [sample.time_ns, held[1], held[2]]
-        oldest = sample.time_ns - self.max_age_ns
+        part = held[2] if held is not None and held[1] == value else self._scorers[parameter](value)
+        observations[parameter] = [now, value, part]
+        if held is not None and held[2] == part:
+            last = memory.get("last")
+            if last is not None and now <= memory["expires"]:
+                # The same part, and nothing gone stale since the last judgement: the same judgement.
+                return last[0], last[1], last[2]
+        oldest = now - self.max_age_ns
         parts = {name: int(entry[2]) for name, entry in observations.items() if entry[0] >= oldest}
+        fresh = [entry[0] for name, entry in observations.items() if name in parts]
+        memory["expires"] = min(fresh) + self.max_age_ns if fresh else now + self.max_age_ns
         if self.c.on_oxygen is not None:
             parts["air_or_oxygen"] = 2 if self.c.on_oxygen else 0
         if len(parts) < self.c.min_parameters:
+            memory["last"] = None
             return None
         total = sum(parts.values())
         band = news2_band(total, parts)
         memory["score"] = [total, band, parts]
         rank = BAND_ORDER.index(band)
+        memory["last"] = [float(total), rank >= self.min_rank, rank < self.min_rank]
         return float(total), rank >= self.min_rank, rank < self.min_rank
 
     def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from cloud.rules._base import normalise_severity
+from cloud.rules._base import AlertChange, RuleState, normalise_severity
 from cloud.rules._config import MetricName, RuleConfig
 from cloud.rules._episodes import Episode, EpisodeRule
 from cloud.rules._settings import PatientSettings
@@ -112,6 +113,20 @@ class SustainedThresholdRule(EpisodeRule):
         c: SustainedThresholdConfig = config
         return cls(c.name, c.metric, c.direction, c.threshold, c.for_s, clear_threshold=c.clear_threshold,
                    clear_s=c.clear_s, severity=c.severity, config=c)
+
+    def evaluate(self, state: RuleState | None, patient: str,
+                 samples: Sequence[Sample]) -> tuple[RuleState, list[AlertChange]]:
+        """As :meth:`EpisodeRule.evaluate`, with a fast scan while no episode is open and nothing crosses."""
+        if state is None or state.get("episode") is None:
+            threshold, skip, metric, below = self.threshold, self.skip_flags, self.metric, self.lower_is_worse
+            for sample in samples:
+                if sample.quality & skip or sample.metric != metric:
+                    continue
+                if (sample.value < threshold) if below else (sample.value > threshold):
+                    break
+            else:
+                return {"episode": None, "memory": {}}, []
+        return super().evaluate(state, patient, samples)
 
     def judge(self, memory: dict[str, Any], sample: Sample) -> tuple[float, bool, bool]:
         """The reading itself, beyond the threshold or past the clear threshold."""

@@ -46,11 +46,19 @@ class News2Score:
         return bool(self.missing)
 
 
-def _round(value: float, places: int = 0) -> Decimal:
+def _round(value: float) -> int:
+    # Half up to a whole number, as a chart reader rounds (float error at exact halves is far below
+    # any device's resolution for these whole-number parameters).
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {value!r}")
-    quantum = Decimal(1).scaleb(-places)
-    return Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)
+    return math.floor(value + 0.5)
+
+
+def _round_tenth(value: float) -> Decimal:
+    # Temperature to 0.1 degC, half up, in decimal so 38.05 is 38.1 (in binary it is 38.0499...).
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 def respiration_rate_score(per_min: float) -> int:
@@ -129,7 +137,7 @@ def pulse_score(per_min: float) -> int:
 
 def temperature_score(celsius: float) -> int:
     """<= 35.0: 3; 35.1-36.0: 1; 36.1-38.0: 0; 38.1-39.0: 1; >= 39.1: 2."""
-    temperature = _round(celsius, 1)
+    temperature = _round_tenth(celsius)
     if temperature <= Decimal("35.0"):
         return 3
     if temperature <= Decimal("36.0"):
