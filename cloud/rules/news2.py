@@ -16,7 +16,21 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-__all__ = ["BAND_ORDER", "NEWS2_PARAMETERS", "News2Band", "News2Score", "news2_band", "news2_score"]
+__all__ = [
+    "BAND_ORDER",
+    "NEWS2_PARAMETERS",
+    "News2Band",
+    "News2Score",
+    "consciousness_score",
+    "news2_band",
+    "news2_score",
+    "pulse_score",
+    "respiration_rate_score",
+    "spo2_scale1_score",
+    "spo2_scale2_score",
+    "systolic_score",
+    "temperature_score",
+]
 
 News2Band = Literal["zero", "low", "low_medium", "medium", "high"]
 """Clinical response band: 0; low 1-4; low-medium (a 3 in any single parameter); medium 5-6; high >= 7."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud.rules import PatientFacts, PatientSettings, TargetRange
 from tests.unit._rules_harness import T0, S, Stored, rule_from, series
@@ -386,3 +390,67 @@ def test_gateway_offline_from_facts() -> None:
     [back] = rule.tick(T0 + 5000 * S, {"p1": PatientFacts("gw-1", "online", T0 + 4500 * S)})
     assert (back.state, back.resolved_ns) == ("resolved", T0 + 4500 * S)
     assert rule.tick(T0 + 6000 * S) == []  # no facts: nothing known, nothing changes
+
+
+# -- every rule type on random series with the clock moving between them ------------------------------------------
+_ONE_OF_EACH: list[dict[str, Any]] = [
+    _threshold(),
+    {"type": "repeating", "name": "r", "metric": "spo2", "direction": "below", "threshold": 90, "k": 2, "n": 3},
+    {"type": "confirmed", "name": "c", "crossings": [{"metric": "spo2", "direction": "below", "threshold": 88}],
+     "confirm_s": 120},
+    {"type": "bp_average", "name": "b", "min_readings": 2, "days": 1},
+    {"type": "trend", "name": "t", "metric": "spo2", "direction": "fall", "change": 3, "window_s": 600},
+    {"type": "trend", "name": "ts", "metric": "spo2", "method": "slope", "change": 50, "window_s": 600},
+    {"type": "baseline", "name": "bl", "metric": "spo2", "direction": "below", "period_s": 60, "warmup_periods": 3,
+     "for_s": 60},
+    {"type": "time_below_range", "name": "tb", "metric": "spo2", "low": 90, "max_percent": 20, "window_s": 600,
+     "max_gap_s": 60},
+    _news2(min_parameters=1, band="low"),
+    {"type": "no_data", "name": "nd", "metrics": ["spo2"], "max_silence_s": 120},
+    {"type": "missed_measurement", "name": "mm", "metric": "spo2", "windows": [{"start": "00:00", "end": "00:10"}]},
+    {"type": "gateway_offline", "name": "go", "offline_s": 60},
+]
+_EVENTS = st.lists(st.one_of(
+    st.tuples(st.just("sample"), st.integers(1, 400), st.sampled_from(["spo2", "bp_systolic", "bp_diastolic"]),
+              st.floats(40, 200, allow_nan=False), st.sampled_from([0, 0, int(Quality.ARTIFACT)])),
+    st.tuples(st.just("tick"), st.integers(1, 400), st.sampled_from(["online", "offline", "unknown"]),
+              st.floats(0, 1), st.just(0)),
+), max_size=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=_EVENTS, entry=st.sampled_from(_ONE_OF_EACH))
+def test_any_series_with_ticks_keeps_states_json_and_episodes_consistent(events: list[Any],
+                                                                        entry: dict[str, Any]) -> None:
+    rule = Stored(rule_from(entry), settings={"p1": PatientSettings(time_zone="Asia/Kolkata")}, pending=True)
+    now = T0
+    opened: set[int] = set()
+    for kind, step_s, what, value, quality in events:
+        now += step_s * S
+        if kind == "sample":
+            low, high = (40.0, 100.0) if what == "spo2" else (40.0, 200.0)
+            sample = Sample(what, now, min(max(value, low), high), quality)
+            changes = rule.evaluate("p1", [sample])
+        else:
+            since = now - int(value * 600) * S
+            changes = rule.tick(now, {"p1": PatientFacts("gw", what, since)})  # type: ignore[arg-type]
+        for change in changes:
+            assert change.severity in ("info", "warning", "urgent", "critical")
+            assert change.message and "\n" not in change.message
+            if change.state == "open":
+                opened.add(change.episode_start_ns)
+            if change.state == "resolved" and change.details.get("fired", True):
+                assert change.episode_start_ns in opened  # only what fired is resolved as fired
+                assert change.resolved_ns is not None and change.resolved_ns >= change.episode_start_ns
+    for text in rule.stored.values():
+        assert json.loads(text) is not None  # stored as JSON: no NaN, no tuples, no objects
+
+
+def test_the_listed_default_set_is_a_valid_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vitalbridge.cli import main
+
+    assert main(["rules", "list"]) == 0
+    path = tmp_path / "rules.yaml"
+    path.write_text(capsys.readouterr().out)
+    assert main(["rules", "validate", str(path)]) == 0
+    assert "rule(s) OK" in capsys.readouterr().out
