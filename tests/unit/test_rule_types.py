@@ -433,7 +433,7 @@ def test_any_series_with_ticks_keeps_states_json_and_episodes_consistent(events:
             changes = rule.evaluate("p1", [sample])
         else:
             since = now - int(value * 600) * S
-            changes = rule.tick(now, {"p1": PatientFacts("gw", what, since)})  # type: ignore[arg-type]
+            changes = rule.tick(now, {"p1": PatientFacts("gw", what, since)})
         for change in changes:
             assert change.severity in ("info", "warning", "urgent", "critical")
             assert change.message and "\n" not in change.message
