@@ -55,6 +55,7 @@ class NoDataRule(ConfiguredRule):
 
     Config = NoDataConfig
     ticks = True
+    reevaluates = False
 
     def __init__(self, config: NoDataConfig) -> None:
         super().__init__(config)
@@ -138,6 +139,7 @@ class MissedMeasurementRule(ConfiguredRule):
 
     Config = MissedMeasurementConfig
     ticks = True
+    reevaluates = False
 
     def __init__(self, config: MissedMeasurementConfig) -> None:
         super().__init__(config)
@@ -237,6 +239,7 @@ class GatewayOfflineRule(ConfiguredRule):
 
     Config = GatewayOfflineConfig
     ticks = True
+    reevaluates = False
     uses_facts = True
 
     def __init__(self, config: GatewayOfflineConfig) -> None:

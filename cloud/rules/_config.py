@@ -81,6 +81,8 @@ class ConfiguredRule:
     context_ns: int
     ticks: bool = False
     uses_facts: bool = False
+    reevaluates: bool = True
+    """False for rules late data cannot change (silences are judged on the clock): no late span is named."""
 
     def __init__(self, config: RuleConfig) -> None:
         self.config = config

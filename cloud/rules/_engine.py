@@ -168,7 +168,7 @@ class RuleEngine:
                 else:
                     fresh = [sample for sample in own if sample.time_ns > watermark]
                     late = [sample for sample in own if sample.time_ns < watermark]
-                    if late:
+                    if late and getattr(rule, "reevaluates", True):
                         result.late.append(LateSpan(rule.name, patient, late[0].time_ns, late[-1].time_ns))
                     if not fresh:
                         continue

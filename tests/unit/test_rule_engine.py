@@ -260,3 +260,12 @@ def test_every_rule_type_gives_the_same_alerts_however_samples_are_chunked(
     # The clock moves the silence rules on the same states without failing.
     ticked = engine.tick(states, samples[-1].time_ns + 3 * 86_400 * S)
     json.dumps(list(ticked.states.values()), allow_nan=False)
+
+
+def test_late_data_names_no_span_for_rules_judged_on_the_clock() -> None:
+    engine = RuleEngine(build_rules([{"type": "no_data", "name": "quiet", "metrics": ["spo2"], "max_silence_s": 60},
+                                     {"type": "threshold", "name": "low", "metric": "spo2", "direction": "below",
+                                      "threshold": 90}]))
+    first = engine.evaluate({}, {"p1": _samples([(100, 97.0)])})
+    late = engine.evaluate(first.states, {"p1": _samples([(10, 80.0)])})
+    assert [span.rule for span in late.late] == ["low"]
