@@ -45,7 +45,8 @@ def _recording(seed: int = 7) -> list[dict[str, list[Sample]]]:
         patient = f"p{p:03d}"
         samples: list[Sample] = []
 
-        def add(metric: str, every_s: int, values: np.ndarray, offset_s: int = 0) -> None:
+        def add(metric: str, every_s: int, values: np.ndarray, offset_s: int = 0,
+                samples: list[Sample] = samples, p: int = p) -> None:
             for i, value in enumerate(values):
                 samples.append(Sample(metric, T0 + (offset_s + i * every_s) * S + p, float(value)))
 
@@ -119,7 +120,8 @@ def run() -> str:
         f"{PATIENTS} patients, {SECONDS // 3600} h simulated, micro-batches of {BATCH_S} s for every patient "
         f"({len(batches)} engine calls); {samples:,} samples. The mix: oximeter SpO2 and pulse at 1 Hz, ECG heart "
         "rate at 1 Hz for half, respiratory rate per minute, CGM glucose per 5 min for a quarter, hourly spot "
-        "temperature, blood pressure and weight (states kept in memory between calls, not stored); values wander around normal with one 5 min desaturation in ten "
+        "temperature, blood pressure and weight (states kept in memory between calls, not stored); "
+        "values wander around normal with one 5 min desaturation in ten "
         "patients. One thread; samples/s from CPU time, so per core. Best of three. "
         f"Goal: >= {GOAL:,} samples/s per core with the full default rule set. `tests/bench/bench_rules.py`.",
         "",
