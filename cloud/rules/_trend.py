@@ -61,8 +61,9 @@ class TrendRule(EpisodeRule):
         oldest = now - self.window_ns
         points: list[list[float]] = [p for p in memory.get("points", []) if p[0] >= oldest]
         if self.c.method == "change":
-            change = self.sign * (value - min(self.sign * p[1] for p in points) * self.sign) if points else 0.0
-            enough = bool(points)
+            # Against the lowest reading of the window for a rise, the highest for a fall.
+            reference = (min if self.sign > 0 else max)(p[1] for p in points) if points else value
+            change, enough = self.sign * (value - reference), bool(points)
         else:
             change, enough = self._slope([*points, [now, value]])
         # Keep one point per bucket: for "change" the one furthest against the direction (the reference).
