@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from operator import itemgetter
 
 from cloud.rules._base import AlertChange, Rule, RuleState
@@ -32,6 +33,8 @@ StateKey = tuple[str, str]
 """``(rule name, patient)``: what one stored state belongs to."""
 
 _BY_TIME = itemgetter(1)  # Sample.time_ns
+_METRIC = itemgetter(0)
+_BY_METRIC_TIME = itemgetter(0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +144,10 @@ class RuleEngine:
         result = EngineResult()
         table = self.settings if settings is None else settings
         for patient, samples in samples_by_patient.items():
-            ordered = sorted(samples, key=_BY_TIME)
-            by_metric: dict[str, list[Sample]] = {}
-            for sample in ordered:
-                group = by_metric.get(sample.metric)
-                if group is None:
-                    by_metric[sample.metric] = [sample]
-                else:
-                    group.append(sample)
+            # Grouped by metric (each group in time order; ties keep their arrival order), all in C.
+            by_metric = {metric: list(group)
+                         for metric, group in groupby(sorted(samples, key=_BY_METRIC_TIME), key=_METRIC)}
+            ordered: list[Sample] | None = None
             for active in self._rules_for(patient, table.get(patient)):
                 rule = active.rule
                 if active.single is not None:
@@ -157,8 +156,10 @@ class RuleEngine:
                         continue
                 else:
                     metrics = rule.metrics
-                    if not any(metric in by_metric for metric in metrics):
+                    if metrics.isdisjoint(by_metric):
                         continue
+                    if ordered is None:
+                        ordered = sorted(samples, key=_BY_TIME)
                     own = [sample for sample in ordered if sample.metric in metrics]
                 key = (rule.name, patient)
                 stored = states.get(key)

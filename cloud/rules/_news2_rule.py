@@ -85,6 +85,7 @@ class News2Rule(EpisodeRule):
                      else lambda value: spo2_scale2_score(value, bool(oxygen))),
             "systolic_bp": systolic_score, "pulse": pulse_score, "temperature": temperature_score,
         }
+        self._parts: dict[str, dict[float, int]] = {name: {} for name in self._scorers}
 
     def judge(self, memory: dict[str, Any], sample: Sample) -> tuple[float, bool, bool] | None:
         """The total of the fresh parts (value), and whether its band reaches the rule's."""
@@ -92,7 +93,15 @@ class News2Rule(EpisodeRule):
         now, value = sample.time_ns, sample.value
         observations: dict[str, list[float]] = memory.setdefault("obs", {})
         held = observations.get(parameter)
-        part = held[2] if held is not None and held[1] == value else self._scorers[parameter](value)
+        if held is not None and held[1] == value:
+            part = held[2]
+        else:
+            known = self._parts[parameter]
+            part = known.get(value)
+            if part is None:
+                part = self._scorers[parameter](value)
+                if len(known) < 4096:  # readings are mostly whole numbers: a small table serves them all
+                    known[value] = part
         observations[parameter] = [now, value, part]
         if held is not None and held[2] == part:
             last = memory.get("last")

@@ -103,7 +103,10 @@ def run() -> str:
                                   "direction": "below", "threshold": 90, "duration_s": 60,
                                   "clear_threshold": 92}]))),
         ("default set, patients without settings (rules without conditions)", RuleEngine(default)),
-        ("default set, every patient with all five conditions (every rule)",
+        ("default set, each patient with one of the five conditions (general + that condition's rules)",
+         RuleEngine(default, {f"p{p:03d}": PatientSettings(conditions=frozenset({CONDITIONS[p % len(CONDITIONS)]}))
+                              for p in range(PATIENTS)})),
+        ("default set, every patient with all five conditions (every rule: the worst case)",
          RuleEngine(default, {f"p{p:03d}": every for p in range(PATIENTS)})),
     ]
     rows = []
