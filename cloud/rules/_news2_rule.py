@@ -93,15 +93,17 @@ class News2Rule(EpisodeRule):
         now, value = sample.time_ns, sample.value
         observations: dict[str, list[float]] = memory.setdefault("obs", {})
         held = observations.get(parameter)
+        part: float
         if held is not None and held[1] == value:
             part = held[2]
         else:
             known = self._parts[parameter]
-            part = known.get(value)
-            if part is None:
-                part = self._scorers[parameter](value)
+            scored = known.get(value)
+            if scored is None:
+                scored = self._scorers[parameter](value)
                 if len(known) < 4096:  # readings are mostly whole numbers: a small table serves them all
-                    known[value] = part
+                    known[value] = scored
+            part = scored
         observations[parameter] = [now, value, part]
         if held is not None and held[2] == part:
             last = memory.get("last")
