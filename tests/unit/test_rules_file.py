@@ -188,3 +188,12 @@ def test_any_csv_text_is_samples_or_one_clear_error(text: str) -> None:
         parse_samples_csv("time,patient,metric,value\n" + text, "x.csv")
     except UserFileError as exc:
         assert "\n" not in str(exc) and str(exc).startswith("x.csv")
+
+
+def test_rules_evaluate_refuses_a_bad_override_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording = _write(tmp_path, RECORDING, "samples.csv")
+    tuned = _write(tmp_path, "p1:\n  rules:\n    spo2_low_sustained: {threshold: low}\n", "settings.yaml")
+    assert main(["rules", "evaluate", "--input", str(recording), "--patient-settings", str(tuned)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"{tuned}: p1: rule spo2_low_sustained: patient override threshold: "
+                   "Input should be a valid number, unable to parse string as a number\n")
