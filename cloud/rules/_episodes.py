@@ -52,6 +52,13 @@ class EpisodeRule(ConfiguredRule):
         """``(value, beyond, cleared)`` for ``sample`` (None: it changes nothing), updating ``memory``."""
         raise NotImplementedError
 
+    def quiet_prefix(self, memory: dict[str, Any], samples: Sequence[Sample]) -> int:
+        """How many leading samples change nothing but ``memory`` while no episode is open (absorbed here).
+
+        A rule that can tell cheaply overrides this; the result must equal judging them one by one.
+        """
+        return 0
+
     def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``memory`` this call may change (the state handed in is never changed)."""
         return dict(memory)
@@ -82,6 +89,8 @@ class EpisodeRule(ConfiguredRule):
         memory = self.own_memory(state.get("memory") or {})
         changes: list[AlertChange] = []
         metrics, skip, judge = self.metrics, self.skip_flags, self.judge
+        if episode is None:
+            samples = samples[self.quiet_prefix(memory, samples):]
         for sample in samples:
             if sample.metric not in metrics or sample.quality & skip:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -129,6 +130,31 @@ class News2Rule(EpisodeRule):
     def own_memory(self, memory: dict[str, Any]) -> dict[str, Any]:
         """A copy of the observations (entries are replaced, never changed in place)."""
         return {**memory, "obs": dict(memory.get("obs", {}))}
+
+    def quiet_prefix(self, memory: dict[str, Any], samples: Sequence[Sample]) -> int:
+        """Readings that keep every part and the last (not firing) judgement: only the latest of each is kept."""
+        last = memory.get("last")
+        if last is None or last[1] or "expires" not in memory:
+            return 0
+        observations: dict[str, list[float]] = memory.setdefault("obs", {})
+        expires, skip, parts = memory["expires"], self.skip_flags, self._parts
+        latest: dict[str, list[float]] = {}
+        index = 0
+        for index, sample in enumerate(samples):  # noqa: B007 (the index is the answer)
+            if sample.quality & skip:
+                continue
+            parameter = _PARAMETER[sample.metric]
+            held = latest.get(parameter) or observations.get(parameter)
+            if held is None or sample.time_ns > expires:
+                break
+            part = held[2] if held[1] == sample.value else parts[parameter].get(sample.value)
+            if part != held[2]:
+                break
+            latest[parameter] = [sample.time_ns, sample.value, held[2]]
+        else:
+            index = len(samples)
+        observations.update(latest)
+        return index
 
     def severity_for(self, episode: Episode) -> str:
         """The severity of the band the episode's worst score reached."""
