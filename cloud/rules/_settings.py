@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -177,7 +176,3 @@ def load_patient_settings(path: Path) -> dict[str, PatientSettings]:
     data = {} if document.data is None else document.data
     return validate(dict[str, PatientSettings], data, file=str(path), document=document)
 
-
-def settings_for(settings: Mapping[str, PatientSettings] | None, patient: str) -> PatientSettings | None:
-    """The settings of ``patient``, if any."""
-    return None if settings is None else settings.get(patient)
