@@ -12,6 +12,7 @@ __all__ = [
     "TopicError",
     "ack_topic",
     "command_topic",
+    "config_topic",
     "data_topic",
     "events_topic",
     "gateway_of",
@@ -58,6 +59,12 @@ def command_topic(gateway: str, command: str = "#") -> str:
 def ack_topic(gateway: str) -> str:
     """Where the cloud tells ``gateway`` which batches it has stored (see :mod:`vitals.acks`)."""
     return command_topic(gateway, "ack")
+
+
+def config_topic(gateway: str) -> str:
+    """Where the cloud keeps, retained, the thresholds of ``gateway``'s patients (see
+    :mod:`vitals.patient_thresholds`)."""
+    return command_topic(gateway, "config")
 
 
 def shared_data_subscription(group: str = "ingest") -> str:
