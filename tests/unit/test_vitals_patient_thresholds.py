@@ -49,7 +49,8 @@ def test_what_the_cloud_builds_the_gateway_decodes_to_the_same_levels(
 ) -> None:
     config = decode_threshold_config(build_threshold_config(thresholds, revision=revision))
     assert config.revision == revision
-    expected = {p: {m: tuple(sorted(set(v))) for m, v in metrics.items()} for p, metrics in thresholds.items() if metrics}
+    expected = {p: {m: tuple(sorted(set(v))) for m, v in metrics.items()}
+                for p, metrics in thresholds.items() if metrics}
     assert config.patients == expected
 
 
@@ -61,9 +62,11 @@ def test_any_bytes_decode_or_raise_the_one_error(payload: bytes) -> None:
         assert "\n" not in str(exc)
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                     max_leaves=20)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @given(patients=_json, revision=_json)
