@@ -130,8 +130,9 @@ class EdgeAgent:
         self.transports = transports
         self.stats = AgentStats()
         self.spool = spool if spool is not None else BatchSpool(config.spool)  # an empty spool is falsy
-        # Live batches (made within a few batch intervals) go ahead of a backlog.
-        settings = publisher_settings or PublisherSettings(live_window_s=3 * config.batch_interval_s)
+        # Live batches (made within a few batch intervals) go ahead of a backlog, unless the file says otherwise.
+        fields: dict[str, Any] = {"live_window_s": 3 * config.batch_interval_s, **config.publisher}
+        settings = publisher_settings or PublisherSettings(**fields)
         self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
                                        clock_s=lambda: self.clock_ns() / 1e9, settings=settings,
                                        on_config=self.receive_thresholds)
