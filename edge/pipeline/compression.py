@@ -188,7 +188,8 @@ class SwingingDoorCompressor:
             return
         self._release_waiting()
         self._release_held()
-        assert self._candidate is not None
+        if self._candidate is None:  # releasing them kept the newest already (a heartbeat after a gap)
+            return
         time_ns, value, quality = self._candidate
         self._candidate = None
         self._keep(time_ns, value, quality if final and not due else quality | _HEARTBEAT)
