@@ -77,6 +77,16 @@ def _section(scenario: str, speed: float, samples: list[dict[str, Any]], done: d
         f"{rss[-1]:.1f} MiB (x{rss[-1] / warm:.3f}); growth over the second half {slope:+.3f} MiB per scenario hour.",
         "",
     ]
+    deepest = max(sample["spool"] for sample in samples)
+    if deepest > 100:
+        out += [
+            f"The spool grew to {deepest:,} batches: at this speed the gateway made batches faster than its "
+            "publisher and the stand-in cloud confirmed them (the process also runs the virtual devices and "
+            "pipelines for many times real time on the same event loop), so part of the growth above can be "
+            "SQLite's cache over a larger spool rather than the gateway's own state; the pipelines' held "
+            "samples stay flat.",
+            "",
+        ]
     return out
 
 
