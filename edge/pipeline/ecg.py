@@ -52,6 +52,9 @@ _WIDE_THRESHOLD = 0.22
 # interval around it at least this many typical RR intervals (of the beats so far). Motion the wide
 # band takes for a beat falls inside an ordinary interval.
 _PAUSE_RR = 1.2
+# ... or, for the first beat of a couplet, an interval of this many, and of this many to the beat
+# after the next.
+_COUPLET_RR, _COUPLET_PAUSE_RR = 1.05, 2.5
 _APART_RR = 0.35  # ... and at least this many typical RR intervals from each of them (and 200 ms)
 _PENDING_WIDE = 64  # wide-band beats waiting for the QRS band's verdict (bounded)
 _ENERGY_RATE_HZ = 120.0  # the QRS envelope runs at fs / floor(fs / this) (250 Hz -> 125 Hz)
@@ -666,7 +669,7 @@ class RPeakDetector:
             if known:
                 decided += 1
                 continue
-            unsettled = later == len(beats) or qrs_settled <= peak + apart
+            unsettled = later + 1 >= len(beats) or qrs_settled <= peak + apart
             if not final and unsettled and len(pending) - decided <= _PENDING_WIDE:
                 break  # the QRS band may still place a beat near it, or the pause is not closed
             decided += 1
@@ -678,11 +681,18 @@ class RPeakDetector:
             typical = float(np.median(np.diff(so_far)))
             before = so_far[-1]
             # At the end of a record the pause runs to the last sample.
-            after = beats[later] if later < len(beats) else self._qrs.count if final else None
+            end = self._qrs.count if final else None
+            after = beats[later] if later < len(beats) else end
             near = max(apart, _APART_RR * typical)
-            if (burst or after is None or peak - before <= near or after - peak <= near
-                    or after - before < _PAUSE_RR * typical):
+            if burst or after is None or peak - before <= near or after - peak <= near:
                 continue
+            if after - before < _PAUSE_RR * typical:
+                # The first of a couplet, when the QRS band took the second: the pause comes after
+                # that one (the sinus beats around a couplet are three cycles apart).
+                following = beats[later + 1] if later + 1 < len(beats) else end
+                if (following is None or after - before < _COUPLET_RR * typical
+                        or following - before < _COUPLET_PAUSE_RR * typical):
+                    continue
             insort(self._ready, peak)
         del pending[:decided]
         # Everything before the first undecided wide-band beat, and before any wide-band beat still

@@ -73,7 +73,7 @@ def test_filters_in_chunks_equal_one_pass() -> None:
         (whole,) = one.process(Stream.regular(metric, unit, T0, fs, signal))
         chunked = StreamPipeline.for_metric(metric, {"stages": [stage]})
         bounds = [0, 1, 13, 400, 401, 1500, signal.size]
-        pieces = [chunked.process(Stream.regular(metric, unit, T0, fs, signal[a:b]))[0].values
+        pieces = [chunked.process(Stream.regular(metric, unit, T0 + round(a * 1e9 / fs), fs, signal[a:b]))[0].values
                   for a, b in itertools.pairwise(bounds)]
         assert np.allclose(np.concatenate(pieces), whole.values, rtol=0, atol=1e-12)
 
