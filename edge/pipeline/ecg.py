@@ -8,7 +8,9 @@ hump, and humps are judged against adaptive signal and noise levels with a 200 m
 period, a T-wave slope test and a search-back when a beat seems missing. A hump earlier than 0.8
 running RR intervals after the last beat is noise if it is far shallower than beats are, and is
 taken for motion inside a motion burst (:mod:`edge.pipeline._qrs_gate`). Each accepted hump is then
-placed on the largest deflection of the ECG just before it (at the full rate). Everything is causal
+placed on the largest deflection of the ECG just before it (at the full rate). A second envelope,
+in a wider band (6-25 Hz), finds wide ventricular beats too, whose slopes lie mostly below 10 Hz;
+:class:`RPeakDetector` takes its beats where the QRS band's leave a pause. Everything is causal
 and carries its state, and every value is computed from the samples alone (no running sums
 restarted per chunk), so feeding a record in chunks gives exactly the indices a single pass gives.
 Per-sample work is vectorised and reuses a few buffers (fresh memory costs more than the arithmetic
