@@ -87,7 +87,10 @@ async def run_demo(options: DemoOptions, *, announce: Any = print) -> DemoResult
         cloud = CloudService(CloudConfig(
             mqtt_url=mqtt_url, influx_url=influx_url, influx_db=f"vitalbridge_demo_{stamp}",
             database_url=f"sqlite:///{run_dir / 'cloud.db'}", http_port=options.http_port or free_port(),
-            client_id=f"vitalbridge-demo-ingest-{stamp}",
+            # Its own client id and shared-subscription group, and no session kept after it: pointed at a
+            # broker that serves a real cloud, the demo never takes a share of that cloud's messages.
+            client_id=f"vitalbridge-demo-ingest-{stamp}", shared_group=f"vitalbridge-demo-{stamp}",
+            session_expiry_s=0,
         ))
         await cloud.start()
         try:

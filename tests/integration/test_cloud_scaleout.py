@@ -1,7 +1,7 @@
 """Several ingest workers on one shared subscription, and gateway health, against real servers.
 
 Three `vitalbridge cloud ingest` processes (their own client ids, one shared subscription) read
-from the stack runner's Mosquitto and write to its influxd and one relational store. Gateways are
+from the stack runner's Mosquitto and write to its influxd and PostgreSQL. Gateways are
 the real spool and publisher; one worker is killed mid-stream for good. Every sample must end up
 stored exactly once and every hypoxia episode must raise exactly one alert, however its batches
 were spread over the workers. Gateway health is read from real gateway processes: online on their
@@ -48,6 +48,16 @@ def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
         stack.stop()
 
 
+@pytest.fixture
+def pg_stack(postgres_installed: None, tmp_path: Path) -> Iterator[LocalStack]:
+    """Mosquitto, influxd and PostgreSQL of this test alone."""
+    stack = LocalStack(tmp_path / "pgstack", postgres=True).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 def _environment(config: CloudConfig, **extra: str) -> dict[str, str]:
     return os.environ | config.to_env() | extra
 
@@ -84,10 +94,12 @@ def _value(second: int) -> float:
     return 84.0 if second in _EPISODE else 96.0 + second % 3
 
 
-async def test_three_workers_store_everything_once_and_one_alert_per_episode(own_stack: LocalStack,
+async def test_three_workers_store_everything_once_and_one_alert_per_episode(pg_stack: LocalStack,
                                                                              tmp_path: Path) -> None:
+    own_stack = pg_stack
+    assert own_stack.database_url is not None
     config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="scaleout",
-                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", max_wait_ms=20.0,
+                         database_url=own_stack.database_url, max_wait_ms=20.0,
                          client_id="scaleout-ingest", max_messages=50)
     log = tmp_path / "workers.log"
     workers = [_worker(config.model_copy(update={"client_id": f"scaleout-ingest-{i}"}), i, log) for i in range(3)]
