@@ -92,6 +92,12 @@ def _ceiling(influx_url: str, lines: list[str]) -> float:
         return len(lines) / (time.perf_counter() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class _Ingest:
     """`vitalbridge cloud ingest` as a subprocess on its own database (or worker ``index`` of a group)."""
 
@@ -140,8 +146,7 @@ class _Ingest:
 
     def cpu_s(self) -> float:
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -15,13 +15,12 @@ CPU each server process used per 1,000 patients.
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from simulators.load import LoadOptions, run_load
-from tests.bench.bench_ingest import GATEWAYS, _batch, _Ingest, _publish
+from tests.bench.bench_ingest import GATEWAYS, _batch, _Ingest, _publish, cpu_seconds
 from vitalbridge.stack import InfluxDB, Mosquitto
 from vitals.codec import encode_batch
 from vitals.topics import data_topic
@@ -32,11 +31,6 @@ LOAD_GATEWAYS = 1_000
 LOAD_PATIENTS = 10
 LOAD_SECONDS = 60.0
 LOAD_INTERVAL_S = 10.0
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drain(run: Path, mosquitto: Mosquitto, influx_url: str, workers: int, start_ns: int) -> tuple[float, float]:
@@ -70,14 +64,14 @@ async def _load(run: Path, mosquitto: Mosquitto, influxd: InfluxDB) -> tuple[obj
     ingest.start()
     assert ingest.process is not None
     pids = {"ingest": ingest.process.pid, "mosquitto": mosquitto.pid or 0, "influxd": influxd.pid or 0}
-    before = {name: _cpu_s(pid) for name, pid in pids.items() if pid}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
     started = time.perf_counter()
     options = LoadOptions(mosquitto.url, gateways=LOAD_GATEWAYS, patients_per_gateway=LOAD_PATIENTS, rate_hz=1.0,
                           duration_s=LOAD_SECONDS, batch_interval_s=LOAD_INTERVAL_S, gateway_prefix="bench",
                           connect_timeout_s=30.0, publish_timeout_s=60.0, track_acks=True, ack_wait_s=60.0)
     report = await run_load(options)
     elapsed = time.perf_counter() - started
-    cpu = {name: _cpu_s(pids[name]) - spent for name, spent in before.items()}
+    cpu = {name: cpu_seconds(pids[name]) - spent for name, spent in before.items()}
     ingest.stop()
     return report, cpu, elapsed
 
@@ -131,7 +125,8 @@ async def _main() -> str:
         f"- publish-to-stored latency: p50 {latency.get('p50', float('nan')):.0f} ms, "
         f"p90 {latency.get('p90', float('nan')):.0f} ms, p99 {latency.get('p99', float('nan')):.0f} ms, "
         f"max {latency.get('max', float('nan')):.0f} ms"
-        + (f" - the generator reached {reached:.0%} of its target message rate over the run (which includes the wait for the last acknowledgements): its own event loop (all gateways' "
+        + (f" - the generator reached {reached:.0%} of its target message rate over the run (which includes "
+           "the wait for the last acknowledgements): its own event loop (all gateways' "
            "MQTT clients in one Python process) was saturated, so these latencies include its lag in "
            "publishing and in reading the acknowledgements, and are an upper bound, not the cloud's"
            if reached < 0.9 else ""),

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,6 @@ from vitals.topics import data_topic
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 S = 10**9
-
-
-@pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """Mosquitto and influxd of this test alone, to stop, restart or kill."""
-    stack = LocalStack(tmp_path / "stack").start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 def _config(stack: LocalStack, tmp_path: Path, **overrides: Any) -> CloudConfig:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +36,6 @@ _PATIENTS = 6
 _BATCHES = 60  # per patient, 10 s each: 10 minutes of 1 Hz SpO2
 _VALUES = 10
 _EPISODE = range(200, 330)  # seconds into the record where SpO2 sits at 84 %: one hypoxia episode
-
-
-@pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    stack = LocalStack(tmp_path / "stack").start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture
-def pg_stack(postgres_installed: None, tmp_path: Path) -> Iterator[LocalStack]:
-    """Mosquitto, influxd and PostgreSQL of this test alone."""
-    stack = LocalStack(tmp_path / "pgstack", postgres=True).start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 def _environment(config: CloudConfig, **extra: str) -> dict[str, str]:
