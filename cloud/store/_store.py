@@ -57,6 +57,7 @@ class AlertQuery:
     patient: str | None = None
     state: str | None = None
     limit: int = 100
+    patients: frozenset[str] | None = None  # only these patients' alerts (the caller's visible ones)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -326,6 +327,8 @@ class Store:
             statement = statement.where(AlertRecord.patient == query.patient)
         if query.state is not None:
             statement = statement.where(AlertRecord.state == query.state)
+        if query.patients is not None:
+            statement = statement.where(AlertRecord.patient.in_(sorted(query.patients)))
         with self._session() as session:
             return list(session.scalars(statement))
 
