@@ -8,6 +8,8 @@ import logging
 import sys
 from typing import Any
 
+from vitalbridge.commands._users import add_user_parser
+
 __all__ = ["add_parser"]
 
 _ROLES = {
@@ -20,7 +22,9 @@ _ENVIRONMENT_HELP = (
     "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_DATABASE_URL, "
     "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_SHARED_GROUP, VB_INGEST_MAX_MESSAGES, "
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
-    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX."
+    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_REGISTRY (enforce|off), "
+    "VB_REGISTRY_CACHE_S, VB_AUTH_SECRET or VB_AUTH_SECRET_FILE, VB_ACCESS_TOKEN_MINUTES, VB_REFRESH_TOKEN_DAYS, "
+    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS."
 )
 
 
@@ -44,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
                                  "$share/GROUP/... (VB_INGEST_SHARED_GROUP)")
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(func=_run, api=api, ingest=ingest)
+    add_user_parser(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
         )
+        config.token_secret()  # an unreadable or short key file is a setting error, said now
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
