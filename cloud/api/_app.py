@@ -197,7 +197,8 @@ def create_app(
     and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
     (none by default).
     """
-    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
     app.state.security = context = security or default_security(store, clock)
     install_error_handlers(app)
     install_audit(app, context.audit, context.clock)

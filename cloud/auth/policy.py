@@ -71,6 +71,7 @@ __all__ = [
     "note_patients",
     "permission_of",
     "require",
+    "route_permissions",
 ]
 
 
@@ -233,7 +234,7 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
     """A dependency that returns the signed-in :class:`Principal` once ``permission`` is allowed.
 
     A patient permission on a route with ``{patient}`` in its path is decided for that patient; on any
-    other route it needs a relation that grants it to at least one patient, and the route calls
+    other route it needs a relation to at least one patient, and the route calls
     :func:`check_patient` (or filters by :meth:`Principal.patients`) once it knows the patient.
     """
 
@@ -243,8 +244,9 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
         if permission in PATIENT_PERMISSIONS:
             if patient is not None:
                 check_patient(request, principal, permission, patient if is_identifier(patient) else None)
-            elif not principal.patients(permission):
-                raise ApiError(403, f"role {principal.role.value} with no patient allowing {permission.value}")
+            elif not principal.relations:
+                raise ApiError(403, f"a {principal.role.value} on no care team and of no family may not "
+                               f"{permission.value}")
         elif not principal.may(permission):
             raise ApiError(403, f"role {principal.role.value} may not {permission.value}")
         return principal
@@ -263,10 +265,33 @@ def permission_of(route: APIRoute) -> Permission | None:
     return None
 
 
+def route_permissions(app: FastAPI) -> list[tuple[str, str, Permission | None]]:
+    """``(method, path, permission)`` of every route of ``app``, those of included routers too (and the
+    permission a router's own ``dependencies`` require)."""
+    found: list[tuple[str, str, Permission | None]] = []
+
+    def walk(routes: Iterable[Any], prefix: str, inherited: Permission | None) -> None:
+        for route in routes:
+            original = getattr(route, "original_router", None)  # a router included by app.include_router
+            if original is not None:
+                context = getattr(route, "include_context", None)
+                permission = inherited
+                for depends in getattr(context, "dependencies", ()):
+                    marked = getattr(getattr(depends, "dependency", None), "permission", None)
+                    permission = marked if isinstance(marked, Permission) else permission
+                walk(original.routes, prefix + str(getattr(context, "prefix", "")), permission)
+                continue
+            permission = (permission_of(route) if isinstance(route, APIRoute) else None) or inherited
+            for method in sorted((getattr(route, "methods", None) or set()) - {"HEAD"}):
+                found.append((method, prefix + str(getattr(route, "path", "")), permission))
+
+    walk(app.routes, "", None)
+    return found
+
+
 def check_routes(app: FastAPI) -> None:
     """Raise ``RuntimeError`` when a route under ``/api/`` neither requires a permission nor is open."""
-    missing = [f"{sorted(route.methods or ())} {route.path}" for route in app.routes
-               if isinstance(route, APIRoute) and route.path.startswith("/api/")
-               and route.path not in OPEN_ROUTES and permission_of(route) is None]
+    missing = [f"{method} {path}" for method, path, permission in route_permissions(app)
+               if path.startswith("/api/") and path not in OPEN_ROUTES and permission is None]
     if missing:
         raise RuntimeError(f"routes without a policy (add require(Permission.X) or list them as open): {missing}")
