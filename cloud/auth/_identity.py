@@ -212,6 +212,7 @@ class Identity:
     def rotate_refresh(self, token: str, *, now: dt.datetime) -> tuple[User, str]:
         """Spend ``token`` and return its user and a new token of the same family. A token used twice
         revokes its whole family; raises :class:`LoginFailed` for any token that is not good."""
+        reused = False
         with self._sessions() as session, session.begin():
             record = session.scalar(select(RefreshTokenRecord).where(RefreshTokenRecord.token_hash == _digest(token)))
             if record is None:
@@ -219,13 +220,23 @@ class Identity:
             if record.used or record.revoked:
                 session.execute(update(RefreshTokenRecord).where(RefreshTokenRecord.family == record.family)
                                 .values(revoked=True))
+                reused = True  # committed as the block ends, then refused
+        if reused:
+            raise LoginFailed("refresh token already used or revoked")
+        with self._sessions() as session, session.begin():
+            # Spend it in one statement, so two requests racing with the same token cannot both succeed.
+            spent = session.execute(update(RefreshTokenRecord)
+                                    .where(RefreshTokenRecord.token_hash == _digest(token),
+                                           RefreshTokenRecord.used.is_(False), RefreshTokenRecord.revoked.is_(False))
+                                    .values(used=True))
+            record = session.scalar(select(RefreshTokenRecord).where(RefreshTokenRecord.token_hash == _digest(token)))
+            if record is None or int(spent.rowcount or 0) != 1:  # type: ignore[attr-defined]
                 raise LoginFailed("refresh token already used or revoked")
             if _aware(record.expires_at) <= now:
                 raise LoginFailed("refresh token expired")
             user = session.get(UserRecord, record.user_id)
             if user is None or user.disabled:
                 raise LoginFailed("user disabled")
-            record.used = True
             family = record.family
             found = _user(user)
         return found, self.issue_refresh(found, now=now, family=family)
