@@ -115,7 +115,8 @@ def test_any_single_change_is_found_at_its_row(contents: list[dict[str, object]]
     name = data.draw(st.sampled_from(["id", "at_us", "actor", "role", "patient", "action", "target", "client",
                                       "status", "outcome", "prev_hash"]))
     changed = [dict(row) for row in rows]
-    changed[index][name] = f"{changed[index][name]}!"
+    value = changed[index][name]
+    changed[index][name] = value + 1 if isinstance(value, int) else f"{value}!"
     verdict = verify_chain(changed, anchor_id=0, anchor_hash=GENESIS, last_id=last_id, last_hash=last_hash)
     assert (verdict.ok, verdict.first_bad_id) == (False, index + 1)
     removed = rows[:index] + rows[index + 1:]
