@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -13,6 +14,8 @@ from cloud.auth import ERROR_RESPONSES, ApiError, AuthError, LoginFailed, Role, 
 from cloud.auth.policy import Permission, Principal, SecurityContext, audit_note, require
 
 __all__ = ["auth_router"]
+
+log = logging.getLogger(__name__)
 
 
 class TokenResponse(BaseModel):
@@ -100,12 +103,15 @@ async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
         user = await asyncio.to_thread(context.identity.authenticate, form.username, form.password,
                                        client=client, now=context.clock())
     except Throttled as exc:
+        log.warning("login throttled from %s", client)
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     except LoginFailed:
         known = await asyncio.to_thread(context.identity.user_by_name, form.username)
         if known is not None:  # never record an unknown name: it may be a password typed in the wrong box
             note.actor, note.role = known.username, known.role.value
+        log.warning("login failed for %s from %s", known.username if known else "an unknown user name", client)
         raise ApiError(401, "wrong user name or password", code="login_failed") from None
+    log.info("login: %s (%s) from %s", user.username, user.role.value, client)
     note.actor, note.role = user.username, user.role.value
     return await _tokens(context, user)
 
@@ -118,7 +124,8 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
     try:
         user, token = await asyncio.to_thread(context.identity.rotate_refresh, body.refresh_token,
                                               now=context.clock())
-    except LoginFailed:
+    except LoginFailed as exc:
+        log.warning("refresh refused: %s", exc)  # the reason, never the token
         raise ApiError(401, "the refresh token is invalid, expired or already used", code="login_failed") from None
     note = audit_note(request)
     note.actor, note.role = user.username, user.role.value
