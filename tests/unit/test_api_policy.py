@@ -15,12 +15,23 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from cloud.api import create_app
 from cloud.audit import AuditQuery
-from cloud.auth.policy import OPEN_ROUTES, SecurityContext, check_routes, route_permissions
-from cloud.registry import Gateway, Patient
+from cloud.auth import Role
+from cloud.auth.policy import (
+    OPEN_ROUTES,
+    PATIENT_PERMISSIONS,
+    Permission,
+    SecurityContext,
+    check_routes,
+    decide,
+    route_permissions,
+)
+from cloud.registry import Gateway, Patient, Relation
 from cloud.rules import AlertChange
 from cloud.store import Store
 from cloud.timeseries import InfluxV1Client
@@ -291,3 +302,16 @@ async def test_admin_changes_to_the_registry_take_effect(world: World) -> None:
     duplicate = await world.client.post("/api/v1/registry/gateways", json={"id": "gw-old", "home": "x"},
                                         headers=admin)
     assert duplicate.status_code == 409
+
+
+@given(st.sampled_from(list(Role)), st.none() | st.sampled_from(list(Relation)), st.sampled_from(list(Permission)))
+def test_the_policy_invariants(role: Role, relation: Relation | None, permission: Permission) -> None:
+    allowed = decide(role, relation, permission)
+    if permission in PATIENT_PERMISSIONS:
+        assert not allowed or relation is not None  # no role reads a patient without a relation to them
+        if relation is Relation.FAMILY:
+            assert allowed == (permission is not Permission.ACK_ALERT)  # family reads, marks seen, never acks
+        if relation is Relation.CARE:
+            assert allowed
+    else:
+        assert allowed == (role is Role.ADMIN or permission is Permission.READ_SELF)
