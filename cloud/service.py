@@ -14,6 +14,8 @@ import datetime as dt
 import logging
 import os
 import random
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +25,20 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from cloud.alerting import (
+    AlertClock,
+    AlertingContext,
+    AlertingPolicy,
+    Channel,
+    EmailChannel,
+    NotifierMetrics,
+    NotifierSettings,
+    NotifierWorker,
+    PolicyError,
+    SmtpSettings,
+    WebhookChannel,
+    load_policy,
+)
 from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
 from cloud.ingest import (
@@ -40,7 +56,7 @@ from cloud.rules import RuleEngine, build_rules
 from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import ALL_DATA, shared_data_subscription
+from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_STATUS, shared_subscription
 
 __all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable", "http_server_options"]
 
@@ -65,6 +81,9 @@ _ENVIRONMENT = {
     "VB_HTTP_PORT": "http_port",
     "VB_INGEST_CLIENT_ID": "client_id",
     "VB_INGEST_SHARED_GROUP": "shared_group",
+    "VB_INGEST_WORKER_INDEX": "worker_index",
+    "VB_INGEST_SESSION_EXPIRY_S": "session_expiry_s",
+    "VB_GATEWAY_SILENT_S": "gateway_silent_s",
     "VB_INGEST_MAX_MESSAGES": "max_messages",
     "VB_INGEST_MAX_WAIT_MS": "max_wait_ms",
     "VB_INGEST_MAX_INFLIGHT": "max_inflight",
@@ -86,6 +105,17 @@ _ENVIRONMENT = {
     "VB_HSTS": "hsts",
     "VB_CORS_ORIGINS": "cors_origins",
     "VB_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
+    "VB_ALERTING_POLICY": "alerting_policy",
+    "VB_NOTIFY": "notify",
+    "VB_ALERT_TICK_S": "alert_tick_s",
+    "VB_NOTIFY_POLL_S": "notify_poll_s",
+    "VB_SMTP_HOST": "smtp_host",
+    "VB_SMTP_PORT": "smtp_port",
+    "VB_SMTP_FROM": "smtp_from",
+    "VB_SMTP_USERNAME": "smtp_username",
+    "VB_SMTP_PASSWORD": "smtp_password",
+    "VB_SMTP_STARTTLS": "smtp_starttls",
+    "VB_WEBHOOK_SECRET": "webhook_secret",
 }
 _SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
@@ -107,8 +137,14 @@ class CloudConfig(BaseModel):
     database_url: str = "sqlite:///vitalbridge.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
-    client_id: str = Field("vitalbridge-ingest", min_length=1, max_length=128)
-    shared_group: str | None = None
+    client_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
+                                  description="MQTT client id; derived from the host name and worker index when unset")
+    worker_index: int | None = Field(None, ge=0, le=9999, description="this worker's number among several")
+    shared_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64,
+                              description="shared-subscription group ('' subscribes unshared)")
+    session_expiry_s: int = Field(3600, ge=0, le=7 * 24 * 3600,
+                                  description="how long the broker keeps a worker's session while it is away")
+    gateway_silent_s: float = Field(900.0, gt=0, description="an online gateway silent this long is 'unknown'")
     max_messages: int = Field(1000, ge=1, le=100_000, description="messages per micro-batch")
     max_wait_ms: float = Field(50.0, ge=0, le=10_000, description="how long a micro-batch may wait to fill")
     max_inflight: int = Field(5000, ge=1, le=1_000_000, description="messages received and not yet acknowledged")
@@ -154,6 +190,18 @@ class CloudConfig(BaseModel):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         return self
+    alerting_policy: Path | None = Field(None, description="YAML file: escalation, recipients, inhibition")
+    alerting: AlertingPolicy | None = Field(None, description="the policy itself (instead of a file)")
+    notify: bool = Field(True, description="run the alert clock and the notifier beside the ingest")
+    alert_tick_s: float = Field(5.0, gt=0, le=3600, description="how often alerts move on with the clock")
+    notify_poll_s: float = Field(1.0, gt=0, le=3600, description="how often the notifier looks at the outbox")
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "vitalbridge@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -206,6 +254,39 @@ class CloudConfig(BaseModel):
         """Whether the API serves HTTPS itself."""
         return self.tls_cert is not None
 
+    def to_env(self) -> dict[str, str]:
+        """The ``VB_*`` variables that give another process this configuration (unset fields are left out)."""
+        values = self.model_dump()
+        return {name: str(values[field]) for name, field in _ENVIRONMENT.items() if values.get(field) is not None}
+
+    def ingest_client_id(self) -> str:
+        """The MQTT client id: as configured, else ``vitalbridge-ingest-<host>[-<worker index>]``.
+
+        Ids stay the same across restarts (so the broker keeps the session) and differ between
+        hosts and worker indexes (so two workers never take each other's session).
+        """
+        if self.client_id:
+            return self.client_id
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64] or "host"
+        suffix = "" if self.worker_index is None else f"-{self.worker_index}"
+        return f"vitalbridge-ingest-{host}{suffix}"
+
+    def subscriptions(self) -> list[str]:
+        """The topics the ingest reads: data, status and events, shared with the group's other workers."""
+        topics = [ALL_DATA, ALL_STATUS, ALL_EVENTS]
+        return [shared_subscription(topic, self.shared_group) for topic in topics] if self.shared_group else topics
+
+    def alerting_context(self) -> AlertingContext:
+        """The alerting policy (from ``alerting``, else the ``alerting_policy`` file, else the defaults)."""
+        if self.alerting is not None:
+            return AlertingContext(self.alerting)
+        if self.alerting_policy is not None:
+            try:
+                return AlertingContext(load_policy(self.alerting_policy))
+            except PolicyError as exc:
+                raise ConfigError(f"VB_ALERTING_POLICY: {exc}") from None
+        return AlertingContext()
+
     def worker_settings(self) -> WorkerSettings:
         """The ingest worker's settings."""
         return WorkerSettings(
@@ -246,6 +327,14 @@ class CloudService:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
+        self.alerting = config.alerting_context()
+        self.notifier: NotifierWorker | None = None
+        self.alert_clock: AlertClock | None = None
+        self._webhook: WebhookChannel | None = None
+
+    def now(self) -> dt.datetime:
+        """The service clock as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.clock() / 1e9, dt.UTC)
 
     @property
     def api_url(self) -> str:
@@ -265,7 +354,7 @@ class CloudService:
         """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
         try:
-            self.store = await asyncio.to_thread(open_store, config.database_url)
+            self.store = await asyncio.to_thread(open_store, config.database_url, self.alerting)
         except Exception as exc:
             raise ServiceUnavailable(f"cannot open the database {_safe_url(config.database_url)}: "
                                      f"{str(exc).splitlines()[0][:300]}") from None
@@ -280,7 +369,8 @@ class CloudService:
         if self.run_api:
             self.security = _security(config, self.store)
             app = create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
-                             registry=self.registry, security=self.security,
+                             registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
+                             security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
                              cors_origins=config.cors_origins)
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
@@ -309,9 +399,8 @@ class CloudService:
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values), bindings=bindings)
         self.metrics = IngestMetrics(self.registry)
-        subscription = shared_data_subscription(config.shared_group) if config.shared_group else ALL_DATA
-        self.client = MqttIngestClient(config.mqtt_url, [subscription], client_id=config.client_id,
-                                       max_inflight=config.max_inflight)
+        self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
+                                       max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
         try:
             await self.client.start()
         except BrokerUnavailable as exc:
@@ -321,6 +410,28 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
                                                name="ingest"))
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
+        if config.notify:
+            self._start_alerting()
+
+    def _start_alerting(self) -> None:
+        config = self.config
+        assert self.store is not None
+        channels: dict[str, Channel] = {}
+        if config.smtp_host:
+            channels["email"] = EmailChannel(SmtpSettings(
+                host=config.smtp_host, port=config.smtp_port, sender=config.smtp_from, username=config.smtp_username,
+                password=config.smtp_password, starttls=config.smtp_starttls), clock=self.now)
+        if config.webhook_secret:
+            self._webhook = WebhookChannel(config.webhook_secret.encode(), clock=lambda: self.clock() / 1e9)
+            channels["webhook"] = self._webhook
+        self.alert_clock = AlertClock(self.store, clock=self.now, every_s=config.alert_tick_s)
+        self.notifier = NotifierWorker(self.store, channels, clock=self.now,
+                                       group_window=self.alerting.policy.group_window,
+                                       settings=NotifierSettings(poll_s=config.notify_poll_s),
+                                       metrics=NotifierMetrics(self.registry))
+        self._tasks.append(asyncio.create_task(self._supervise("alert-clock", self.alert_clock.run, None),
+                                               name="alert-clock"))
+        self._tasks.append(asyncio.create_task(self._supervise("notifier", self.notifier.run, None), name="notifier"))
 
     async def _audit_retention(self) -> None:
         # Hourly: drop audit rows past their retention (the chain's anchor moves with them).
@@ -403,6 +514,8 @@ class CloudService:
         await self._close()
 
     async def _close(self) -> None:
+        if self._webhook is not None:
+            await self._webhook.aclose()
         if self.client is not None:
             await self.client.stop()
         if self.influx is not None:

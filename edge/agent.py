@@ -33,7 +33,7 @@ from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.codec import encode_batch
 from vitals.samples import Batch, Sample, Stream
 
-__all__ = ["AgentStats", "EdgeAgent", "ProfileLike", "StreamProcessor", "as_regular"]
+__all__ = ["AgentStats", "DeviceDelivery", "EdgeAgent", "ProfileLike", "StreamProcessor", "as_regular"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,29 @@ class _Device:
     last_status: dict[str, Any] = field(default_factory=dict)
     last_payload_ns: int | None = None  # gateway clock when the device last sent something
     events: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # latest of each kind, with time
+    # Durability of deliveries, counted in payloads: everything up to ``durable`` is in the spool
+    # (or left out on purpose); ``last_drop`` is the count when the spool last refused a batch.
+    delivered: int = 0
+    durable: int = 0
+    last_drop: int = 0
+    checked: int = 0
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
+
+class DeviceDelivery:
+    """The ``deliver`` the agent hands one device's transport: a :class:`~edge.transports.SpoolingDeliver`."""
+
+    def __init__(self, agent: EdgeAgent, device_id: str) -> None:
+        self.agent = agent
+        self.device_id = device_id
+
+    def __call__(self, payload: Payload) -> None:
+        """Decode and process one payload (:meth:`EdgeAgent.deliver`)."""
+        self.agent.deliver(self.device_id, payload)
+
+    async def spooled(self) -> bool:
+        """Wait until everything this device delivered so far is in the spool (:meth:`EdgeAgent.spooled`)."""
+        return await self.agent.spooled(self.device_id)
 
 
 class EdgeAgent:
@@ -141,6 +164,7 @@ class EdgeAgent:
         """Decode one payload from ``device_id`` and feed its samples through the pipeline."""
         device = self.devices[device_id]
         self.stats.payloads += 1
+        device.delivered += 1
         device.last_payload_ns = self.clock_ns()
         context = DecodeContext(received_ns=payload.received_ns, utc_offset_s=self.config.offset_s_at(
             payload.received_ns), timezone=self._zone)
@@ -194,6 +218,44 @@ class EdgeAgent:
         self.publisher.event(kind, device=device_id, patient=device.config.patient,
                              **{k: _jsonable(v) for k, v in detail.items()})
 
+    def delivery(self, device_id: str) -> DeviceDelivery:
+        """The ``deliver`` for ``device_id``'s transport (it can wait for the spool, see :meth:`spooled`)."""
+        if device_id not in self.devices:
+            raise KeyError(f"unknown device {device_id!r}")
+        return DeviceDelivery(self, device_id)
+
+    async def spooled(self, device_id: str) -> bool:
+        """Wait until every payload ``device_id`` delivered so far is in the durable spool.
+
+        That is the case after a :meth:`tick` that spooled the device's collected streams while
+        its pipeline held nothing back (a held reading could still be lost). Undecodable payloads
+        and readings the pipeline compressed away count as done. Returns False when the spool
+        refused some of the device's batches since the previous call (a full spool): those
+        readings are gone, and whoever can fetch them again should.
+        """
+        device = self.devices[device_id]
+        target, since = device.delivered, device.checked
+        if device.durable < target:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            device.waiters.append((target, waiter))
+            await waiter
+        device.checked = max(device.checked, target)
+        return device.last_drop <= since
+
+    def _settle(self, device: _Device) -> None:
+        """After the device was spooled: if its pipeline holds nothing, every delivery so far is durable."""
+        held = getattr(device.pipeline, "held", 0) if device.pipeline is not None else 0
+        if held:
+            return
+        device.durable = device.delivered
+        waiting = device.waiters
+        device.waiters = []
+        for target, waiter in waiting:
+            if target > device.durable:
+                device.waiters.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+
     # -- sending -------------------------------------------------------------------------------------
     def tick(self, *, final: bool = False) -> int:
         """Flush pipelines and turn every device's collected streams into spooled batches.
@@ -207,6 +269,7 @@ class EdgeAgent:
                 for output in device.pipeline.flush(now, final=final):
                     device.collector.add(output)
             spooled += self._spool_device(device)
+            self._settle(device)
         if spooled:
             self.publisher.notify()
         return spooled
@@ -222,6 +285,7 @@ class EdgeAgent:
             except SpoolFullError as exc:  # a full disk, or a quota full of readings it may not drop
                 reason = "disk_full" if isinstance(exc, SpoolDiskFullError) else "quota"
                 self.stats.spool_full_drops += batch.sample_count
+                device.last_drop = device.delivered
                 log.error("device %s: %s; %d values dropped", device.config.id, exc, batch.sample_count)
                 self.publisher.event("spool_full", device=device.config.id, dropped=batch.sample_count,
                                      reason=reason)
@@ -246,8 +310,7 @@ class EdgeAgent:
             factory = self.transports.get(device.config.transport)
             transport = factory(device.config, device.profile, self.clock_ns)
             tasks.append(asyncio.create_task(
-                transport.run(functools.partial(self.deliver, device_id),
-                              functools.partial(self._device_event, device_id)),
+                transport.run(self.delivery(device_id), functools.partial(self._device_event, device_id)),
                 name=f"device-{device_id}",
             ))
         failure: BaseException | None = None

@@ -44,9 +44,13 @@ def check_devices(config: GatewayConfig, *, profiles: Mapping[str, Any], transpo
             problems.append(source.problem((*where, "profile"), f"unknown profile {device.profile!r}{hint}; "
                                            f"see `vitalbridge profiles list`{dirs}"))
             continue
+        if device.transport not in transports.names() and transports.why_unavailable(device.transport):
+            problems.append(source.problem((*where, "transport"), f"transport {device.transport!r}: "
+                                           f"{transports.why_unavailable(device.transport)}"))
+            continue
         if device.transport not in transports.names():
             problems.append(source.problem((*where, "transport"), f"unknown transport {device.transport!r}; "
-                                           f"expected one of: {', '.join(transports.names())}"))
+                                           f"expected one of: {', '.join(transports.known_names())}"))
             continue
         speaks = getattr(profile, "transport", None)
         if device.transport in _PROFILE_TRANSPORTS and speaks in _PROFILE_TRANSPORTS and speaks != device.transport:

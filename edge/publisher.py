@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import socket
 import sqlite3
@@ -66,6 +67,7 @@ class PublisherSettings:
     ``reconnect_initial_s``/``reconnect_max_s``/``reconnect_jitter``: the exponential reconnect
     backoff (:class:`edge.transports._backoff.Backoff`); the jitter takes up to that fraction off
     each delay, so gateways dropped together by a broker restart come back spread over seconds.
+    ``heartbeat_s``: how often a ``heartbeat`` event tells the cloud the spool's backlog.
     """
 
     ack_timeout_s: float = 30.0
@@ -75,11 +77,13 @@ class PublisherSettings:
     reconnect_initial_s: float = 2.0
     reconnect_max_s: float = 60.0
     reconnect_jitter: float = 0.9
+    heartbeat_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.ack_timeout_s <= 0 or self.live_window_s < 0 or self.window < 1 or self.session_expiry_s < 0:
-            raise ValueError("publisher settings need ack_timeout_s > 0, live_window_s >= 0, window >= 1 "
-                             "and session_expiry_s >= 0")
+        if (self.ack_timeout_s <= 0 or self.live_window_s < 0 or self.window < 1 or self.session_expiry_s < 0
+                or self.heartbeat_s <= 0):
+            raise ValueError("publisher settings need ack_timeout_s > 0, live_window_s >= 0, window >= 1, "
+                             "session_expiry_s >= 0 and heartbeat_s > 0")
 
 
 class MqttPublisher:
@@ -127,6 +131,8 @@ class MqttPublisher:
         self._ack_topic = ack_topic(gateway)
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self._last_heartbeat_s = -math.inf
+        self._connection_s = 0.0
         self._client: aiomqtt.Client | None = None
         self._confirming: set[asyncio.Task[Confirmation]] = set()
         self._acks: asyncio.Queue[StoredAck] = asyncio.Queue(maxsize=1000)  # received, for this epoch
@@ -144,10 +150,24 @@ class MqttPublisher:
         self._wakeup.set()
 
     def _status(self, state: str) -> bytes:
+        # "connection" names the connection a status belongs to (its will is made before its birth).
         return json.dumps({"gateway": self.gateway, "state": state, "time": self.clock_s(),
-                           "version": self.version, "epoch": self.spool.epoch}).encode()
+                           "connection": self._connection_s, "version": self.version, "epoch": self.spool.epoch,
+                           "backlog": len(self.spool)}).encode()
+
+    async def _heartbeat(self) -> None:
+        # The cloud learns the spool's backlog (and that the gateway lives) even when no data flows.
+        now_s = self.clock_s()
+        if now_s - self._last_heartbeat_s < self.settings.heartbeat_s:
+            return
+        self._last_heartbeat_s = now_s
+        backlog = await self._spool_call(len, self.spool)
+        oldest = await self._spool_call(self.spool.oldest_created_ns)
+        self.event("heartbeat", backlog=backlog,
+                   oldest_unsent_s=None if oldest is None else round(max(0.0, now_s - oldest / 1e9), 1))
 
     def _client_for(self) -> aiomqtt.Client:
+        self._connection_s = self.clock_s()
         will = aiomqtt.Will(status_topic(self.gateway), self._status("offline"), qos=1, retain=True)
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         connect.SessionExpiryInterval = self.settings.session_expiry_s
@@ -302,6 +322,7 @@ class MqttPublisher:
             if me is not None and me.cancelling():  # a cancellation something below swallowed
                 raise asyncio.CancelledError
             self._wakeup.clear()
+            await self._heartbeat()
             await self._send_events(client)
             now_ns = int(self.monotonic_s() * 1e9)
             resend_before = now_ns - int(settings.ack_timeout_s * 1e9)

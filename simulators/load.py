@@ -5,6 +5,9 @@ produces ``rate_hz`` readings a second, each reading an SpO2 and a pulse-rate va
 model; every ``batch_interval_s`` a gateway publishes one batch per patient with what came due.
 The run reports the rate achieved against the target, PUBACK latency percentiles and every error
 by kind. A broker problem never ends the run early: it is counted, and the gateway reconnects.
+With ``track_acks`` each gateway also reads the cloud's end-to-end acknowledgements (sent once a
+batch's points, rule state and alert changes are committed): the report then counts what the
+cloud confirmed and times each batch from publish to that acknowledgement.
 
 The pure parts (the reading model, batch building, rate and latency accounting, error kinds,
 the report) are separate functions so they can be tested without a broker.
@@ -13,6 +16,7 @@ the report) are separate functions so they can be tested without a broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections import Counter
@@ -23,10 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from simulators.signals._keyed import keyed_normal, stream_key
+from vitals.acks import AckError, decode_ack
 from vitals.catalogue import CATALOGUE
 from vitals.codec import encode_batch
 from vitals.samples import Batch, Stream, is_identifier
-from vitals.topics import data_topic
+from vitals.topics import ack_topic, data_topic
 
 __all__ = [
     "LOAD_METRICS",
@@ -70,6 +75,8 @@ class LoadOptions:
     seed: int = 0
     connect_timeout_s: float = 5.0
     publish_timeout_s: float = 10.0
+    track_acks: bool = False
+    ack_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.gateways < 1 or self.patients_per_gateway < 1:
@@ -192,6 +199,10 @@ class LoadTally:
     unsent_values: int = 0
     latencies_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    confirmed_values: int = 0
+    confirmed_messages: int = 0
+    refused_messages: int = 0
+    ack_latencies_s: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -215,15 +226,21 @@ class LoadReport:
     unsent_values: int
     latency_ms: dict[str, float] | None
     errors: dict[str, int]
+    confirmed_values: int | None = None
+    confirmed_messages: int | None = None
+    refused_messages: int | None = None
+    ack_latency_ms: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
-        """True when something was published and nothing went wrong."""
-        return self.published_values > 0 and not self.errors and not self.failed_values and not self.unsent_values
+        """True when something was published and nothing went wrong (and, with acks, the cloud stored it all)."""
+        stored = self.confirmed_values is None or self.confirmed_values == self.published_values
+        return (self.published_values > 0 and not self.errors and not self.failed_values and not self.unsent_values
+                and stored)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
-        return {
+        document: dict[str, Any] = {
             "gateways": self.gateways, "patients": self.patients, "rate_hz": self.rate_hz,
             "duration_s": self.duration_s, "elapsed_s": round(self.elapsed_s, 3), "qos": self.qos,
             "mqtt_url": self.mqtt_url,
@@ -235,6 +252,10 @@ class LoadReport:
             "failed_values": self.failed_values, "unsent_values": self.unsent_values,
             "latency_ms": self.latency_ms, "errors": dict(sorted(self.errors.items())),
         }
+        if self.confirmed_messages is not None:  # the run read the cloud's acknowledgements
+            document.update(confirmed_values=self.confirmed_values, confirmed_messages=self.confirmed_messages,
+                            refused_messages=self.refused_messages, ack_latency_ms=self.ack_latency_ms)
+        return document
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -258,6 +279,12 @@ class LoadReport:
             lines.append(f"{'PUBACK latency':<20}n/a" + (" (QoS 0)" if self.qos == 0 else ""))
         else:
             lines.append(f"{'PUBACK latency ms':<20}" + "  ".join(f"{k} {v:.2f}" for k, v in self.latency_ms.items()))
+        if self.confirmed_messages is not None:
+            lines.append(f"{'stored by cloud':<20}{self.confirmed_values} values in {self.confirmed_messages} "
+                         f"messages ({self.refused_messages} refused)")
+            if self.ack_latency_ms is not None:
+                lines.append(f"{'e2e ack latency ms':<20}"
+                             + "  ".join(f"{k} {v:.2f}" for k, v in self.ack_latency_ms.items()))
         if self.errors:
             lines.append(f"{'errors':<20}" + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
         else:
@@ -286,6 +313,10 @@ def summarize(options: LoadOptions, tally: LoadTally, elapsed_s: float) -> LoadR
         unsent_values=tally.unsent_values,
         latency_ms=latency_percentiles(tally.latencies_s) if options.qos else None,
         errors=dict(tally.errors),
+        confirmed_values=tally.confirmed_values if options.track_acks else None,
+        confirmed_messages=tally.confirmed_messages if options.track_acks else None,
+        refused_messages=tally.refused_messages if options.track_acks else None,
+        ack_latency_ms=latency_percentiles(tally.ack_latencies_s) if options.track_acks else None,
     )
 
 
@@ -318,6 +349,7 @@ class _VirtualGateway:
         self.patients = [patient_id(gateway, i) for i in range(1, options.patients_per_gateway + 1)]
         self.sent = [0] * len(self.patients)  # readings handed to the broker (or failed) per patient
         self.topic = data_topic(gateway)
+        self.awaiting: dict[int, tuple[float, int]] = {}  # seq -> (publish time, values), until acknowledged
 
     def _client(self) -> Any:
         import aiomqtt
@@ -343,7 +375,20 @@ class _VirtualGateway:
         while True:
             try:
                 async with self._client() as client:
-                    await self._ticks(client, began, end)
+                    if not self.options.track_acks:
+                        await self._ticks(client, began, end)
+                        return
+                    await client.subscribe(ack_topic(self.gateway), qos=1)
+                    reader = asyncio.create_task(self._read_acks(client))
+                    try:
+                        await self._ticks(client, began, end)
+                        deadline = loop.time() + self.options.ack_wait_s
+                        while self.awaiting and loop.time() < deadline and not reader.done():
+                            await asyncio.sleep(0.1)
+                    finally:
+                        reader.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await reader
                     return
             except _Reconnect:
                 pass
@@ -356,12 +401,35 @@ class _VirtualGateway:
                 return
             await asyncio.sleep(min(1.0, remaining))
 
+    async def _read_acks(self, client: Any) -> None:
+        loop = asyncio.get_running_loop()
+        async for message in client.messages:
+            try:
+                ack = decode_ack(bytes(message.payload))
+            except AckError:
+                self.tally.errors["bad_ack"] += 1
+                continue
+            if ack.epoch != self.epoch:
+                continue
+            now = loop.time()
+            for seq in ack.stored:
+                sent = self.awaiting.pop(seq, None)
+                if sent is not None:
+                    self.tally.ack_latencies_s.append(now - sent[0])
+                    self.tally.confirmed_messages += 1
+                    self.tally.confirmed_values += sent[1]
+            for seq in ack.refused:
+                if self.awaiting.pop(seq, None) is not None:
+                    self.tally.refused_messages += 1
+
     async def _ticks(self, client: Any, began: float, end: float) -> None:
         loop = asyncio.get_running_loop()
         interval = self.options.batch_interval_s
+        # Gateways of real homes do not tick in step: each keeps its own phase within the interval.
+        phase = (stream_key(self.gateway) % 1000) / 1000.0 * interval
         while True:
             now = loop.time()
-            tick = began + (math.floor((now - began) / interval) + 1) * interval
+            tick = began + phase + (math.floor((now - began - phase) / interval) + 1) * interval
             await asyncio.sleep(max(0.0, min(tick, end) - now))
             final = loop.time() >= end
             await self._publish_due(client, min(loop.time(), end) - began)
@@ -380,22 +448,25 @@ class _VirtualGateway:
                                epoch=self.epoch)
             self.seq += 1
             self.sent[index] += count
-            sends.append(self._publish(client, encode_batch(batch), batch.sample_count))
+            sends.append(self._publish(client, encode_batch(batch), batch.sample_count, batch.seq))
         outcomes = await asyncio.gather(*sends)
         if "connection_lost" in outcomes:
             raise _Reconnect  # already counted; the client is unusable
 
-    async def _publish(self, client: Any, payload: bytes, values: int) -> str | None:
+    async def _publish(self, client: Any, payload: bytes, values: int, seq: int) -> str | None:
         import aiomqtt
 
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if self.options.track_acks:
+            self.awaiting[seq] = (started, values)
         try:
             await client.publish(self.topic, payload, qos=self.options.qos, timeout=self.options.publish_timeout_s)
         except aiomqtt.MqttError as error:
             kind = classify_error(error)
             self.tally.errors[kind] += 1
             self.tally.failed_values += values
+            self.awaiting.pop(seq, None)
             return kind
         self.tally.latencies_s.append(loop.time() - started)
         self.tally.published_values += values

@@ -1,15 +1,16 @@
-"""Shared fixtures: the real local stack (Mosquitto + influxd) started once per test session."""
+"""Shared fixtures: the real local stack (Mosquitto + influxd, and PostgreSQL) started once per test session."""
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from edge.spool import BatchSpool
-from vitalbridge.stack import LocalStack, free_port
+from vitalbridge.stack import LocalStack, PostgreSQL, StackError, find_postgres_bindir, free_port
 
 _counter = itertools.count()
 
@@ -19,6 +20,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Real Mosquitto and influxd on free loopback ports, stopped when the session ends."""
     with LocalStack(tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+# Far from UTC, so that code which reads the server's datetimes as if they were UTC fails here.
+POSTGRES_TIMEZONE = "America/St_Johns"
+
+
+@pytest.fixture(scope="session")
+def postgres_installed() -> None:
+    """Skip where the PostgreSQL server is not installed, with the reason; under CI (``CI`` set) fail instead.
+
+    CI installs it (``make setup``), so there a missing server must not pass as skipped tests.
+    """
+    try:
+        find_postgres_bindir()
+    except StackError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run under CI: {exc}")
+        pytest.skip(f"PostgreSQL is not installed here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgreSQL]:
+    """A real PostgreSQL server on a free loopback port, started once per session by the stack runner."""
+    with LocalStack(tmp_path_factory.mktemp("postgres"), mqtt=False, influx=False, postgres=True,
+                    postgres_timezone=POSTGRES_TIMEZONE) as running:
+        assert running.postgres is not None
+        yield running.postgres
 
 
 @pytest.fixture
@@ -51,6 +79,7 @@ async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], 
         http_port=free_port(),
         client_id=unique_name("ingest-"),
         registry="off",  # these tests are about the ingest's mechanics; tests/integration/test_registry.py enforces
+        shared_group=unique_name("group-"),  # a group of its own: earlier tests' sessions are not its workers
     )
     service = CloudService(config)
     await service.start()

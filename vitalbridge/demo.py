@@ -24,9 +24,10 @@ from cloud.service import CloudConfig, CloudService
 from cloud.store import AlertQuery
 from cloud.timeseries import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT
 from edge.config import DeviceConfig, GatewayConfig
+from edge.gateway import build_agent, build_transports
 from vitalbridge._signals import stop_on_signals
-from vitalbridge.gateway import build_agent, build_transports
 from vitalbridge.stack import LocalStack, free_port
+from vitalbridge.virtual import register_virtual
 
 __all__ = ["DEMO_DOCTOR", "DEMO_FAMILY", "DEMO_PATIENTS", "DemoOptions", "DemoResult", "run_demo"]
 
@@ -130,8 +131,9 @@ async def _run_gateway(options: DemoOptions, cloud: CloudService, mqtt_url: str,
     config = GatewayConfig(gateway=f"demo-home-{stamp}", mqtt_url=mqtt_url, spool=str(run_dir / "spool.db"),
                            batch_interval_s=1.0, devices=devices)
     start_ns = time.time_ns() - int(options.history_s * 1e9)
-    agent = build_agent(config, transports=build_transports(virtual_start_ns=start_ns,
-                                                            virtual_speed=options.speed))
+    transports = build_transports()
+    register_virtual(transports, start_ns=start_ns, speed=options.speed)
+    agent = build_agent(config, transports=transports)
     announce(f"VitalBridge demo: API {cloud.api_url}/api/v1 (docs {cloud.api_url}/api/docs); "
              f"broker {mqtt_url}; InfluxDB {cloud.config.influx_url} database {cloud.config.influx_db}")
     for device in devices:

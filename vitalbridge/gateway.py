@@ -1,4 +1,4 @@
-"""Builds and runs a gateway agent: profiles, decoders, transports and pipelines wired together."""
+"""``vitalbridge edge run``: load the config, build the agent (:mod:`edge.gateway`) and run it until a signal."""
 
 from __future__ import annotations
 
@@ -6,82 +6,17 @@ import asyncio
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from device_profiles import DeviceProfile, ProfileError, load_library
-from device_profiles.registry import default_registry
-from edge.agent import EdgeAgent, StreamProcessor
-from edge.config import ConfigError, DeviceConfig, GatewayConfig, load_config
-from edge.pipeline import Pipeline
-from edge.preflight import check_devices
+from device_profiles import ProfileError
+from edge.config import ConfigError, GatewayConfig, load_config
+from edge.gateway import build_agent, first_problem
 from edge.status_keeper import StatusKeeper
-from edge.transports import TransportRegistry
-from edge.transports.builtin import register_builtins
 from vitalbridge._signals import stop_on_signals
-from vitalbridge.virtual import VirtualOptions, VirtualTransportFactory
 
-__all__ = ["build_agent", "build_transports", "first_problem", "gateway_profiles", "run_gateway"]
+__all__ = ["run_gateway"]
 
 log = logging.getLogger(__name__)
-
-
-def build_transports(*, virtual_start_ns: int | None = None, virtual_speed: float | None = None) -> TransportRegistry:
-    """The transport registry: the built-in ``ble`` and ``serial`` plus the simulator-backed ``virtual``."""
-    registry = TransportRegistry()
-    register_builtins(registry)
-    registry.add("virtual", VirtualTransportFactory(start_ns=virtual_start_ns, speed=virtual_speed),
-                 options=VirtualOptions)
-    return registry
-
-
-def _pipeline_factory(config: GatewayConfig) -> Callable[[DeviceConfig], StreamProcessor | None]:
-    settings: Mapping[str, Any] = config.pipeline
-
-    def build(_device: DeviceConfig) -> StreamProcessor:
-        pipeline: StreamProcessor = Pipeline(settings)
-        return pipeline
-
-    return build
-
-
-def gateway_profiles(config: GatewayConfig) -> dict[str, DeviceProfile]:
-    """The shipped profiles plus those in the config's ``profile_dirs``; :class:`ProfileError` if one is broken."""
-    return load_library(config.profile_dirs)
-
-
-def first_problem(error: ProfileError) -> str:
-    """One line for a profile error: its first problem, and how many more there are."""
-    more = len(error.problems) - 1
-    first = str(error.problems[0]) if error.problems else str(error)
-    return first + (f" (and {more} more problem{'s' if more > 1 else ''}; see `vitalbridge profiles validate`)"
-                    if more > 0 else "")
-
-
-def build_agent(
-    config: GatewayConfig,
-    *,
-    transports: TransportRegistry | None = None,
-    profiles: Mapping[str, DeviceProfile] | None = None,
-    use_pipeline: bool = True,
-) -> EdgeAgent:
-    """An :class:`EdgeAgent` for ``config`` with its profiles (shipped and ``profile_dirs``) and every decoder.
-
-    Every device is checked first (:func:`edge.preflight.check_devices`): :class:`ConfigError`
-    names the device's line and field; :class:`ProfileError` reports a broken profile file.
-    """
-    library = dict(profiles) if profiles is not None else gateway_profiles(config)
-    registry = transports or build_transports()
-    decoders = default_registry()  # built in, plus installed packages' vitalbridge.decoders entry points
-    check_devices(config, profiles=library, transports=registry, decoders=decoders)
-    return EdgeAgent(
-        config,
-        profiles=library,
-        decoders=decoders,
-        transports=registry,
-        pipeline_factory=_pipeline_factory(config) if use_pipeline else None,
-    )
 
 
 def _announce(config: GatewayConfig) -> None:

@@ -34,16 +34,16 @@ import aiomqtt
 
 from device_profiles import DeviceProfile, load_library
 from edge.config import DeviceConfig, GatewayConfig
+from edge.gateway import build_agent
 from edge.transports import TransportRegistry
-from simulators.devices.virtual_ble import BLE_DEVICE_KINDS
 from simulators.load import classify_error
 from simulators.publish import ScenarioBatcher
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
 from vitalbridge._signals import stop_on_signals
-from vitalbridge.gateway import build_agent
 from vitalbridge.stack import LocalStack, StackError
 from vitalbridge.virtual import (
     KIND_ALIASES,
+    VIRTUAL_KINDS,
     VirtualDeviceSpec,
     VirtualTransport,
     VirtualTransportFactory,
@@ -72,9 +72,9 @@ __all__ = [
 MODES = ("home", "direct")
 
 VIRTUAL_DEVICES: dict[str, tuple[str, tuple[str, ...]]] = {
-    alias: (BLE_DEVICE_KINDS[kind].profile, BLE_DEVICE_KINDS[kind].carries)
-    for alias, kind in [*((k, k) for k in BLE_DEVICE_KINDS), *KIND_ALIASES.items()]
-    if kind in BLE_DEVICE_KINDS
+    alias: VIRTUAL_KINDS[kind]
+    for alias, kind in [*((k, k) for k in VIRTUAL_KINDS), *KIND_ALIASES.items()]
+    if kind in VIRTUAL_KINDS
 }
 """Scenario device kinds a virtual home can hold -> (generic profile, metrics its virtual device
 carries). A scenario device whose own profile is in the library speaks that one instead (the
@@ -157,7 +157,7 @@ def _home_profile(spec: DeviceSpec, kind: str, library: Mapping[str, DeviceProfi
             reason = str(error)
     else:
         reason = f"profile {spec.profile} is not in the library"
-    generic = BLE_DEVICE_KINDS[kind].profile
+    generic = VIRTUAL_KINDS[kind][0]
     return (virtual_device_spec(library[generic], kind),
             f"note: device {spec.id}: {reason}; the virtual {kind} speaks {generic}")
 
@@ -178,7 +178,7 @@ def home_devices(scenario: Scenario, *, address: str, seed: int, utc_offset_s: i
     warnings: list[str] = []
     for spec in scenario.devices:
         kind = virtual_kind(spec.kind)
-        if kind not in BLE_DEVICE_KINDS:
+        if kind not in VIRTUAL_KINDS:
             warnings.append(f"warning: device {spec.id} ({spec.kind}, {', '.join(spec.metrics)}): no virtual "
                             f"device of this kind yet; skipped (--mode direct publishes its readings)")
             continue

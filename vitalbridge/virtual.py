@@ -1,9 +1,13 @@
 """The ``virtual`` transport: a simulated device in the gateway, speaking real device bytes.
 
+Registered by the simulators' users, never by the production gateway: the demo and the virtual
+home call :func:`register_virtual`, and ``vitalbridge edge run`` loads it through the
+``vitalbridge.transports`` entry point only for a config that has a ``transport: virtual`` device.
+
 The device config names the scenario in ``address``. Options:
 
 - ``kind``: which virtual device (``pulse_oximeter``, ``heart_rate_strap``, ``bp_cuff``,
-  ``thermometer``, ``weight_scale``, ``glucose_meter``; ``cgm`` is a glucose meter). Default: from
+  ``thermometer``, ``weight_scale``, ``glucose_meter``, ``ecg_patch``; ``cgm`` is a glucose meter). Default: from
   the profile, ``generic.<kind>`` or else the profile's ``device_kind``.
 - ``speed`` (scenario seconds per real second), ``seed``.
 - ``utc_offset_s``: what the device clock is set to (local time, seconds east of UTC); set it to
@@ -13,7 +17,8 @@ The device config names the scenario in ``address``. Options:
   warning (a virtual home announces it itself).
 
 Bluetooth profiles get a :class:`~simulators.devices.virtual_ble.VirtualBleDevice` whose
-notifications are delivered with the characteristic UUID as channel. Serial profiles
+notifications are delivered with the characteristic UUID as channel; ``generic.ecg_patch`` gets a
+:class:`~simulators.devices.virtual_ecg_patch.VirtualEcgPatch` streaming the scenario's ECG. Serial profiles
 (``nonin.xpod``, ``masimo.rad8``) get a virtual serial device whose bytes go, in process, through
 a fresh framer of the profile, exactly as the serial transport cuts what it reads from a port;
 each frame is delivered with the frame's name as channel. Not over a pty: the serial transport
@@ -41,14 +46,16 @@ from pydantic import Field
 from device_profiles.profile import DeviceProfile
 from device_profiles.serial.framing import Framer
 from edge.config import DeviceConfig
-from edge.transports import OPTIONS_CONFIG, DeliverFn, Payload, ReportFn, options_from
+from edge.transports import OPTIONS_CONFIG, DeliverFn, Payload, ReportFn, TransportRegistry, options_from
 from simulators.devices.virtual_ble import BLE_DEVICE_KINDS, Notification, ScenarioSource, VirtualBleDevice
+from simulators.devices.virtual_ecg_patch import ECG_PATCH_CHARACTERISTIC, ECG_PATCH_PROFILE, VirtualEcgPatch
 from simulators.devices.virtual_oximeter import SERIAL_OXIMETERS, VirtualSerialDevice
 from simulators.scenarios import DeviceSpec, Scenario, load_scenario
 from simulators.scenarios.model import WAVEFORM_METRICS
 
 __all__ = [
     "KIND_ALIASES",
+    "VIRTUAL_KINDS",
     "FramedSerialDevice",
     "VirtualDevice",
     "VirtualDeviceSpec",
@@ -56,6 +63,7 @@ __all__ = [
     "VirtualTransport",
     "VirtualTransportFactory",
     "metric_warning",
+    "register_virtual",
     "virtual_device_spec",
     "virtual_kind",
 ]
@@ -67,7 +75,14 @@ _TICK_S = 0.25
 KIND_ALIASES = {"cgm": "glucose_meter"}
 """Scenario device kinds that another virtual device kind stands for."""
 
-_PROFILE_DEVICE_KINDS = {"blood_pressure_monitor": "bp_cuff", "heart_rate_monitor": "heart_rate_strap"}
+_PROFILE_DEVICE_KINDS = {"blood_pressure_monitor": "bp_cuff", "heart_rate_monitor": "heart_rate_strap",
+                         "ecg_monitor": "ecg_patch"}
+
+VIRTUAL_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{kind: (row.profile, row.carries) for kind, row in BLE_DEVICE_KINDS.items()},
+    "ecg_patch": (ECG_PATCH_PROFILE, ("ecg",)),
+}
+"""Every virtual device kind -> (its generic profile, the scenario metrics it carries)."""
 
 
 class VirtualDevice(Protocol):
@@ -123,7 +138,7 @@ def virtual_kind(word: str) -> str:
 
 def _profile_kind(profile: DeviceProfile) -> str | None:
     vendor, _, model = profile.id.partition(".")
-    if vendor == "generic" and model in BLE_DEVICE_KINDS:
+    if vendor == "generic" and model in VIRTUAL_KINDS:
         return model
     if profile.device_kind is None:
         return None
@@ -151,9 +166,18 @@ def virtual_device_spec(profile: DeviceProfile, kind: str | None = None) -> Virt
 
         sample = serial(None)
         return VirtualDeviceSpec("pulse_oximeter", profile.id, sample.carries, sample.waveforms, make_serial)
+    if wanted == "ecg_patch":
+        if profile.characteristic(ECG_PATCH_CHARACTERISTIC) is None:
+            raise ValueError(f"profile {profile.id} has no ECG stream characteristic {ECG_PATCH_CHARACTERISTIC} "
+                             f"that a virtual ecg_patch notifies")
+
+        def make_patch(run: ScenarioSource, utc_offset_s: int) -> VirtualDevice:
+            return VirtualEcgPatch(run)  # its samples carry no clock time: the offset does not matter
+
+        return VirtualDeviceSpec("ecg_patch", profile.id, ("ecg",), ("ecg",), make_patch)
     if wanted is None or wanted not in BLE_DEVICE_KINDS:
         raise ValueError(f"no virtual device of kind {wanted or '(none given)'!r} for profile {profile.id}; "
-                         f"kinds: {', '.join(BLE_DEVICE_KINDS)} (set options.kind)")
+                         f"kinds: {', '.join(VIRTUAL_KINDS)} (set options.kind)")
     row = BLE_DEVICE_KINDS[wanted]
     if profile.characteristic(row.characteristic) is None:
         raise ValueError(f"profile {profile.id} has no characteristic {row.characteristic[4:8]} "
@@ -272,3 +296,11 @@ class VirtualTransportFactory:
         start_ns = self.start_ns if self.start_ns is not None else clock_ns()
         run = scenario.start(start_ns, seed, waveforms=bool(scenario_waves.intersection(virtual.waveforms)))
         return VirtualTransport(virtual.make(run, utc_offset_s), speed=speed, clock_ns=clock_ns, start_ns=start_ns)
+
+
+def register_virtual(registry: TransportRegistry, *, start_ns: int | None = None, speed: float | None = None) -> None:
+    """Add the ``virtual`` transport to ``registry`` (the ``vitalbridge.transports`` entry point's object).
+
+    ``start_ns`` and ``speed``: see :class:`VirtualTransportFactory`.
+    """
+    registry.add("virtual", VirtualTransportFactory(start_ns=start_ns, speed=speed), options=VirtualOptions)

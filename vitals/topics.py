@@ -16,6 +16,7 @@ __all__ = [
     "events_topic",
     "gateway_of",
     "shared_data_subscription",
+    "shared_subscription",
     "status_topic",
 ]
 
@@ -60,9 +61,14 @@ def ack_topic(gateway: str) -> str:
     return command_topic(gateway, "ack")
 
 
+def shared_subscription(topic_filter: str, group: str = "ingest") -> str:
+    """The MQTT 5 shared subscription that spreads ``topic_filter``'s messages over a group's workers."""
+    return f"$share/{group}/{topic_filter}"
+
+
 def shared_data_subscription(group: str = "ingest") -> str:
     """Shared subscription that spreads data topics over N ingest workers."""
-    return f"$share/{group}/{ALL_DATA}"
+    return shared_subscription(ALL_DATA, group)
 
 
 def gateway_of(topic: str) -> str:

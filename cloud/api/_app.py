@@ -13,10 +13,12 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloud.api._alerts import alerts_router
 from cloud.api._auth_routes import auth_router
+from cloud.api._gateways import gateway_router
 from cloud.api._middleware import SecureHeaders, install_audit
 from cloud.api._registry_routes import registry_router
 from cloud.audit import AuditLog
@@ -27,12 +29,11 @@ from cloud.auth.policy import (
     SecurityContext,
     check_patient,
     check_routes,
-    note_patients,
     require,
 )
 from cloud.ingest import IngestStats
 from cloud.registry import Registry
-from cloud.store import AlertQuery, AlertRecord, Store
+from cloud.store import AlertRecord, Store
 from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
 from vitals.catalogue import CATALOGUE
@@ -67,27 +68,6 @@ class VitalsResponse(BaseModel):
     truncated: bool
 
 
-class AlertOut(BaseModel):
-    """An alert episode as the dashboard shows it."""
-
-    id: int
-    rule: str
-    patient: str
-    metric: str
-    severity: str
-    state: str
-    message: str
-    threshold: float
-    worst_value: float
-    episode_start: dt.datetime
-    fired: dt.datetime
-    last: dt.datetime
-    resolved: dt.datetime | None
-    acknowledged_at: dt.datetime | None
-    acknowledged_by: str | None
-    late: bool = Field(description="found in data a gateway sent after an outage, not as it happened")
-
-
 class SeenOut(BaseModel):
     """An alert marked seen by the caller."""
 
@@ -98,19 +78,6 @@ class SeenOut(BaseModel):
 
 def _from_ns(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
-
-
-def _alert_out(record: AlertRecord) -> AlertOut:
-    return AlertOut(
-        id=record.id, rule=record.rule, patient=record.patient, metric=record.metric,
-        severity=record.severity, state=record.state, message=record.message,
-        threshold=record.threshold, worst_value=record.worst_value,
-        episode_start=_from_ns(record.episode_start_ns), fired=_from_ns(record.fired_ns),
-        last=_from_ns(record.last_ns),
-        resolved=_from_ns(record.resolved_ns) if record.resolved_ns is not None else None,
-        acknowledged_at=_aware(record.acknowledged_at) if record.acknowledged_at is not None else None,
-        acknowledged_by=record.acknowledged_by, late=record.late,
-    )
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -190,8 +157,12 @@ def create_app(
     security: SecurityContext | None = None,
     hsts: bool = False,
     cors_origins: Sequence[str] = (),
+    gateway_silent_s: float = 900.0,
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
+
+    ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
+    shown as ``unknown``.
 
     Every route under ``/api/v1`` (but health) needs a token and a permission (:mod:`cloud.auth.policy`)
     and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
@@ -252,37 +223,6 @@ def create_app(
         return VitalsResponse(patient=patient, metric=metric, unit=CATALOGUE[metric].unit, start=start_at,
                               end=end_at, points=points, truncated=len(rows) > limit)
 
-    @app.get("/api/v1/alerts", response_model=list[AlertOut], responses=ERROR_RESPONSES)
-    async def list_alerts(
-        request: Request,
-        principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
-        patient: Annotated[str | None, Query(max_length=64)] = None,
-        state: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AlertOut]:
-        """Alerts of the caller's patients, newest first, optionally for one patient or one state."""
-        if patient is not None:
-            check_patient(request, principal, Permission.READ_ALERTS, patient)
-        visible = principal.patients(Permission.READ_ALERTS)
-        records = await asyncio.to_thread(store.alerts, AlertQuery(patient=patient, state=state, limit=limit,
-                                                                   patients=visible))
-        note_patients(request, sorted({record.patient for record in records}))
-        return [_alert_out(record) for record in records]
-
-    @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut, responses=ERROR_RESPONSES)
-    async def acknowledge_alert(
-        request: Request,
-        alert_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
-        principal: Annotated[Principal, Depends(require(Permission.ACK_ALERT))],
-    ) -> AlertOut:
-        """Record that a clinician of the patient's care team has seen the alert (in their own name)."""
-        found = await asyncio.to_thread(_load_alert, store, alert_id)
-        check_patient(request, principal, Permission.ACK_ALERT, found.patient if found is not None else None)
-        record = await asyncio.to_thread(store.acknowledge, alert_id, principal.username, clock())
-        if record is None:
-            raise ApiError(404, "not found")
-        return _alert_out(record)
-
     @app.post("/api/v1/alerts/{alert_id}/seen", response_model=SeenOut, responses=ERROR_RESPONSES)
     async def mark_alert_seen(
         request: Request,
@@ -325,5 +265,7 @@ def create_app(
             for letter in await asyncio.to_thread(store.dead_letters, limit)
         ]
 
+    app.include_router(alerts_router(store, clock))
+    app.include_router(gateway_router(store, clock, gateway_silent_s))
     check_routes(app)
     return app

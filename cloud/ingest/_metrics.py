@@ -12,7 +12,8 @@ class IngestMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.messages = Counter("vb_ingest_messages", "Messages handled, by outcome (stored, duplicate, refused)",
+        self.messages = Counter("vb_ingest_messages",
+                                "Messages handled, by outcome (stored, duplicate, refused, health)",
                                 ["outcome"], registry=registry)
         self.samples = Counter("vb_ingest_samples_stored", "Values written to the time-series store",
                                registry=registry)

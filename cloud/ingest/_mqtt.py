@@ -9,6 +9,16 @@ Receive Maximum, and QoS 0 messages are not bounded by it at all.
 Acknowledgements name packet ids, which only mean something on the connection that received them:
 after a reconnect the broker redelivers what was not acknowledged, so messages received on an
 older connection are dropped from the queue and never acknowledged.
+
+Several workers share the load through a shared subscription, each with its own client id. When
+another client connects with this one's id the broker hands it the session and disconnects this
+one: this client then stops, says so, and does not reconnect, so two workers configured alike
+never knock each other off in turn. It learns of it from the DISCONNECT reason "session taken
+over" where the broker sends one, and otherwise from a claim: on every connection a worker reads
+``vb/v1/_ingest/{client id}/claim`` and publishes there, retained, its instance and when that
+instance first connected. Both instances share one session, so each sees the other's claim only
+when it reconnects and reads the retained one: the instance that started later keeps the id and
+the earlier one stops.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,13 +41,14 @@ from paho.mqtt.properties import Properties
 
 from cloud.ingest._processor import InboundMessage
 from vitals.endpoints import parse_mqtt_url
+from vitals.topics import TOPIC_ROOT
 
 __all__ = ["BrokerUnavailable", "MqttIngestClient"]
 
 log = logging.getLogger(__name__)
 
-_SESSION_EXPIRY_S = 7 * 24 * 3600
 _NOBODY_WAITING = 1 << 62
+_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
 
 
 class BrokerUnavailable(ConnectionError):
@@ -52,11 +65,17 @@ class MqttIngestClient:
         *,
         client_id: str,
         max_inflight: int = 5000,
+        session_expiry_s: int = 3600,
     ) -> None:
         self.endpoint = parse_mqtt_url(mqtt_url)
         self.subscriptions = list(subscriptions)
         self.client_id = client_id
         self.max_inflight = max_inflight
+        self.session_expiry_s = session_expiry_s
+        self.taken_over = False
+        self.instance = uuid.uuid4().hex
+        self.claim_topic = f"{TOPIC_ROOT}/_ingest/{client_id}/claim"
+        self._first_connected_ns = 0
         self._queue: collections.deque[tuple[int, InboundMessage]] = collections.deque()
         self._inflight = 0
         self._window = threading.Condition()
@@ -81,21 +100,47 @@ class MqttIngestClient:
             self._inflight = 0  # counts this connection's messages only
             self._queue.clear()
             self._window.notify_all()
-        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        if not self._first_connected_ns:
+            self._first_connected_ns = time.time_ns()
+        # Read the claims first: the retained one is the last instance's that held this id.
+        client.subscribe([(topic, 1) for topic in [self.claim_topic, *self.subscriptions]])
+        client.publish(self.claim_topic, f"{self.instance} {self._first_connected_ns}".encode(), qos=1, retain=True)
         self.last_error = ""
         log.info("ingest connected to %s as %s, subscribed to %s", self.endpoint.url, self.client_id,
                  ", ".join(self.subscriptions))
         self._signal(connected=True)
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._stopping:
             log.info("ingest disconnected from the broker")
+        elif getattr(reason, "value", None) == _SESSION_TAKEN_OVER:
+            self._give_up(client)
         else:
             self.last_error = f"lost the broker: {reason}"
             log.warning("ingest lost the broker %s (%s); reconnecting", self.endpoint.url, reason)
         self._signal(connected=False)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _give_up(self, client: mqtt.Client) -> None:
+        self.taken_over = True
+        self.last_error = (f"another client connected with this ingest's client id {self.client_id!r} and took "
+                           f"over its session; give each ingest worker its own client id")
+        log.error("%s; this worker stops receiving", self.last_error)
+        self._stopping = True
+        client.disconnect()  # no reconnect: two workers with one id would take the session in turn
+        self._signal(connected=False)
+
+    def _on_claim(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        if message.qos > 0:
+            client.ack(message.mid, message.qos)
+        instance, _, made = bytes(message.payload).decode("ascii", "replace").partition(" ")
+        if (instance != self.instance and made.isdigit() and int(made) > self._first_connected_ns
+                and not self._stopping):
+            self._give_up(client)
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.claim_topic:
+            self._on_claim(client, message)
+            return
         with self._window:
             while self._inflight >= self.max_inflight and not self._stopping:
                 self._window.wait(0.5)
@@ -129,6 +174,7 @@ class MqttIngestClient:
         self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
         self._stopping = False
+        self.taken_over = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
                              manual_ack=True)
         if self.endpoint.username:
@@ -140,7 +186,7 @@ class MqttIngestClient:
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=15)
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = _SESSION_EXPIRY_S
+        properties.SessionExpiryInterval = self.session_expiry_s
         properties.ReceiveMaximum = min(self.max_inflight, 65535)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False,
                              properties=properties)

@@ -3,8 +3,13 @@
 For each micro-batch: triage every message (decode, validate, limits), drop replays by
 ``(gateway, epoch, seq)``, write every new point in as few InfluxDB requests as the chunk size
 allows, run the rules over each patient's new samples from their stored states, and record the
-batches, the rule states, the alert changes and the dead letters in one database transaction.
-Only then may the caller acknowledge the messages.
+batches, the rule states, the alert changes, the gateways' health (their status and events
+messages, and the devices the batches came from) and the dead letters in one database
+transaction. Only then may the caller acknowledge the messages.
+
+The rule states are read and written inside one transaction that holds the micro-batch's
+patients (:meth:`Store.lock_patients`), so several ingest workers sharing one subscription never
+lose a state update when one patient's batches reach different workers.
 
 Errors by kind: a message InfluxDB or the database refuses for good is found by splitting the
 micro-batch and dead-lettered alone; an unreachable or busy store raises :class:`TransientError`
@@ -25,17 +30,21 @@ from dataclasses import dataclass, field
 from cloud.ingest._errors import StoreRefused, TransientError, classify_store_error
 from cloud.ingest._triage import Accepted, IngestLimits, Refused, triage
 from cloud.registry import GatewayBinding
-from cloud.rules import AlertChange, LateSpan, RuleEngine, RuleState, StateKey, merge_spans
+from cloud.rules import AlertChange, LateSpan, RuleEngine, merge_spans
 from cloud.store import (
     AlertRecord,
     BatchKey,
     DeadLetterEntry,
+    DeviceSeen,
+    HealthUpdate,
     IngestCommit,
     IngestCommitResult,
     LoggedBatch,
+    PatientLock,
     Store,
 )
 from cloud.timeseries import InfluxRejected, InfluxUnavailable, InfluxV1Client, batch_to_lines, read_samples
+from vitals.health import GatewayEvent, GatewayStatus, HealthMessageError, decode_event, decode_status
 from vitals.samples import Batch, Sample
 from vitals.topics import TopicError, gateway_of
 
@@ -66,6 +75,8 @@ class Outcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     REFUSED = "refused"
+    HEALTH = "health"
+    """A status or event message, recorded as gateway and device health (not a batch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +177,15 @@ class IngestProcessor:
         dead: list[DeadLetterEntry] = []
         accepted: list[_Item] = []
         values = 0
+        statuses: list[GatewayStatus] = []
+        events: list[GatewayEvent] = []
         for message in messages:
             if values >= self.max_values_per_call:
                 break  # bounded memory and time per call: the rest waits for the next one
+            kind = message.topic.rpartition("/")[2]
+            if kind in ("status", "events"):
+                dispositions.append(self._health(message, kind, statuses, events, dead))
+                continue
             verdict = triage(message.topic, message.payload, now_ns=now_ns, limits=self.limits)
             if isinstance(verdict, Refused):
                 dispositions.append(self._refusal(message, verdict))
@@ -191,15 +208,29 @@ class IngestProcessor:
         for item in stored:
             dispositions[item.index] = Disposition(Outcome.STORED, item.batch.gateway, item.key, item.samples)
 
-        states, changes, late_windows = await self._evaluate([item.batch for item in stored])
-        commit = IngestCommit(
-            at=at, batches=[LoggedBatch(item.key, item.batch.patient, item.samples) for item in stored],
-            states=states, changes=changes, dead_letters=dead,
-        )
-        committed = await self._commit(commit)
+        health = HealthUpdate(statuses, events, [_device_seen(item.batch) for item in stored])
+        commit = IngestCommit(at=at, batches=[LoggedBatch(item.key, item.batch.patient, item.samples)
+                                              for item in stored], dead_letters=dead, health=health)
+        committed, late_windows = await self._evaluate_and_commit([item.batch for item in stored], commit)
         final = [d for d in dispositions if d is not None]
         assert len(final) == len(dispositions)
-        return ProcessResult(final, committed.opened, len(changes), late_windows, committed.backwards)
+        return ProcessResult(final, committed.opened, len(commit.changes), late_windows, committed.backwards)
+
+    @staticmethod
+    def _health(message: InboundMessage, kind: str, statuses: list[GatewayStatus], events: list[GatewayEvent],
+                dead: list[DeadLetterEntry]) -> Disposition:
+        gateway = _topic_gateway(message.topic)
+        try:
+            if gateway is None:
+                raise HealthMessageError(f"topic {message.topic!r} does not name a gateway")
+            if kind == "status":
+                statuses.append(decode_status(message.payload, gateway))
+            else:
+                events.append(decode_event(message.payload, gateway))
+        except HealthMessageError as exc:
+            dead.append(DeadLetterEntry(message.topic, f"health: {exc}", message.payload))
+            return Disposition(Outcome.REFUSED, gateway, None, 0, "health", str(exc))
+        return Disposition(Outcome.HEALTH, gateway)
 
     @staticmethod
     def _refusal(message: InboundMessage, verdict: Refused) -> Disposition:
@@ -260,40 +291,86 @@ class IngestProcessor:
             return [*await self._write(items[:half]), *await self._write(items[half:])]
         return []
 
-    async def _evaluate(self, batches: list[Batch]) -> tuple[dict[StateKey, RuleState], list[AlertChange], int]:
+    async def _evaluate_and_commit(self, batches: list[Batch], commit: IngestCommit) -> tuple[IngestCommitResult, int]:
+        """Run the rules over ``batches`` from their held states and commit them with ``commit``."""
         wanted = self.engine.metrics
         by_patient: dict[str, list[Sample]] = defaultdict(list)
         for batch in batches:
             for stream in batch.streams:
                 if stream.metric in wanted:
                     by_patient[batch.patient].extend(stream.samples())
-        if not by_patient:
-            return {}, [], 0
-        keys = self.engine.keys_for({patient: {s.metric for s in samples} for patient, samples in by_patient.items()})
+        lock = await self._lock(by_patient)
         try:
-            states = await asyncio.to_thread(self.store.rule_states, keys)
+            late_windows = 0
+            if by_patient:
+                keys = self.engine.keys_for({patient: {s.metric for s in samples}
+                                             for patient, samples in by_patient.items()})
+                states = await asyncio.to_thread(lock.rule_states, keys)
+                result = self.engine.evaluate(states, by_patient)
+                commit.states = dict(result.states)
+                spans = merge_spans(result.late)
+                commit.changes = [*result.changes, *await self._reevaluate(spans)]
+                late_windows = len(spans)
+            return await asyncio.to_thread(lock.commit, commit), late_windows
+        except Exception as exc:
+            await asyncio.to_thread(lock.rollback)
+            raise classify_store_error(exc) from exc
+
+    async def tick(self, chunk: int = 200) -> list[AlertRecord]:
+        """Advance the time-driven rules' states to now, ``chunk`` patients per transaction.
+
+        Each chunk holds its patients like a micro-batch does, so a tick never overwrites a state
+        an ingest worker has just written. Returns the alerts it opened.
+        """
+        ticking = self.engine.ticking
+        if not ticking:
+            return []  # no rule changes on the clock alone: nothing to read
+        try:
+            known = await asyncio.to_thread(self.store.all_rule_states, ticking)
         except Exception as exc:
             raise classify_store_error(exc) from exc
-        result = self.engine.evaluate(states, by_patient)
-        changes = list(result.changes)
-        spans = merge_spans(result.late)
-        if spans:
-            gate = asyncio.Semaphore(_LATE_READS_AT_ONCE)
-
-            async def reevaluate(span: LateSpan) -> list[AlertChange]:
-                start, end = self.engine.window(span)
-                history: list[Sample] = []
-                async with gate:
-                    for metric in sorted(self.engine.rule(span.rule).metrics):
-                        history.extend(await read_samples(self.influx, span.patient, metric, start, end))
-                return self.engine.reevaluate(span, history)
-
+        patients = sorted({patient for _rule, patient in known})
+        opened: list[AlertRecord] = []
+        for start in range(0, len(patients), chunk):
+            part = patients[start:start + chunk]
+            members = set(part)
+            keys = [key for key in known if key[1] in members]
+            lock = await self._lock(part)
             try:
-                for found in await asyncio.gather(*(reevaluate(span) for span in spans)):
-                    changes.extend(found)
-            except InfluxUnavailable as exc:
-                raise TransientError(str(exc), "influxdb") from exc
-        return result.states, changes, len(spans)
+                states = await asyncio.to_thread(lock.rule_states, keys)
+                result = self.engine.tick(states, self.clock())
+                commit = IngestCommit(at=self.now(), states=dict(result.states), changes=list(result.changes))
+                opened.extend((await asyncio.to_thread(lock.commit, commit)).opened)
+            except Exception as exc:
+                await asyncio.to_thread(lock.rollback)
+                raise classify_store_error(exc) from exc
+        return opened
+
+    async def _lock(self, patients: Iterable[str]) -> PatientLock:
+        try:
+            return await asyncio.to_thread(self.store.lock_patients, list(patients))
+        except Exception as exc:
+            raise classify_store_error(exc) from exc
+
+    async def _reevaluate(self, spans: list[LateSpan]) -> list[AlertChange]:
+        """Re-run the rules over each late span's window, read back from InfluxDB."""
+        if not spans:
+            return []
+        gate = asyncio.Semaphore(_LATE_READS_AT_ONCE)
+
+        async def reevaluate(span: LateSpan) -> list[AlertChange]:
+            start, end = self.engine.window(span)
+            history: list[Sample] = []
+            async with gate:
+                for metric in sorted(self.engine.rule(span.rule).metrics):
+                    history.extend(await read_samples(self.influx, span.patient, metric, start, end))
+            return self.engine.reevaluate(span, history)
+
+        try:
+            return [change for found in await asyncio.gather(*(reevaluate(span) for span in spans))
+                    for change in found]
+        except InfluxUnavailable as exc:
+            raise TransientError(str(exc), "influxdb") from exc
 
     async def _commit(self, commit: IngestCommit) -> IngestCommitResult:
         try:
@@ -323,6 +400,11 @@ def registry_refusal(binding: GatewayBinding | None, gateway: str, patient: str)
     if patient not in binding.patients:
         return Refused("patient", f"patient {patient!r} is not bound to gateway {gateway!r}")
     return None
+
+
+def _device_seen(batch: Batch) -> DeviceSeen:
+    newest = max((int(stream.times_ns[-1]) for stream in batch.streams if len(stream)), default=0)
+    return DeviceSeen(batch.gateway, batch.device, batch.patient, dt.datetime.fromtimestamp(newest / 1e9, dt.UTC))
 
 
 def _topic_gateway(topic: str) -> str | None:

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.ingest._errors import TransientError, classify_store_error
+from cloud.ingest._errors import TransientError
 from cloud.ingest._metrics import IngestMetrics
 from cloud.ingest._mqtt import MqttIngestClient
 from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
-from cloud.store import IngestCommit, Retention
+from cloud.store import Retention
 from vitals.acks import MAX_ACK_SEQS, StoredAck, encode_ack
 from vitals.topics import ack_topic
 
@@ -58,6 +58,7 @@ class IngestStats:
     micro_batches: int = 0
     transient_errors: int = 0
     sequence_backwards: int = 0
+    health_messages: int = 0
 
 
 class IngestWorker:
@@ -108,6 +109,7 @@ class IngestWorker:
     def health(self) -> dict[str, Any]:
         """What ``/health`` says of the ingest."""
         return {
+            "client_id": self.client.client_id,
             "broker_connected": self.client.connected,
             "stalled": self.stalled,
             "held_for_s": round(self.stalled_for_s, 1),
@@ -196,6 +198,8 @@ class IngestWorker:
                 metrics.samples.inc(disposition.samples)
             elif disposition.outcome is Outcome.DUPLICATE:
                 stats.duplicates += 1
+            elif disposition.outcome is Outcome.HEALTH:
+                stats.health_messages += 1
             else:
                 stats.rejected += 1
                 stats.rejected_by_reason[disposition.category] += 1
@@ -217,23 +221,10 @@ class IngestWorker:
     # -- upkeep ---------------------------------------------------------------------------------
     async def tick(self) -> int:
         """Advance every rule state to now (time-driven rules); returns how many alerts it opened."""
-        processor = self.processor
-        ticking = processor.engine.ticking
-        if not ticking:
-            return 0  # no rule changes on the clock alone: nothing to read
-        now_ns = processor.clock()
-        try:
-            states = await asyncio.to_thread(processor.store.all_rule_states, ticking)
-            result = processor.engine.tick(states, now_ns)
-            if not (result.states or result.changes):
-                return 0
-            commit = IngestCommit(at=processor.now(), states=result.states, changes=result.changes)
-            committed = await asyncio.to_thread(processor.store.commit_ingest, commit)
-        except Exception as exc:
-            raise classify_store_error(exc) from exc
-        self.stats.alerts_opened += len(committed.opened)
-        self.metrics.alerts_opened.inc(len(committed.opened))
-        return len(committed.opened)
+        opened = await self.processor.tick()
+        self.stats.alerts_opened += len(opened)
+        self.metrics.alerts_opened.inc(len(opened))
+        return len(opened)
 
     async def prune(self) -> None:
         """Drop bookkeeping past its retention (the dedup horizon, old dead letters)."""

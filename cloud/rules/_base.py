@@ -38,7 +38,7 @@ class AlertChange:
     worst_value: float
     threshold: float
     message: str
-    state: Literal["open", "resolved"]
+    state: Literal["pending", "open", "resolved"]
     resolved_ns: int | None = None
     late: bool = False
 

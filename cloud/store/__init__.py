@@ -1,14 +1,19 @@
-"""The relational store (SQLAlchemy 2, Alembic migrations): alerts, rule states, dead letters, the ingest log."""
+"""The relational store (SQLAlchemy 2, Alembic migrations): alerts and their outbox, rule states, dead letters,
+the ingest log, gateway and device health."""
 
+from cloud.store._alerting_models import AlertTransition, NotificationDelivery, NotificationItem, SilenceRecord
+from cloud.store._alerting_store import MAX_ID, STATE_FILTERS, AlertQuery, DeliveryLog, NotificationQuery
 from cloud.store._alerts import apply_alert_changes
+from cloud.store._health import DeviceSeen, HealthUpdate, gateway_state
+from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 from cloud.store._store import (
-    AlertQuery,
     BatchKey,
     DeadLetterEntry,
     IngestCommit,
     IngestCommitResult,
     LoggedBatch,
+    PatientLock,
     PruneResult,
     Retention,
     Store,
@@ -16,21 +21,35 @@ from cloud.store._store import (
 )
 
 __all__ = [
+    "MAX_ID",
+    "STATE_FILTERS",
     "AlertQuery",
     "AlertRecord",
+    "AlertTransition",
     "Base",
     "BatchKey",
     "DeadLetter",
     "DeadLetterEntry",
+    "DeviceHealth",
+    "DeviceSeen",
+    "DeliveryLog",
     "GatewayEpoch",
+    "GatewayHealth",
+    "HealthUpdate",
     "IngestCommit",
     "IngestCommitResult",
     "IngestedBatch",
     "LoggedBatch",
+    "PatientLock",
+    "NotificationDelivery",
+    "NotificationItem",
+    "NotificationQuery",
     "PruneResult",
     "Retention",
     "RuleStateRecord",
+    "SilenceRecord",
     "Store",
     "apply_alert_changes",
+    "gateway_state",
     "open_store",
 ]

@@ -7,7 +7,6 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     Integer,
     LargeBinary,
@@ -17,6 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cloud.store._types import UtcDateTime
+
 __all__ = ["AlertRecord", "Base", "DeadLetter", "GatewayEpoch", "IngestedBatch", "RuleStateRecord"]
 
 
@@ -25,10 +26,13 @@ class Base(DeclarativeBase):
 
 
 class AlertRecord(Base):
-    """One alert episode: a rule fired for a patient from ``episode_start_ns`` on.
+    """One alert: a rule fired for a patient from ``episode_start_ns`` on, until the alert closes.
 
     ``(rule, patient, episode_start_ns)`` is unique, so replayed data updates the same alert.
     ``late`` marks an episode found in backfilled data (it happened while the gateway was away).
+    The lifecycle columns (``state`` through ``manual_episode_ns``) belong to ``cloud.alerting``:
+    ``state`` is pending, firing, acknowledged, resolved or closed; a later episode of the same
+    rule before the alert closes reopens it (``episode_ns`` is the current one, ``episodes`` counts them).
     """
 
     __tablename__ = "alerts"
@@ -45,11 +49,26 @@ class AlertRecord(Base):
     worst_value: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default="firing", index=True)
     resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(32), default="value")
+    episode_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    episodes: Mapped[int] = mapped_column(Integer, default=1)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    firing_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)
+    last_notified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    manual_episode_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    """Bumped by every update: a writer that read an older row fails and retries (the clock against an ack)."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declarative hook
 
 
 class DeadLetter(Base):
@@ -61,7 +80,7 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     topic: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)
@@ -89,8 +108,8 @@ class GatewayEpoch(Base):
     gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
     epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
     high_seq: Mapped[int] = mapped_column(BigInteger)
-    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     backwards: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -102,4 +121,4 @@ class RuleStateRecord(Base):
     rule: Mapped[str] = mapped_column(String(64), primary_key=True)
     patient: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

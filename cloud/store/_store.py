@@ -5,23 +5,31 @@ Every method is synchronous (SQLAlchemy 2); async callers run them in a worker t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import hashlib
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy import Engine, Table, case, create_engine, delete, event, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerting._context import AlertingContext
 from cloud.rules import AlertChange, RuleState, StateKey
+from cloud.store._alerting_store import AlertingStore, AlertQuery
 from cloud.store._alerts import apply_alert_changes
+from cloud.store._health import HealthUpdate, apply_health
+from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "IngestCommit",
     "IngestCommitResult",
     "LoggedBatch",
+    "PatientLock",
     "PruneResult",
     "Retention",
     "Store",
@@ -41,23 +50,37 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_CHUNK = 400  # keys per IN (...) query: well inside every database's parameter limit
 
 
+_MIGRATION_LOCK = 0x76625F6D6967  # any constant all VitalBridge processes agree on ("vb_mig")
+_migrating = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+    """Bring the schema up to the newest Alembic revision.
+
+    On PostgreSQL, processes starting together (API and ingest pods) take turns: a transaction-level
+    advisory lock is held while Alembic reads the version and migrates, so the second one finds the
+    schema at head instead of creating the same tables again. Alembic keeps its context in module
+    globals, so the threads of one process take turns as well. On SQLite, processes opening one file
+    take turns on an exclusive lock of a file beside it (``<database>.migrate-lock``).
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with _migrating, _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
-@dataclass(frozen=True, slots=True)
-class AlertQuery:
-    """Filters for :meth:`Store.alerts`."""
-
-    patient: str | None = None
-    state: str | None = None
-    limit: int = 100
-    patients: frozenset[str] | None = None  # only these patients' alerts (the caller's visible ones)
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -96,6 +119,7 @@ class IngestCommit:
     states: dict[StateKey, RuleState] = field(default_factory=dict)
     changes: list[AlertChange] = field(default_factory=list)
     dead_letters: list[DeadLetterEntry] = field(default_factory=list)
+    health: HealthUpdate = field(default_factory=HealthUpdate)
 
 
 @dataclass
@@ -125,11 +149,15 @@ class PruneResult:
     dead_letters: int
 
 
-class Store:
-    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine."""
+class Store(AlertingStore):
+    """Alerts, rule states, dead letters and the ingest log, over one SQLAlchemy engine.
 
-    def __init__(self, engine: Engine) -> None:
+    ``alerting`` (the policy and recipients) decides what alert changes notify; set it before use.
+    """
+
+    def __init__(self, engine: Engine, alerting: AlertingContext | None = None) -> None:
         self.engine = engine
+        self.alerting = alerting or AlertingContext()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -185,20 +213,18 @@ class Store:
         return high
 
     def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
-        """Stored rule states for ``keys`` (absent keys are fresh patients)."""
-        wanted = set(keys)
-        patients = sorted({patient for _rule, patient in wanted})
-        table = RuleStateRecord.__table__
-        states: dict[StateKey, RuleState] = {}
+        """Stored rule states for ``keys`` (absent keys are fresh patients), read without holding them."""
         with self._session() as session:
-            for start in range(0, len(patients), _IN_CHUNK):
-                rows = session.execute(
-                    select(table.c.rule, table.c.patient, table.c.state)
-                    .where(table.c.patient.in_(patients[start:start + _IN_CHUNK]))
-                )
-                states.update({(rule, patient): json.loads(state) for rule, patient, state in rows
-                               if (rule, patient) in wanted})
-        return states
+            return _rule_states(session, keys)
+
+    def lock_patients(self, patients: Iterable[str]) -> PatientLock:
+        """Open a transaction that holds ``patients``' rule states until it commits or rolls back.
+
+        Ingest workers on one database serialise on a patient this way: the second worker to
+        reach a patient waits for the first to commit, then reads the state the first wrote, so
+        no rule-state update is lost however a patient's batches are spread over the workers.
+        """
+        return PatientLock(self._session(), patients, self.alerting)
 
     def all_rule_states(self, rules: Iterable[str] | None = None) -> dict[StateKey, RuleState]:
         """Every stored rule state, or those of ``rules`` only (for the scheduler tick)."""
@@ -209,23 +235,12 @@ class Store:
             return {(rule, patient): json.loads(state) for rule, patient, state in session.execute(statement)}
 
     def commit_ingest(self, commit: IngestCommit) -> IngestCommitResult:
-        """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none."""
-        result = IngestCommitResult()
-        with self._session() as session, session.begin():
-            if commit.batches:
-                result.backwards = self._log_batches(session, commit.batches, commit.at)
-            if commit.states:
-                _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
-                    {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
-                    for (rule, patient), state in commit.states.items()
-                ])
-            result.opened = apply_alert_changes(session, commit.changes)
-            session.add_all(
-                DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
-                           size=len(letter.payload), payload=letter.payload)
-                for letter in commit.dead_letters
-            )
-        return result
+        """Write a micro-batch's bookkeeping in one transaction: all of it or, on any error, none.
+
+        Rule states written this way are not held while they were computed: the ingest uses
+        :meth:`lock_patients` instead; this suits writes that carry no rule states.
+        """
+        return self.lock_patients(()).commit(commit)
 
     @staticmethod
     def _log_batches(session: Session, batches: Sequence[LoggedBatch], at: dt.datetime) -> list[tuple[BatchKey, int]]:
@@ -239,26 +254,53 @@ class Store:
         for batch in batches:
             by_epoch[(batch.key.gateway, batch.key.epoch)].append(batch.key.seq)
         table = GatewayEpoch.__table__
-        known: dict[tuple[str, str], tuple[int, int, dt.datetime]] = {}
+        known: dict[tuple[str, str], int] = {}
         wanted = sorted(by_epoch)
         for start in range(0, len(wanted), _IN_CHUNK):
             rows = session.execute(
-                select(table.c.gateway, table.c.epoch, table.c.high_seq, table.c.backwards, table.c.first_seen)
+                select(table.c.gateway, table.c.epoch, table.c.high_seq)
                 .where(tuple_(table.c.gateway, table.c.epoch).in_(wanted[start:start + _IN_CHUNK]))
             )
-            known.update({(gateway, epoch): (high, behind, first) for gateway, epoch, high, behind, first in rows})
+            known.update({(gateway, epoch): high for gateway, epoch, high in rows})
         backwards: list[tuple[BatchKey, int]] = []
         rows_out: list[dict[str, Any]] = []
-        for (gateway, epoch), seqs in by_epoch.items():
-            high, behind_before, first_seen = known.get((gateway, epoch), (-1, 0, at))
+        # In key order, as every worker does, so that two never wait for each other's rows (deadlock).
+        for (gateway, epoch), seqs in sorted(by_epoch.items()):
+            high = known.get((gateway, epoch), -1)
             # A new batch at or below the highest seen: not a replay (those were filtered), so the
             # gateway's counter went back (or a replay older than the dedup horizon came in).
             behind = [seq for seq in seqs if seq <= high]
             backwards.extend((BatchKey(gateway, epoch, seq), high) for seq in behind)
             rows_out.append({"gateway": gateway, "epoch": epoch, "high_seq": max(high, *seqs),
-                             "first_seen": first_seen, "last_seen": at, "backwards": behind_before + len(behind)})
-        _upsert(session, table, ["gateway", "epoch"], rows_out)
+                             "first_seen": at, "last_seen": at, "backwards": len(behind)})
+        # Merged by the database, not from what was read above: another worker may have moved the
+        # epoch on since (PostgreSQL reads committed data, and waits only at this write), and the
+        # highest sequence number must never go back, or seen() would miss a logged batch.
+        _upsert(session, table, ["gateway", "epoch"], rows_out, merge=lambda new: {
+            "high_seq": _greater(table.c.high_seq, new.high_seq),
+            "last_seen": _greater(table.c.last_seen, new.last_seen),
+            "backwards": table.c.backwards + new.backwards,
+        })
         return backwards
+
+    # -- gateway and device health ---------------------------------------------------------------------
+    def gateway_health(self, gateway: str | None = None) -> list[GatewayHealth]:
+        """Every gateway's health row (or ``gateway``'s only), by gateway id."""
+        statement = select(GatewayHealth).order_by(GatewayHealth.gateway)
+        if gateway is not None:
+            statement = statement.where(GatewayHealth.gateway == gateway)
+        with self._session() as session:
+            return list(session.scalars(statement))
+
+    def device_health(self, gateway: str | None = None, patient: str | None = None) -> list[DeviceHealth]:
+        """Device health rows, of one gateway or one patient when asked, by gateway and device id."""
+        statement = select(DeviceHealth).order_by(DeviceHealth.gateway, DeviceHealth.device)
+        if gateway is not None:
+            statement = statement.where(DeviceHealth.gateway == gateway)
+        if patient is not None:
+            statement = statement.where(DeviceHealth.patient == patient)
+        with self._session() as session:
+            return list(session.scalars(statement))
 
     def ingested_samples(self) -> int:
         """Total values in every batch in the ingest log."""
@@ -314,35 +356,95 @@ class Store:
         with self._session() as session:
             return int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
 
-    # -- alerts ------------------------------------------------------------------------------------
-    def apply_alert_changes(self, changes: Sequence[AlertChange]) -> list[AlertRecord]:
-        """Apply alert changes in a transaction of their own; returns the alerts newly opened."""
-        with self._session() as session, session.begin():
-            return apply_alert_changes(session, changes)
 
-    def alerts(self, query: AlertQuery = AlertQuery()) -> list[AlertRecord]:
-        """Alerts matching ``query``, newest first."""
-        statement = select(AlertRecord).order_by(AlertRecord.fired_ns.desc()).limit(query.limit)
-        if query.patient is not None:
-            statement = statement.where(AlertRecord.patient == query.patient)
-        if query.state is not None:
-            statement = statement.where(AlertRecord.state == query.state)
-        if query.patients is not None:
-            statement = statement.where(AlertRecord.patient.in_(sorted(query.patients)))
-        with self._session() as session:
-            return list(session.scalars(statement))
+class PatientLock:
+    """A transaction holding some patients' rule states: read them, then commit what they became.
 
-    def acknowledge(self, alert_id: int, by: str, at: dt.datetime) -> AlertRecord | None:
-        """Mark an alert as seen by ``by``; None when there is no such alert."""
-        with self._session() as session:
-            record = session.get(AlertRecord, alert_id)
-            if record is None:
-                return None
-            if record.acknowledged_at is None:
-                record.acknowledged_at = at
-                record.acknowledged_by = by
-                session.commit()
-            return record
+    PostgreSQL takes one transaction-scoped advisory lock per patient, in one fixed order so two
+    workers never deadlock; SQLite takes its database write lock (one writer at a time). Every
+    method blocks: async callers run them in a worker thread, one call at a time.
+    """
+
+    def __init__(self, session: Session, patients: Iterable[str], alerting: AlertingContext) -> None:
+        self._session = session
+        self._alerting = alerting
+        self._transaction = session.begin()
+        try:
+            _lock(session, sorted(set(patients)))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rule_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
+        """The held rule states for ``keys`` (absent keys are fresh patients)."""
+        return _rule_states(self._session, keys)
+
+    def commit(self, commit: IngestCommit) -> IngestCommitResult:
+        """Write ``commit`` and end the transaction (rolled back, and the error raised, if any write fails)."""
+        session = self._session
+        result = IngestCommitResult()
+        try:
+            if commit.batches:
+                result.backwards = Store._log_batches(session, commit.batches, commit.at)
+            if commit.states:
+                _upsert(session, RuleStateRecord.__table__, ["rule", "patient"], [
+                    {"rule": rule, "patient": patient, "state": json.dumps(state), "updated_at": commit.at}
+                    for (rule, patient), state in sorted(commit.states.items())
+                ])
+            result.opened = apply_alert_changes(session, commit.changes, commit.at, self._alerting)
+            if commit.health:
+                apply_health(session, commit.health, commit.at)
+            session.add_all(
+                DeadLetter(received_at=commit.at, topic=letter.topic[:256], reason=letter.reason,
+                           size=len(letter.payload), payload=letter.payload)
+                for letter in commit.dead_letters
+            )
+            self._transaction.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._session.close()
+        return result
+
+    def rollback(self) -> None:
+        """Give the patients up without writing anything."""
+        try:
+            if self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self._session.close()
+
+
+def _lock(session: Session, patients: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        if patients:
+            keys = sorted({_lock_key(patient) for patient in patients})
+            session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                            {"keys": keys})
+    elif dialect == "sqlite":
+        # A write statement (that changes nothing) takes SQLite's write lock for the transaction.
+        session.execute(text("DELETE FROM rule_states WHERE 0"))
+
+
+def _lock_key(patient: str) -> int:
+    # A stable signed 64-bit key per patient (Python's hash() differs between processes).
+    return int.from_bytes(hashlib.blake2b(patient.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _rule_states(session: Session, keys: Iterable[StateKey]) -> dict[StateKey, RuleState]:
+    wanted = set(keys)
+    patients = sorted({patient for _rule, patient in wanted})
+    table = RuleStateRecord.__table__
+    states: dict[StateKey, RuleState] = {}
+    for start in range(0, len(patients), _IN_CHUNK):
+        rows = session.execute(
+            select(table.c.rule, table.c.patient, table.c.state)
+            .where(table.c.patient.in_(patients[start:start + _IN_CHUNK]))
+        )
+        states.update({(rule, patient): json.loads(state) for rule, patient, state in rows
+                       if (rule, patient) in wanted})
+    return states
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -353,7 +455,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, alerting: AlertingContext | None = None) -> Store:
     """Connect to ``url`` (e.g. ``sqlite:///vitalbridge.db``), apply migrations, return a Store."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -361,7 +463,7 @@ def open_store(url: str) -> Store:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     migrate(engine)
-    return Store(engine)
+    return Store(engine, alerting)
 
 
 def _table(model: type[Any]) -> Table:
@@ -374,8 +476,18 @@ def _ns(at: dt.datetime) -> int:
     return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
 
-def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement)."""
+def _greater(stored: Any, new: Any) -> Any:
+    """The larger of two column expressions (SQLite's max() and PostgreSQL's greatest() differ)."""
+    return case((new > stored, new), else_=stored)
+
+
+def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]],
+            merge: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """Insert ``rows`` into ``table``, updating the other columns where ``keys`` already exist (one statement).
+
+    ``merge(excluded)`` gives the update's ``SET`` expressions instead (``excluded`` holds the new
+    row's values; columns it leaves out keep what is stored).
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -386,6 +498,7 @@ def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, 
     else:  # pragma: no cover - the store supports SQLite and PostgreSQL
         raise NotImplementedError(f"no upsert for the {dialect} dialect")
     columns = [name for name in rows[0] if name not in keys]
-    statement = statement.on_conflict_do_update(index_elements=keys,
-                                                set_={name: statement.excluded[name] for name in columns})
+    updates = (merge(statement.excluded) if merge is not None
+               else {name: statement.excluded[name] for name in columns})
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
     session.execute(statement, rows)

@@ -6,6 +6,7 @@ from device_profiles.gatt.battery import battery_level_decoder
 from device_profiles.gatt.blood_pressure import blood_pressure_measurement_decoder
 from device_profiles.gatt.device_information import device_information_string_decoder, system_id_decoder
 from device_profiles.gatt.glucose import glucose_measurement_decoder
+from device_profiles.gatt.glucose_context import glucose_measurement_context_decoder
 from device_profiles.gatt.heart_rate import heart_rate_measurement_decoder
 from device_profiles.gatt.intermediate_cuff_pressure import intermediate_cuff_pressure_decoder
 from device_profiles.gatt.plx_continuous import plx_continuous_decoder
@@ -25,6 +26,7 @@ GATT_DECODERS: dict[str, Decoder] = {
     "gatt.plx_spot_check": plx_spot_check_decoder,
     "gatt.plx_continuous": plx_continuous_decoder,
     "gatt.glucose_measurement": glucose_measurement_decoder,
+    "gatt.glucose_measurement_context": glucose_measurement_context_decoder,
     "gatt.record_access_control_point": racp_decoder,
     "gatt.weight_measurement": weight_measurement_decoder,
     "gatt.battery_level": battery_level_decoder,

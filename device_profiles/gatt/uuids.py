@@ -55,6 +55,7 @@ GATT_CHARACTERISTICS: dict[str, str] = {
         (0x2A5E, "gatt.plx_spot_check"),
         (0x2A5F, "gatt.plx_continuous"),
         (0x2A18, "gatt.glucose_measurement"),
+        (0x2A34, "gatt.glucose_measurement_context"),
         (0x2A52, "gatt.record_access_control_point"),
         (0x2A9D, "gatt.weight_measurement"),
         (0x2A19, "gatt.battery_level"),

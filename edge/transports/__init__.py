@@ -6,7 +6,16 @@ chosen by the device config's ``transport`` key from a registry built in one pla
 """
 
 from edge.transports._backoff import OPTIONS_CONFIG, PositiveInt, Seconds, options_from
-from edge.transports._base import DeliverFn, Payload, ReportFn, Transport, TransportFactory, TransportRegistry
+from edge.transports._base import (
+    DeliverFn,
+    Payload,
+    ReportFn,
+    SpoolingDeliver,
+    Transport,
+    TransportFactory,
+    TransportRegistry,
+    wait_spooled,
+)
 
 __all__ = [
     "OPTIONS_CONFIG",
@@ -15,8 +24,10 @@ __all__ = [
     "PositiveInt",
     "ReportFn",
     "Seconds",
+    "SpoolingDeliver",
     "Transport",
     "TransportFactory",
     "TransportRegistry",
     "options_from",
+    "wait_spooled",
 ]

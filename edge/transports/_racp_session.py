@@ -9,7 +9,9 @@ procedure: the transport feeds it the notifications and indications it receives 
 :class:`RacpFetchOutcome`.
 
 The cursor lives in memory and, when given a path, in a small JSON file (keyed by the meter's
-address, so a replaced meter starts from scratch) written atomically after each procedure.
+address, so a replaced meter starts from scratch), written atomically by :meth:`StoredRecordCursor.commit`
+only once the records are in the gateway's spool: a gateway that dies between fetching records and
+spooling them asks for the same records again on its next start, and none is lost.
 """
 
 from __future__ import annotations
@@ -98,11 +100,28 @@ class StoredRecordCursor:
             return report_all_records()
         return report_records_from(self.last_seen + 1)
 
-    def save(self) -> None:
-        """Write ``last_seen`` to ``path`` if it changed since the last load or save; errors are logged."""
-        if self.path is None or self.last_seen == self._saved:
-            return
-        state = {"address": self.address, "last_sequence_number": self.last_seen}
+    @property
+    def saved(self) -> int | None:
+        """The sequence number last committed (what a restarted gateway starts from)."""
+        return self._saved
+
+    @property
+    def uncommitted(self) -> bool:
+        """Whether records were received that are not committed yet."""
+        return self.last_seen != self._saved
+
+    def commit(self, sequence_number: int | None) -> bool:
+        """Record that every record up to ``sequence_number`` is in the spool, and write it to ``path``.
+
+        Call it only once they are: a record the cursor passes is never asked for again. A write
+        error is logged and returns False (the next commit tries again).
+        """
+        if sequence_number is None or sequence_number == self._saved:
+            return True
+        if self.path is None:
+            self._saved = sequence_number
+            return True
+        state = {"address": self.address, "last_sequence_number": sequence_number}
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +129,14 @@ class StoredRecordCursor:
             os.replace(temporary, self.path)  # atomic: a crash leaves the old file or the new one
         except OSError as exc:
             log.warning("cannot save the stored-record cursor to %s: %s", self.path, exc)
-            return
-        self._saved = self.last_seen
+            return False
+        self._saved = sequence_number
+        return True
+
+    def rollback(self) -> None:
+        """Forget the records received since the last commit (they did not reach the spool): the
+        next request asks for them again."""
+        self.last_seen = self._saved
 
     def _load(self, path: Path) -> int | None:
         try:

@@ -1,7 +1,9 @@
 """The ``ble`` transport: one Bluetooth Low Energy health device, kept connected.
 
-Per connection ("session") the transport scans for the configured address (filtered on the
-services the profile says the device advertises, when it matches on services alone), connects,
+The transport scans without pause while it is not connected (filtered on the services the profile
+says the device advertises, when it matches on services alone) and connects the moment the device
+advertises: blood-pressure cuffs, scales and glucose meters advertise only for a few seconds after
+a measurement, which a connect attempt on a timer would mostly miss. Per connection ("session") it
 subscribes to every notify/indicate characteristic the profile lists, polls its ``read``
 characteristics, reads the Battery Level (0x2A19) on connect and every ``battery_poll_s`` unless
 the profile lists it itself, and reports ``attached``. Each notification
@@ -16,18 +18,22 @@ like any other, waits for the meter's Response Code and reports a ``stored_recor
 outcome (``success``, ``no_records_found``, an error, ``timeout``, ``write_failed``). A failed fetch
 is logged and reported; the link stays up. The highest sequence number received is kept in memory,
 and in ``<state_dir>/ble-records-<device id>.json`` when the ``state_dir`` option is set (put it
-next to the spool), so a restarted gateway fetches only new records too.
+next to the spool), so a restarted gateway fetches only new records too. It is written only once
+the agent says the records are in its spool: a gateway stopped in between fetches them again.
 
 A session ends on the disconnect callback, on a link the stack says is down although no callback
 came (checked every ``liveness_check_s``), on a failed poll of a dead link, or - if
 ``idle_timeout_s`` is set - when a device that streams continuously goes quiet. Then the
 transport reports ``lost``, ignores any notification still queued from the old link (a stale
-notification would otherwise carry a wrong arrival time into the new session), and reconnects
-after an exponential, jittered backoff. The backoff is reset only once a connection has stayed up
-``stable_after_s``, so a device that connects and drops at once is not hammered.
+notification would otherwise carry a wrong arrival time into the new session), waits out an
+exponential, jittered backoff and connects again at the device's next advertisement. The backoff
+is reset once a connection has delivered data or stayed up ``stable_after_s`` (a cuff that sends
+its reading and hangs up did nothing wrong), so only a device that connects and drops at once, or
+cannot be connected, is left alone longer and longer.
 
-Device options (``options:`` in the gateway config), all in seconds: ``connect_timeout_s`` (scan +
-connect + subscribe, 40), ``scan_timeout_s`` (20), ``reconnect_initial_s`` (1), ``reconnect_max_s``
+Device options (``options:`` in the gateway config), all in seconds: ``connect_timeout_s`` (connect
++ subscribe, 40), ``scan_timeout_s`` (how long the device may stay silent before the log says the
+gateway is waiting for it, 20), ``reconnect_initial_s`` (1), ``reconnect_max_s``
 (60), ``stable_after_s`` (30), ``battery_poll_s`` (3600), ``liveness_check_s`` (5),
 ``read_timeout_s`` (10), ``idle_timeout_s`` (off), ``racp_timeout_s`` (how long a stored-record
 fetch may go without a record or the response, 30); ``state_dir`` (a directory, see above).
@@ -51,16 +57,16 @@ from device_profiles.gatt.battery import decode_battery_level
 from device_profiles.profile import Characteristic, DeviceProfile, normalize_uuid
 from edge.config import DeviceConfig
 from edge.transports._backoff import OPTIONS_CONFIG, Backoff, Seconds, failure_log_level, options_from
-from edge.transports._base import DeliverFn, Payload, ReportFn
+from edge.transports._base import DeliverFn, Payload, ReportFn, wait_spooled
 from edge.transports._ble_client import (
+    AdvertisementWatch,
+    BleakBackend,
     BleakBleClient,
+    BleBackend,
     BleClient,
-    BleClientFactory,
     BleDeviceNotFoundError,
     NotificationCallback,
-    bleak_client_factory,
 )
-from edge.transports._ble_fake import FakeBleClient, FakeBlePeripheral, FakeGlucoseMeter, FakeWrite
 from edge.transports._explain import explain_ble_failure
 from edge.transports._racp_session import (
     GLUCOSE_MEASUREMENT_UUID,
@@ -74,23 +80,20 @@ from edge.transports._racp_session import (
 __all__ = [
     "BATTERY_LEVEL_UUID",
     "BATTERY_SERVICE_UUID",
+    "GLUCOSE_MEASUREMENT_UUID",
+    "RACP_UUID",
+    "AdvertisementWatch",
+    "BleBackend",
     "BleClient",
-    "BleClientFactory",
     "BleDeviceNotFoundError",
     "BleOptions",
     "BleStats",
     "BleTransport",
+    "BleakBackend",
     "BleakBleClient",
-    "FakeBleClient",
-    "FakeBlePeripheral",
-    "FakeGlucoseMeter",
-    "FakeWrite",
-    "GLUCOSE_MEASUREMENT_UUID",
     "LinkLostError",
-    "RACP_UUID",
     "RacpFetchOutcome",
     "StoredRecordCursor",
-    "bleak_client_factory",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ BATTERY_SERVICE_UUID = normalize_uuid("180f")
 BATTERY_LEVEL_UUID = normalize_uuid("2a19")
 
 _DISCONNECT_TIMEOUT_S = 10.0
+_FRESH_ADVERTISEMENT_S = 1.0  # a device still advertising repeats well within a second
 
 
 class LinkLostError(ConnectionError):
@@ -134,6 +138,7 @@ class BleStats:
     """Counters since the transport was made."""
 
     connect_attempts: int = 0
+    advertisements: int = 0
     sessions: int = 0
     payloads: int = 0
     stale_notifications: int = 0
@@ -145,12 +150,12 @@ class BleStats:
 class BleTransport:
     """Transport for a device whose profile has BLE attributes; ``factory(device, profile, clock_ns)``.
 
-    ``client_factory`` chooses the BLE backend (bleak by default, a fake in tests); ``sleep`` is
-    what waits out reconnect delays (s) and ``rng`` jitters them.
+    ``backend`` chooses where links come from (:class:`BleakBackend` by default, an in-memory
+    peripheral in tests); ``sleep`` is what waits out reconnect delays (s) and ``rng`` jitters them.
     """
 
     def __init__(self, device: DeviceConfig, profile: DeviceProfile, clock_ns: Callable[[], int], *,
-                 client_factory: BleClientFactory | None = None,
+                 backend: BleBackend | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  rng: random.Random | None = None) -> None:
         if profile.ble is None:
@@ -163,7 +168,7 @@ class BleTransport:
         self.backoff = Backoff.for_reconnects(self.options.reconnect_initial_s, self.options.reconnect_max_s, rng)
         self.stats = BleStats()
         self._clock_ns = clock_ns
-        self._client_factory: BleClientFactory = client_factory or bleak_client_factory
+        self._backend: BleBackend = backend or BleakBackend()
         self._sleep = sleep
         characteristics = profile.ble.characteristics
         self._subscribed = [c for c in characteristics if c.mode in ("notify", "indicate")]
@@ -178,32 +183,66 @@ class BleTransport:
         self._lost: asyncio.Event | None = None
         self.records = self._record_cursor(device, characteristics)
         self._fetch: RacpFetch | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self.watch: AdvertisementWatch | None = None
 
     # -- the reconnect loop --------------------------------------------------------------------------
     async def run(self, deliver: DeliverFn, report: ReportFn) -> None:
-        """Stay connected until cancelled: sessions separated by backoff delays; never raises."""
+        """Stay connected until cancelled: a session at each advertisement, after a backoff delay; never raises."""
+        watch = self.watch = self._backend.watch(self.device.address, service_uuids=self._scan_services)
         failures = 0
-        while True:
-            try:
-                await self._session(deliver, report)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a device problem: log it and try again later
-                failures += 1
-                reason = explain_ble_failure(exc, timeout_s=self.options.connect_timeout_s)
-                level = failure_log_level(failures)
-                log.log(level, "device %s (%s): %s (attempt %d)", self.device.id, self.device.address, reason,
-                        failures)
-                if level >= logging.WARNING:
-                    report("unreachable", {"transport": "ble", "address": self.device.address, "reason": reason,
-                                           "attempts": failures})
-            delay = self.backoff.next_delay()
-            log.debug("device %s: reconnecting in %.1f s", self.device.id, delay)  # failures are told above
-            await self._sleep(delay)
+        try:
+            while True:
+                productive = False
+                try:
+                    handle = await self._advertisement(watch)
+                    productive = await self._session(handle, deliver, report)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a device or radio problem: log it and try again later
+                    failures += 1
+                    if not watch.running:
+                        await watch.stop()  # the scan itself failed: start it afresh next time
+                    reason = explain_ble_failure(exc, timeout_s=self.options.connect_timeout_s)
+                    level = failure_log_level(failures)
+                    log.log(level, "device %s (%s): %s (attempt %d)", self.device.id, self.device.address, reason,
+                            failures)
+                    if level >= logging.WARNING:
+                        report("unreachable", {"transport": "ble", "address": self.device.address,
+                                               "reason": reason, "attempts": failures})
+                if productive:
+                    self.backoff.reset()
+                delay = self.backoff.next_delay()
+                log.debug("device %s: reconnecting in %.1f s", self.device.id, delay)  # failures are told above
+                await self._sleep(delay)
+        finally:
+            committer, self._committer = self._committer, None
+            if committer is not None:
+                committer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await committer
+            await watch.stop()
 
-    async def _session(self, deliver: DeliverFn, report: ReportFn) -> None:
-        """One connection, from scan to loss; returns or raises when it is over."""
+    async def _advertisement(self, watch: AdvertisementWatch) -> Any:
+        """Scan until the device advertises; the handle to connect to."""
+        await watch.start()
+        try:
+            async with asyncio.timeout(self.options.scan_timeout_s):
+                handle = await watch.seen(_FRESH_ADVERTISEMENT_S)
+        except TimeoutError:
+            log.info("device %s (%s): waiting for it to advertise (a cuff, scale or meter does so after a "
+                     "measurement; others once switched on and in range)", self.device.id, self.device.address)
+            handle = await watch.seen(_FRESH_ADVERTISEMENT_S)
+        watch.forget()  # this advertisement is used: the next connection waits for a new one
+        self.stats.advertisements = watch.advertisements
+        return handle
+
+    async def _session(self, handle: Any, deliver: DeliverFn, report: ReportFn) -> bool:
+        """One connection, from the advertisement to loss; returns or raises when it is over.
+
+        Returns whether the connection was productive: it delivered data or stayed up ``stable_after_s``.
+        """
         self._session_id += 1
         session = self._session_id
         lost = asyncio.Event()
@@ -214,10 +253,10 @@ class BleTransport:
                 lost.set()
 
         self.stats.connect_attempts += 1
-        client = self._client_factory(self.device.address, on_disconnect, service_uuids=self._services,
-                                      scan_service_uuids=self._scan_services,
-                                      scan_timeout_s=self.options.scan_timeout_s)
+        client = self._backend.client(self.device.address, on_disconnect, service_uuids=self._services,
+                                      device=handle)
         attached_ns: int | None = None
+        payloads_before = self.stats.payloads
         reason = "disconnected"
         watchers: list[asyncio.Task[None]] = []
         fetcher: asyncio.Task[None] | None = None
@@ -236,7 +275,7 @@ class BleTransport:
                 report("battery", {"percent": battery_percent})
             watchers = self._start_watchers(client, session, deliver, report)
             if self._fetches_records(client):
-                fetcher = asyncio.create_task(self._fetch_stored_records(client, report))
+                fetcher = asyncio.create_task(self._fetch_stored_records(client, deliver, report))
             waiter = asyncio.create_task(lost.wait())
             done, _pending = await asyncio.wait([waiter, *watchers], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
@@ -256,14 +295,13 @@ class BleTransport:
             for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if self.records is not None:
-                self.records.save()  # live readings received after the fetch move the cursor too
+            self._commit_records(deliver)  # live readings received after the fetch move the cursor too
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), _DISCONNECT_TIMEOUT_S)
             if attached_ns is not None:
                 report("lost", {"transport": "ble", "address": self.device.address, "reason": reason})
-                if self._clock_ns() - attached_ns >= self.options.stable_after_s * 1e9:
-                    self.backoff.reset()
+        stable = self._clock_ns() - attached_ns >= self.options.stable_after_s * 1e9
+        return stable or self.stats.payloads > payloads_before
 
     # -- setting up a session ------------------------------------------------------------------------
     def _on_value(self, session: int, channel: str, deliver: DeliverFn) -> NotificationCallback:
@@ -323,7 +361,7 @@ class BleTransport:
         elif channel == RACP_UUID and fetch is not None:
             fetch.on_indication(data)
 
-    async def _fetch_stored_records(self, client: BleClient, report: ReportFn) -> None:
+    async def _fetch_stored_records(self, client: BleClient, deliver: DeliverFn, report: ReportFn) -> None:
         """Run one RACP "report stored records" procedure; report its outcome, never raise."""
         assert self.records is not None
 
@@ -336,7 +374,7 @@ class BleTransport:
             outcome = await fetch.run()
         finally:
             self._fetch = None
-            self.records.save()
+            self._commit_records(deliver)
         self.stats.record_fetches += 1
         if outcome.ok:
             log.info("device %s: %d stored record(s) fetched (%s), last sequence number %s", self.device.id,
@@ -346,6 +384,26 @@ class BleTransport:
             log.warning("device %s: fetching stored records (request %s) failed: %s%s", self.device.id,
                         outcome.request.hex(), outcome.outcome, f" ({outcome.error})" if outcome.error else "")
         report("stored_records", outcome.detail())
+
+    def _commit_records(self, deliver: DeliverFn) -> None:
+        """Commit the record cursor once what was delivered so far is in the spool (in the background)."""
+        if self.records is None or not self.records.uncommitted:
+            return
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_when_spooled(deliver))
+
+    async def _commit_when_spooled(self, deliver: DeliverFn) -> None:
+        records = self.records
+        assert records is not None
+        while records.uncommitted:
+            target = records.last_seen  # every record up to here has been delivered already
+            if await wait_spooled(deliver):
+                if not records.commit(target):
+                    return  # the file cannot be written now; the next commit tries again
+            else:
+                log.warning("device %s: stored records up to %s did not reach the spool; they will be fetched "
+                            "again", self.device.id, target)
+                records.rollback()
 
     def _reads_battery(self, client: BleClient) -> bool:
         return not self._profile_has_battery and client.has_characteristic(BATTERY_LEVEL_UUID)

@@ -18,6 +18,7 @@ from device_profiles.gatt.blood_pressure import BloodPressureMeasurement, Pressu
 from device_profiles.gatt.date_time import DateTime
 from device_profiles.gatt.device_information import SystemId
 from device_profiles.gatt.glucose import GlucoseConcentrationUnit, GlucoseMeasurement
+from device_profiles.gatt.glucose_context import GlucoseMeasurementContext, MedicationUnit
 from device_profiles.gatt.heart_rate import HeartRateMeasurement, SensorContact
 from device_profiles.gatt.intermediate_cuff_pressure import IntermediateCuffPressure
 from device_profiles.gatt.plx_continuous import PlxContinuousMeasurement
@@ -34,6 +35,7 @@ __all__ = [
     "encode_date_time",
     "encode_device_information_string",
     "encode_glucose_measurement",
+    "encode_glucose_measurement_context",
     "encode_heart_rate_measurement",
     "encode_intermediate_cuff_pressure",
     "encode_plx_continuous",
@@ -224,6 +226,39 @@ def encode_glucose_measurement(record: GlucoseMeasurement) -> bytes:
     return bytes((flags,)) + body
 
 
+def encode_glucose_measurement_context(record: GlucoseMeasurementContext) -> bytes:
+    """Glucose Measurement Context (0x2A34) notification payload (fields in wire order)."""
+    flags = 0
+    body = _uint(record.sequence_number, 2, "sequence number")
+    if record.extended_flags is not None:
+        flags |= 0x80
+        body += _uint(record.extended_flags, 1, "extended flags")
+    if record.carbohydrate_id is not None and record.carbohydrate is not None:
+        flags |= 0x01
+        body += _uint(record.carbohydrate_id, 1, "carbohydrate id") + _sfloat(record.carbohydrate)
+    if record.meal is not None:
+        flags |= 0x02
+        body += _uint(record.meal, 1, "meal")
+    if record.tester is not None and record.health is not None:
+        if not (0 <= record.tester <= 15 and 0 <= record.health <= 15):
+            raise ValueError("tester and health are 4-bit values")
+        flags |= 0x04
+        body += bytes((record.health << 4 | record.tester,))
+    if record.exercise_duration_s is not None and record.exercise_intensity is not None:
+        flags |= 0x08
+        body += _uint(record.exercise_duration_s, 2, "exercise duration") + _uint(
+            record.exercise_intensity, 1, "exercise intensity")
+    if record.medication_id is not None and record.medication is not None:
+        flags |= 0x10
+        body += _uint(record.medication_id, 1, "medication id") + _sfloat(record.medication)
+    if record.medication_unit is MedicationUnit.LITRES:
+        flags |= 0x20
+    if record.hba1c is not None:
+        flags |= 0x40
+        body += _sfloat(record.hba1c)
+    return bytes((flags,)) + body
+
+
 def encode_racp_response(record: RacpResponse | RacpNumberOfRecords) -> bytes:
     """Record Access Control Point indication from the meter (op code 6 or 5, operator Null)."""
     if isinstance(record, RacpNumberOfRecords):
@@ -289,6 +324,7 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     PlxSpotCheckMeasurement: encode_plx_spot_check,
     PlxContinuousMeasurement: encode_plx_continuous,
     GlucoseMeasurement: encode_glucose_measurement,
+    GlucoseMeasurementContext: encode_glucose_measurement_context,
     RacpResponse: encode_racp_response,
     RacpNumberOfRecords: encode_racp_response,
     WeightMeasurement: encode_weight_measurement,

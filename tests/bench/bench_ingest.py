@@ -93,17 +93,20 @@ def _ceiling(influx_url: str, lines: list[str]) -> float:
 
 
 class _Ingest:
-    """`vitalbridge cloud ingest` as a subprocess on its own database."""
+    """`vitalbridge cloud ingest` as a subprocess on its own database (or worker ``index`` of a group)."""
 
-    def __init__(self, run: Path, mqtt_url: str, influx_url: str, db: str) -> None:
+    def __init__(self, run: Path, mqtt_url: str, influx_url: str, db: str, *, index: int | None = None,
+                 database_url: str | None = None) -> None:
         self.port = free_port()
-        self.database = run / f"{db}.db"
+        self.database_url = database_url or f"sqlite:///{run / f'{db}.db'}"
+        name = f"bench-{db}" if index is None else f"bench-{db}-{index}"
         self.environment = os.environ | {
             "VB_MQTT_URL": mqtt_url, "VB_INFLUX_URL": influx_url, "VB_INFLUX_DB": db,
-            "VB_DATABASE_URL": f"sqlite:///{self.database}", "VB_HTTP_PORT": str(self.port),
-            "VB_INGEST_CLIENT_ID": f"bench-{db}", "VB_INGEST_MAX_INFLIGHT": "20000",
+            "VB_DATABASE_URL": self.database_url, "VB_HTTP_PORT": str(self.port),
+            "VB_INGEST_CLIENT_ID": name, "VB_INGEST_SHARED_GROUP": f"bench-{db}",
+            "VB_INGEST_MAX_INFLIGHT": "20000",
         }
-        self.log = run / f"{db}.log"
+        self.log = run / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -122,7 +125,7 @@ class _Ingest:
         raise RuntimeError(f"ingest did not start: {self.log.read_text()[-2000:]}")
 
     def logged(self) -> int:
-        store = open_store(f"sqlite:///{self.database}")
+        store = open_store(self.database_url)
         try:
             return store.ingested_batches()
         finally:

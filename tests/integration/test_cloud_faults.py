@@ -257,7 +257,7 @@ async def test_a_restart_mid_hypoxia_continues_one_alert_and_resolves_it_once(ow
             assert await gateway.confirmed_all(30)
             assert first.store is not None
             [opened] = first.store.alerts()
-            assert opened.state == "open"
+            assert opened.state == "firing"
         # Stopped mid-episode; the episode goes on while the cloud is away.
         gateway.add(spo2_batch("gw-hyp", "pt-h", start + 120 * S, [84.0] * 60))
         gateway.add(spo2_batch("gw-hyp", "pt-h", start + 180 * S, [97.0] * 120))

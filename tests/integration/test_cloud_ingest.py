@@ -100,7 +100,8 @@ async def test_batches_published_while_ingest_is_down_are_not_lost(stack: Any, t
 
     config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbtest"),
                          database_url=f"sqlite:///{tmp_path / 'c.db'}", http_port=free_port(),
-                         client_id=unique_name("ingest-"), registry="off")
+                         client_id=unique_name("ingest-"), registry="off",
+                         shared_group=unique_name("group-"))
     gateway = unique_name("gw")
     first = CloudService(config)
     await first.start()  # creates the persistent session

@@ -40,3 +40,15 @@ def test_load_against_a_closed_port_reports_connection_errors() -> None:
     assert final["errors"]["connection_refused"] >= 2
     assert final["published_values"] == 0 and final["unsent_values"] == 2 * 3 * 2
     assert "connection_refused" in done.stdout.splitlines()[-2]
+
+
+async def test_load_with_acks_counts_what_the_cloud_stored(stack: Any, cloud: Any, unique_name: Any) -> None:
+    options = LoadOptions(stack.mqtt_url, gateways=4, patients_per_gateway=3, rate_hz=2.0, duration_s=3.0,
+                          batch_interval_s=0.5, gateway_prefix=unique_name("acked"), track_acks=True)
+    report = await run_load(options)
+    assert report.ok, report.table()
+    assert report.confirmed_values == report.published_values == 4 * 3 * 6 * 2
+    assert report.confirmed_messages == report.published_messages and report.refused_messages == 0
+    assert report.ack_latency_ms is not None and report.ack_latency_ms["p50"] > 0
+    assert "e2e ack latency ms" in report.table()
+    assert report.to_dict()["confirmed_values"] == report.published_values

@@ -54,9 +54,11 @@ async def test_home_mode_goes_through_a_real_edge_agent(stack: Any, cloud: Any, 
     assert result.published_values > 0 and result.scenario_s > 0
     skipped = [line for line in lines if line.startswith("warning:") and line.endswith("skipped (--mode direct "
                                                                                       "publishes its readings)")]
-    assert len(skipped) == len(result.skipped_devices) >= 1
+    assert skipped == [] and result.skipped_devices == ()  # the ECG patch too has a virtual device now
     await wait_for(lambda: cloud.stats.stored_batches == result.batches)
     assert await _stored(cloud) == result.published_values
+    ecg = await count_points(cloud.influx, WAVEFORM_MEASUREMENT, "\"device\" = 'patch' AND \"metric\" = 'ecg'")
+    assert ecg > 0  # the patch's ECG, through its device bytes
 
 
 def test_sim_run_command_prints_counts_and_refuses_an_unknown_scenario(stack: Any, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from device_profiles.profile import normalize_uuid
 from edge.config import DeviceConfig, GatewayConfig
+from edge.gateway import build_agent
 from edge.transports import Payload
-from vitalbridge.gateway import build_agent
 
 PRESSURES_MMHG = b"\x78\x00\x50\x00\x5d\x00"  # 120 / 80 / 93
 RECEIVED_NS = int(dt.datetime(2026, 8, 1, 12, tzinfo=dt.UTC).timestamp()) * 10**9  # summer: Berlin is UTC+2

@@ -198,10 +198,11 @@ async def test_alerts_list_and_filters(api: httpx.AsyncClient, store: Store) -> 
     first = body[1]
     assert first == {
         "id": first["id"], "rule": "spo2_low_sustained", "patient": "pt-1", "metric": "spo2", "severity": "high",
-        "state": "open", "message": "spo2 below 90 % for 90 s (worst 84 %)", "threshold": 90.0,
+        "state": "firing", "message": "spo2 below 90 % for 90 s (worst 84 %)", "threshold": 90.0,
         "worst_value": 84.0, "episode_start": "2024-05-01T11:00:00Z", "fired": "2024-05-01T11:01:00Z",
         "last": "2024-05-01T11:01:30Z", "resolved": None, "acknowledged_at": None, "acknowledged_by": None,
-        "late": False,
+        "late": False, "kind": "value", "episodes": 1, "resolved_at": None, "resolved_by": None, "resolution": None,
+        "escalation_step": 1,
     }
     only = (await api.get("/api/v1/alerts", params={"patient": "pt-1"})).json()
     assert [a["patient"] for a in only] == ["pt-1"]
@@ -210,7 +211,7 @@ async def test_alerts_list_and_filters(api: httpx.AsyncClient, store: Store) -> 
 
 
 async def test_alerts_bad_state_gets_422(api: httpx.AsyncClient) -> None:
-    assert (await api.get("/api/v1/alerts", params={"state": "closed"})).status_code == 422
+    assert (await api.get("/api/v1/alerts", params={"state": "gone"})).status_code == 422
 
 
 async def test_acknowledge(api: httpx.AsyncClient, store: Store) -> None:

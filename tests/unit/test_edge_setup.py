@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import vitalbridge.gateway
+import edge.gateway
 from device_profiles import LIBRARY_DIR
 from edge import scan
 from edge.config import DeviceConfig, load_config
@@ -146,7 +146,7 @@ def test_vendor_profiles_reach_pair_run_and_scan(tmp_path: Path, monkeypatch: py
                  "acme.strap", "--patient", "p-1"]) == 0
     config = load_config(path)
     assert config.profile_dirs == (str(vendor),)
-    agent = vitalbridge.gateway.build_agent(config)
+    agent = edge.gateway.build_agent(config)
     assert agent.devices["strap-0a1122"].profile.id == "acme.strap"
 
     async def discover(_timeout_s: float) -> list[Advertisement]:
@@ -250,6 +250,6 @@ def test_a_vendor_decoder_reaches_the_gateway_through_its_entry_point(tmp_path: 
             return lambda registry: registry.add("acme.strap_hr", GATT_DECODERS["gatt.heart_rate_measurement"])
 
     monkeypatch.setattr(device_profiles.registry, "entry_points", lambda group: [EntryPoint()])
-    agent = vitalbridge.gateway.build_agent(load_config(path))
+    agent = edge.gateway.build_agent(load_config(path))
     assert "acme.strap_hr" in agent.decoders
     agent.spool.close()

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from edge.config import DeviceConfig, GatewayConfig
+from edge.gateway import build_agent
 from edge.status import age_words, assess, describe_device_event, read_status_file, render_status, write_status_file
 from edge.status_keeper import StatusKeeper
 from edge.transports._ble_client import BleDeviceNotFoundError
 from edge.transports._explain import explain_ble_failure, explain_serial_failure
 from vitalbridge.cli import main
-from vitalbridge.gateway import build_agent
 
 NOW = 1_790_000_000.0
 

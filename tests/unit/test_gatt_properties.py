@@ -28,6 +28,11 @@ from device_profiles.gatt.glucose import (
     SensorStatusAnnunciation,
     decode_glucose_measurement,
 )
+from device_profiles.gatt.glucose_context import (
+    GlucoseMeasurementContext,
+    MedicationUnit,
+    decode_glucose_measurement_context,
+)
 from device_profiles.gatt.heart_rate import HeartRateMeasurement, SensorContact, decode_heart_rate_measurement
 from device_profiles.gatt.intermediate_cuff_pressure import (
     IntermediateCuffPressure,
@@ -54,6 +59,7 @@ RECORD_DECODERS: dict[str, Callable[[bytes], object]] = {
     "plx_spot_check": decode_plx_spot_check,
     "plx_continuous": decode_plx_continuous,
     "glucose": decode_glucose_measurement,
+    "glucose_context": decode_glucose_measurement_context,
     "racp_response": decode_racp_response,
     "weight": decode_weight_measurement,
     "battery": decode_battery_level,
@@ -123,7 +129,8 @@ def test_registered_names_and_uuids() -> None:
         "device_profiles.gatt.blood_pressure", "device_profiles.gatt.intermediate_cuff_pressure",
         "device_profiles.gatt.temperature", "device_profiles.gatt.pulse_oximetry",
         "device_profiles.gatt.plx_spot_check", "device_profiles.gatt.plx_continuous",
-        "device_profiles.gatt.glucose", "device_profiles.gatt.racp", "device_profiles.gatt.weight",
+        "device_profiles.gatt.glucose", "device_profiles.gatt.glucose_context", "device_profiles.gatt.racp",
+        "device_profiles.gatt.weight",
         "device_profiles.gatt.battery", "device_profiles.gatt.device_information",
         "simulators.devices.gatt_encode",
     ],
@@ -205,6 +212,22 @@ glucose = st.builds(
 )
 
 
+
+@st.composite
+def glucose_contexts(draw: Any) -> GlucoseMeasurementContext:
+    byte, nibble = st.integers(0, 255), st.integers(0, 15)
+    carbohydrate = draw(optional(st.tuples(byte, sfloats)))
+    tester_health = draw(optional(st.tuples(nibble, nibble)))
+    exercise = draw(optional(st.tuples(st.integers(0, 0xFFFF), byte)))
+    medication = draw(optional(st.tuples(byte, sfloats)))
+    return GlucoseMeasurementContext(
+        draw(st.integers(0, 0xFFFF)),
+        *(carbohydrate or (None, None)), draw(optional(byte)), *(tester_health or (None, None)),
+        *(exercise or (None, None)), *(medication or (None, None)), draw(st.sampled_from(MedicationUnit)),
+        draw(optional(sfloats)), draw(optional(byte)),
+    )
+
+
 @st.composite
 def weights(draw: Any) -> WeightMeasurement:
     imperial = draw(st.booleans())
@@ -229,6 +252,7 @@ ROUND_TRIPS: dict[str, tuple[st.SearchStrategy[Any], Callable[[bytes], object]]]
     "plx_spot_check": (spot_checks, decode_plx_spot_check),
     "plx_continuous": (continuous, decode_plx_continuous),
     "glucose": (glucose, decode_glucose_measurement),
+    "glucose_context": (glucose_contexts(), decode_glucose_measurement_context),
     "racp_response": (
         st.builds(RacpResponse, st.integers(0, 255), st.integers(0, 255))
         | st.builds(RacpNumberOfRecords, st.integers(0, 0xFFFF)),
@@ -263,6 +287,7 @@ def test_generated_records_give_results(name: str, data: st.DataObject, context:
         "intermediate_cuff_pressure": "gatt.intermediate_cuff_pressure",
         "temperature": "gatt.temperature_measurement", "plx_spot_check": "gatt.plx_spot_check",
         "plx_continuous": "gatt.plx_continuous", "glucose": "gatt.glucose_measurement",
+        "glucose_context": "gatt.glucose_measurement_context",
         "racp_response": "gatt.record_access_control_point", "weight": "gatt.weight_measurement",
         "battery": "gatt.battery_level", "system_id": "gatt.system_id", "string": "gatt.model_number",
     }[name]

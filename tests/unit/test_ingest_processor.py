@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from cloud.ingest import InboundMessage, IngestLimits, IngestProcessor, Outcome, TransientError, triage
 from cloud.ingest import Refused as RefusedVerdict
 from cloud.rules import RuleEngine, build_rules
-from cloud.store import BatchKey, Store
+from cloud.store import BatchKey, IngestCommit, PatientLock, Store
 from cloud.timeseries import InfluxV1Client
 from vitals.codec import MAX_PAYLOAD_BYTES, encode_batch
 from vitals.samples import Batch, Stream
@@ -257,7 +257,7 @@ async def test_a_database_outage_is_transient_and_nothing_is_recorded(
     def locked(*_args: object, **_kwargs: object) -> object:
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(store, "commit_ingest", locked)
+    monkeypatch.setattr(PatientLock, "commit", locked)
     with pytest.raises(TransientError, match="database unavailable: database is locked") as caught:
         await processor.process([_message(_batch())])
     assert caught.value.store == "database"
@@ -269,14 +269,14 @@ async def test_a_database_outage_is_transient_and_nothing_is_recorded(
 async def test_a_value_the_database_refuses_dead_letters_that_message_alone(
     processor: IngestProcessor, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store.commit_ingest
+    real = PatientLock.commit
 
-    def picky(commit: object) -> object:
-        if any(batch.key.seq == 3 for batch in getattr(commit, "batches", [])):
+    def picky(lock: PatientLock, commit: IngestCommit) -> object:
+        if any(batch.key.seq == 3 for batch in commit.batches):
             raise DataError("INSERT", {}, Exception("value too long"))
-        return real(commit)  # type: ignore[arg-type]
+        return real(lock, commit)
 
-    monkeypatch.setattr(store, "commit_ingest", picky)
+    monkeypatch.setattr(PatientLock, "commit", picky)
     result = await processor.process([_message(_batch(seq=n)) for n in range(6)])
     assert [d.outcome for d in result.dispositions] == [Outcome.REFUSED if n == 3 else Outcome.STORED
                                                         for n in range(6)]
@@ -322,7 +322,7 @@ async def test_hypoxic_patient_gets_one_alert_and_replays_add_none(processor: In
     assert [d.outcome for d in result.dispositions] == [Outcome.STORED, Outcome.DUPLICATE]
     [alert] = store.alerts()
     assert (alert.rule, alert.patient, alert.state, alert.episode_start_ns, alert.worst_value) == (
-        "spo2_low_sustained", "pt-1", "open", start, 84.0)
+        "spo2_low_sustained", "pt-1", "firing", start, 84.0)
 
 
 async def test_a_restart_mid_episode_continues_the_same_alert_and_resolves_it_once(

@@ -27,6 +27,7 @@ class FakeClient:
     """Stands in for MqttIngestClient: records acknowledgements and publishes."""
 
     def __init__(self) -> None:
+        self.client_id = "fake-ingest"
         self.acked: list[InboundMessage] = []
         self.published: list[tuple[str, bytes]] = []
         self.generation = 1
@@ -176,7 +177,7 @@ class _SilenceRule:
                                    "no SpO2 for 10 min", "open")]
 
 
-async def test_the_clock_tick_advances_stored_states_and_opens_alerts_once(tmp_path: Any) -> None:
+async def test_the_clock_tick_advances_stored_states_and_opens_alerts_once(database_url: str) -> None:
     import httpx
 
     from cloud.ingest import IngestProcessor
@@ -185,7 +186,7 @@ async def test_the_clock_tick_advances_stored_states_and_opens_alerts_once(tmp_p
     from cloud.timeseries import InfluxV1Client
 
     now = [1_700_000_000 * 10**9]
-    store = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
+    store = open_store(database_url)
     influx = InfluxV1Client("http://influx.test", "vb", transport=httpx.MockTransport(lambda r: httpx.Response(204)))
     engine = RuleEngine([_SilenceRule(), SustainedThresholdRule("low", "spo2", "below", 90.0, 60.0)])
     assert engine.ticking == frozenset({"silent"})

@@ -53,7 +53,8 @@ def test_exported_names_are_honest() -> None:
     for name in device_profiles.__all__:
         assert hasattr(device_profiles, name), name
     public = {n for n in vars(device_profiles) if not n.startswith("_")}
-    modules = {"errors", "registry", "profile", "layout", "serial", "builtin", "gatt", "ieee11073", "userfile"}
+    modules = {"errors", "registry", "profile", "layout", "serial", "builtin", "gatt", "ieee11073", "userfile",
+               "ecg_patch"}
     assert public - modules <= set(device_profiles.__all__)
 
 

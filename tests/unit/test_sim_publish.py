@@ -152,5 +152,5 @@ def test_home_devices_wires_every_kind_with_a_virtual_device_and_warns_about_the
                         "heart_rate; not respiratory_rate"]
     af = load_scenario("af_stable")
     devices, warnings = home_devices(af, address="af_stable", seed=7)
-    assert [d.id for d in devices] == ["oximeter", "cuff"]
-    assert len(warnings) == 1 and "no virtual device of this kind yet; skipped" in warnings[0]
+    assert [d.id for d in devices] == ["patch", "oximeter", "cuff"]  # the ECG patch streams the scenario's ECG
+    assert warnings == ["warning: device patch: the virtual ecg_patch (generic.ecg_patch) sends ecg; not heart_rate"]

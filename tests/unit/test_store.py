@@ -1,17 +1,31 @@
-"""The relational store on a temporary SQLite file: migrations, ingest log, dead letters, alerts."""
+"""The relational store on SQLite and on a real PostgreSQL: migrations, ingest log, dead letters, alerts.
+
+Every test that takes ``store`` or ``database_url`` runs on both backends (see ``tests/unit/conftest.py``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+import cloud.store
 from cloud.rules import AlertChange
 from cloud.store import (
     AlertQuery,
+    Base,
     BatchKey,
     DeadLetterEntry,
     IngestCommit,
@@ -20,6 +34,8 @@ from cloud.store import (
     Store,
     open_store,
 )
+from cloud.store._store import migrate
+from vitalbridge.stack import PostgreSQL
 
 S = 10**9
 T0 = 1_700_000_000 * S
@@ -57,12 +73,92 @@ def test_migrations_create_every_table(store: Store) -> None:
     assert any(set(u["column_names"]) == {"rule", "patient", "episode_start_ns"} for u in uniques)
 
 
-def test_reopening_keeps_data_and_reapplies_nothing(db_path: Path) -> None:
-    first = open_store(f"sqlite:///{db_path}")
+def test_the_schema_after_migrations_matches_the_models(store: Store) -> None:
+    # What alembic's autogenerate would write as the next migration: nothing, on either backend.
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_migrations_downgrade_to_nothing_and_up_again(database_url: str) -> None:
+    store = open_store(database_url)
+    try:
+        _record(store, "gw", 1, 10)
+        config = Config()
+        config.set_main_option("script_location", str(Path(cloud.store.__file__).parent / "migrations"))
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+        migrate(store.engine)
+        assert store.ingested_batches() == 0
+        _record(store, "gw", 1, 10)
+        assert store.ingested_samples() == 10
+    finally:
+        store.close()
+
+
+def test_threads_opening_one_new_database_together_migrate_once(database_url: str) -> None:
+    # Several cloud services in one process open the store at once (each in a worker thread).
+    starting = 4
+    barrier = threading.Barrier(starting)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait(60)
+        try:
+            opened.append(open_store(database_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert errors == [] and len(opened) == starting
+        _record(opened[0], "gw", 1, 3)
+        assert opened[-1].ingested_samples() == 3
+    finally:
+        for store in opened:
+            store.close()
+
+
+_OPEN_WHEN_TOLD = """
+import pathlib, sys, time
+from cloud.store import open_store
+go = pathlib.Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+open_store(sys.argv[1]).close()
+"""
+
+
+def test_processes_starting_together_on_a_new_database_migrate_once(database_url: str, tmp_path: Path) -> None:
+    # API and ingest pods (or `cloud ingest --workers N`) start at once against a new database: each
+    # migrates, one after the other (an advisory lock on PostgreSQL, a lock file beside SQLite's file).
+    go = tmp_path / "go"
+    children = [subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, database_url, str(go)],
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    go.touch()
+    outcomes = [(child.wait(120), child.communicate()[1]) for child in children]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    store = open_store(database_url)
+    try:
+        assert store.ingested_batches() == 0
+    finally:
+        store.close()
+
+
+def test_reopening_keeps_data_and_reapplies_nothing(database_url: str) -> None:
+    first = open_store(database_url)
     _record(first, "gw", 1, 10)
     first.add_dead_letter("vb/v1/gw/data", "decode: junk", b"\x00", AT)
     first.close()
-    second = open_store(f"sqlite:///{db_path}")
+    second = open_store(database_url)
     try:
         assert second.seen([BatchKey("gw", "e1", 1)]) == {BatchKey("gw", "e1", 1)}
         assert second.dead_letter_count() == 1
@@ -79,7 +175,7 @@ def test_ingest_log_dedups_by_gateway_epoch_and_seq(store: Store) -> None:
     assert store.seen([key]) == set()
     _record(store, "gw", 1, 5)
     assert store.seen([key, BatchKey("gw", "e1", 2)]) == {key}
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):
         _record(store, "gw", 1, 5)  # the transaction is refused whole
     _record(store, "gw", 2, 7)
     _record(store, "other", 1, 3)  # seq is per gateway
@@ -122,7 +218,7 @@ def test_one_transaction_writes_everything_or_nothing(store: Store) -> None:
         states={("spo2_low", "p1"): {"watermark": 5}}, changes=[_change()],
         dead_letters=[DeadLetterEntry("vb/v1/gw/data", "decode: junk", b"x")],
     )
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):
         store.commit_ingest(commit)
     assert store.seen([BatchKey("gw", "e1", 2)]) == set()
     assert store.rule_states([("spo2_low", "p1")]) == {}
@@ -152,13 +248,39 @@ def test_prune_keeps_the_dedup_horizon_and_bounds_dead_letters(store: Store) -> 
     assert (result.ingest_log, result.dead_letters) == (1, 2)
 
 
-def test_ping_raises_when_the_database_is_gone(store: Store, db_path: Path) -> None:
+def test_ping_raises_when_the_sqlite_file_is_gone(tmp_path: Path) -> None:
+    db_path = tmp_path / "cloud.db"
+    store = open_store(f"sqlite:///{db_path}")
     store.ping()
     store.close()
     db_path.unlink()
     db_path.mkdir()  # now a directory: the database cannot be opened
-    with pytest.raises(Exception, match="unable to open"):
+    with pytest.raises(OperationalError, match="unable to open"):
         store.ping()
+
+
+@pytest.mark.postgresql
+def test_ping_raises_when_the_postgresql_database_is_gone(postgres: PostgreSQL) -> None:
+    url = postgres.create_database("vanishing")
+    store = open_store(url)
+    try:
+        store.ping()
+        postgres.drop_database("vanishing")  # disconnects the store's pooled connection too
+        with pytest.raises(OperationalError, match="does not exist"):
+            store.ping()
+    finally:
+        store.close()
+
+
+def test_times_read_back_are_the_instants_written(store: Store) -> None:
+    # PostgreSQL answers in its session's zone (the test server's is far from UTC); SQLite keeps none.
+    later = AT + dt.timedelta(minutes=5, microseconds=250)
+    _record(store, "gw", 1, at=AT)
+    _record(store, "gw", 2, at=later)
+    store.add_dead_letter("vb/v1/gw/data", "decode: junk", b"x", later)
+    (epoch,) = store.gateway_epochs("gw")
+    read = [epoch.first_seen, epoch.last_seen, store.dead_letters()[0].received_at]
+    assert [value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in read] == [AT, later, later]
 
 
 def test_ingested_samples_is_zero_when_empty(store: Store) -> None:
@@ -187,11 +309,11 @@ def test_dead_letters_keep_topic_reason_and_payload_newest_first(store: Store) -
 def test_alert_upsert_is_idempotent(store: Store) -> None:
     changes = [_change(last_s=60), _change(last_s=90, worst=82.0)]
     opened = store.apply_alert_changes(changes)
-    assert [(a.patient, a.state, a.worst_value) for a in opened] == [("p1", "open", 82.0)]
+    assert [(a.patient, a.state, a.worst_value) for a in opened] == [("p1", "firing", 82.0)]
     before = _summary(store)
     assert store.apply_alert_changes(changes) == []
     assert _summary(store) == before
-    assert before == [("spo2_low", "p1", T0, "open", T0 + 90 * S, 82.0, None)]
+    assert before == [("spo2_low", "p1", T0, "firing", T0 + 90 * S, 82.0, None)]
 
 
 def test_alert_updates_and_resolves(store: Store) -> None:
@@ -215,22 +337,32 @@ def test_replay_of_an_older_open_state_does_not_roll_the_alert_back(store: Store
     assert (alert.last_ns, alert.worst_value, alert.message) == (T0 + 300 * S, 75.0, "spo2 below 90 % (worst 75 %)")
 
 
-def test_distinct_episodes_rules_and_patients_are_distinct_alerts(store: Store) -> None:
+def test_distinct_rules_and_patients_are_distinct_alerts_and_a_new_episode_is_a_repeat(store: Store) -> None:
     opened = store.apply_alert_changes([
         _change(), _change(start_s=1000, last_s=1100), _change(rule="other"), _change(patient="p2"),
     ])
-    assert len(opened) == 4
-    assert len(store.alerts()) == 4
+    assert len(opened) == 3
+    assert len(store.alerts()) == 3
+    [alert] = [a for a in store.alerts() if a.rule == "spo2_low" and a.patient == "p1"]
+    assert (alert.episode_start_ns, alert.episode_ns, alert.episodes) == (T0, T0 + 1000 * S, 2)
 
 
 def test_alert_queries_filter_and_order_newest_first(store: Store) -> None:
-    store.apply_alert_changes([_change(start_s=0), _change(start_s=1000, last_s=1100), _change(patient="p2")])
+    store.apply_alert_changes([_change(start_s=0), _change(start_s=1000, last_s=1100, rule="other"),
+                               _change(patient="p2")])
     store.apply_alert_changes([_change("resolved", start_s=0, resolved_s=500)])
     assert [a.episode_start_ns for a in store.alerts(AlertQuery(patient="p1"))] == [T0 + 1000 * S, T0]
     assert [(a.patient, a.episode_start_ns) for a in store.alerts(AlertQuery(state="resolved"))] == [("p1", T0)]
     assert len(store.alerts(AlertQuery(state="open"))) == 2
+    assert len(store.alerts(AlertQuery(state="unacknowledged"))) == 2
+    assert store.alerts(AlertQuery(severity="critical")) == []
     assert len(store.alerts(AlertQuery(limit=1))) == 1
     assert store.alerts(AlertQuery(patient="nobody")) == []
+
+
+def test_alerts_fired_at_the_same_instant_come_newest_first(store: Store) -> None:
+    store.apply_alert_changes([_change(patient=f"p{n}") for n in range(5)])  # one fired_ns for all
+    assert [a.patient for a in store.alerts()] == ["p4", "p3", "p2", "p1", "p0"]
 
 
 def test_acknowledge_records_who_once(store: Store) -> None:
@@ -243,7 +375,7 @@ def test_acknowledge_records_who_once(store: Store) -> None:
     stored = store.alerts()[0]
     assert stored.acknowledged_by == "dr.house"
     assert stored.acknowledged_at is not None
-    assert stored.acknowledged_at.replace(tzinfo=dt.UTC) == AT  # SQLite keeps no zone
+    assert stored.acknowledged_at == AT and stored.acknowledged_at.tzinfo is not None  # the zone survives SQLite
 
 
 def test_acknowledge_unknown_alert(store: Store) -> None:
@@ -281,13 +413,13 @@ def test_a_late_view_of_an_alerted_episode_joins_it_and_widens_it(store: Store) 
     assert store.apply_alert_changes([_late(start_s=40, last_s=150, worst=81.0)]) == []
     [alert] = store.alerts()
     assert (alert.episode_start_ns, alert.last_ns, alert.worst_value, alert.state, alert.late) == (
-        T0 + 40 * S, T0 + 200 * S, 81.0, "open", False)
+        T0 + 40 * S, T0 + 200 * S, 81.0, "firing", False)
 
 
 def test_a_late_resolution_does_not_close_an_episode_that_went_on(store: Store) -> None:
     store.apply_alert_changes([_change(start_s=100, last_s=500)])
     store.apply_alert_changes([_late("resolved", start_s=100, last_s=200, resolved_s=300)])
-    assert store.alerts()[0].state == "open"
+    assert store.alerts()[0].state == "firing"
     # One whose last news is older than the late resolution is resolved by it.
     store.apply_alert_changes([_change(start_s=1000, last_s=1100, patient="p2")])
     store.apply_alert_changes([_late("resolved", start_s=1000, last_s=1100, resolved_s=1200, patient="p2")])
@@ -300,3 +432,69 @@ def test_late_episodes_apart_from_alerts_are_their_own_alerts(store: Store) -> N
                                         _late("resolved", start_s=0, last_s=95, resolved_s=210)])
     assert len(opened) == 1  # the second change joins the first, in the same call
     assert len(store.alerts()) == 2
+
+
+# -- several ingest workers on one PostgreSQL ------------------------------------------------------------
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_concurrent_ingest_transactions_never_move_an_epoch_back(store: Store) -> None:
+    # Two workers log batches of one epoch at once: the second read the epoch before the first
+    # committed, and must not write its older view of the highest sequence number over the newer one.
+    _record(store, "gw", 10)
+    first = store._session()
+    first.begin()
+    Store._log_batches(first, [LoggedBatch(BatchKey("gw", "e1", 12), "p1", 1)], AT)
+    second = threading.Thread(target=_record, args=(store, "gw", 11))
+    second.start()
+    try:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 60
+        with store.engine.connect() as probe:
+            while not probe.execute(text(waiting)).scalar() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        first.commit()
+    finally:
+        first.close()
+        second.join(60)
+    (epoch,) = store.gateway_epochs("gw")
+    assert (epoch.high_seq, epoch.backwards) == (12, 0)
+    keys = [BatchKey("gw", "e1", seq) for seq in (10, 11, 12)]
+    assert store.seen(keys) == set(keys)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_logging_the_same_gateways_in_another_order_do_not_deadlock(store: Store) -> None:
+    # Rows are locked in key order, whatever the order of the batches in each worker's micro-batch.
+    _record(store, "gw-a", 1)
+    _record(store, "gw-b", 1)
+    first = store._session()
+    first.begin()
+    Store._log_batches(first, [LoggedBatch(BatchKey("gw-a", "e1", 2), "p1", 1)], AT)
+    errors: list[BaseException] = []
+
+    def second_worker() -> None:
+        try:
+            store.commit_ingest(IngestCommit(at=AT, batches=[LoggedBatch(BatchKey("gw-b", "e1", 3), "p1", 1),
+                                                             LoggedBatch(BatchKey("gw-a", "e1", 3), "p1", 1)]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    second = threading.Thread(target=second_worker)
+    second.start()
+    try:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 60
+        with store.engine.connect() as probe:
+            while not probe.execute(text(waiting)).scalar() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        Store._log_batches(first, [LoggedBatch(BatchKey("gw-b", "e1", 2), "p1", 1)], AT)
+        first.commit()
+    finally:
+        first.close()
+        second.join(60)
+    assert errors == []
+    assert {(e.gateway, e.high_seq) for gw in ("gw-a", "gw-b") for e in store.gateway_epochs(gw)} == {
+        ("gw-a", 3), ("gw-b", 3)}

@@ -22,13 +22,13 @@ from edge.transports.ble import (
     BATTERY_SERVICE_UUID,
     BleOptions,
     BleTransport,
-    FakeBlePeripheral,
 )
 from simulators.devices.gatt_encode import (
     encode_battery_level,
     encode_heart_rate_measurement,
     encode_temperature_measurement,
 )
+from tests.ble_fake import FakeBlePeripheral
 from tests.unit._transport_recorder import Recorder
 from vitals.samples import Sample
 
@@ -86,7 +86,7 @@ class Clock:
 def make_transport(profile: DeviceProfile, peripheral: FakeBlePeripheral, recorder: Recorder, clock: Clock,
                    **options: Any) -> BleTransport:
     device = DeviceConfig("strap-1", "patient-1", profile.id, "ble", ADDRESS, options)
-    return BleTransport(device, profile, clock, client_factory=peripheral.client_factory, sleep=recorder.sleep,
+    return BleTransport(device, profile, clock, backend=peripheral, sleep=recorder.sleep,
                         rng=random.Random(7))
 
 
@@ -112,7 +112,7 @@ async def test_subscribes_notify_and_indicate_and_delivers_exact_bytes_with_uuid
     client = peripheral.current
     assert client is not None
     assert set(client.subscriptions) == {HR, TEMPERATURE}  # the read-mode battery is polled, not subscribed
-    assert client.scan_service_uuids == (HR_SERVICE,)
+    assert peripheral.watches[0].service_uuids == (HR_SERVICE,)  # the scan is filtered on the profile's services
     assert BATTERY_SERVICE_UUID in client.service_uuids
     assert recorder.payloads == [Payload(BATTERY_LEVEL_UUID, b"\x40", NOW_NS)]
 

@@ -36,12 +36,10 @@ from edge.transports.ble import (
     GLUCOSE_MEASUREMENT_UUID,
     RACP_UUID,
     BleTransport,
-    FakeBlePeripheral,
-    FakeGlucoseMeter,
-    FakeWrite,
     StoredRecordCursor,
 )
 from simulators.devices.gatt_encode import encode_glucose_measurement, encode_racp_response
+from tests.ble_fake import FakeBlePeripheral, FakeGlucoseMeter, FakeWrite
 from tests.unit._transport_recorder import Recorder
 from vitals.samples import Sample
 
@@ -74,7 +72,7 @@ def make_meter(*sequence_numbers: int) -> FakeGlucoseMeter:
 def make_transport(profile: DeviceProfile, peripheral: FakeBlePeripheral, recorder: Recorder,
                    **options: Any) -> BleTransport:
     device = DeviceConfig("meter-1", "patient-1", profile.id, "ble", ADDRESS, options)
-    return BleTransport(device, profile, lambda: NOW_NS, client_factory=peripheral.client_factory,
+    return BleTransport(device, profile, lambda: NOW_NS, backend=peripheral,
                         sleep=recorder.sleep, rng=random.Random(3))
 
 
@@ -111,7 +109,8 @@ async def test_first_connection_fetches_every_stored_record_with_the_meters_exac
     assert recorder.payloads == [*records(*meter.records), racp_indication(SUCCESS)]
     assert recorder.reports == [
         ("attached", {"transport": "ble", "address": ADDRESS,
-                      "subscribed": ["glucose_measurement", "record_access_control_point"]}),
+                      "subscribed": ["glucose_measurement", "glucose_measurement_context",
+                                      "record_access_control_point"]}),
         ("stored_records", {"request": "0101", "outcome": "success", "records": 3, "last_sequence_number": 3}),
     ]
     assert transport.records is not None and transport.records.last_seen == 3

@@ -249,6 +249,7 @@ def test_masimo_rad8_prints_a_line_per_reading_with_its_local_clock() -> None:
     ("generic.glucose_meter", "glucose_meter", ("blood_glucose",)),
     ("nonin.xpod", "pulse_oximeter", ("spo2", "pulse_rate", "ppg")),
     ("masimo.rad8", "pulse_oximeter", ("spo2", "pulse_rate")),
+    ("generic.ecg_patch", "ecg_patch", ("ecg",)),
 ])
 def test_the_kind_comes_from_the_profile(profile: str, kind: str, carries: tuple[str, ...]) -> None:
     spec = virtual_device_spec(LIBRARY[profile])
@@ -258,8 +259,10 @@ def test_the_kind_comes_from_the_profile(profile: str, kind: str, carries: tuple
 def test_a_kind_the_profile_cannot_speak_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="no characteristic 2a1c that a virtual thermometer notifies"):
         virtual_device_spec(LIBRARY["generic.heart_rate_strap"], "thermometer")
-    with pytest.raises(ValueError, match="no virtual device of kind 'ecg_patch'"):
+    with pytest.raises(ValueError, match=r"no ECG stream characteristic 5a1e0002-.* that a virtual ecg_patch notifies"):
         virtual_device_spec(LIBRARY["generic.heart_rate_strap"], "ecg_patch")
+    with pytest.raises(ValueError, match="no virtual device of kind 'holter'"):
+        virtual_device_spec(LIBRARY["generic.heart_rate_strap"], "holter")
     with pytest.raises(ValueError, match=r"nonin\.xpod is a pulse oximeter, not a bp_cuff"):
         virtual_device_spec(LIBRARY["nonin.xpod"], "bp_cuff")
     assert virtual_device_spec(LIBRARY["generic.glucose_meter"], "cgm").kind == "glucose_meter"
@@ -283,9 +286,9 @@ def test_metrics_the_virtual_device_cannot_carry_give_a_warning_not_a_crash(capl
     sent = transport.device.advance(10.0)
     assert len(sent) == 10 and _samples(_decode("generic.heart_rate_strap", sent))
     assert silent.device.advance(3600.0) == []
-    with pytest.raises(ValueError, match="device strap: no virtual device of kind 'ecg_patch'"):
+    with pytest.raises(ValueError, match="device strap: no virtual device of kind 'holter'"):
         _transport(DeviceConfig("strap", "p-1", "generic.heart_rate_strap", "virtual", "copd_deteriorating",
-                                {"kind": "ecg_patch"}))
+                                {"kind": "holter"}))
 
 
 def test_a_serial_profile_goes_through_its_framer_with_the_scenario_ppg() -> None:
@@ -330,8 +333,9 @@ def test_a_virtual_home_wires_every_kind_with_a_virtual_device() -> None:
     assert lines == ["warning: device strap: the virtual heart_rate_strap (generic.heart_rate_strap) sends "
                      "heart_rate; not respiratory_rate"]
     devices, lines = home_devices(load_scenario("af_stable"), address="af_stable", seed=0)
-    assert [d.id for d in devices] == ["oximeter", "cuff"]
-    assert lines[0].startswith("warning: device patch (ecg_patch, ecg, heart_rate)") and lines[0].count("skipped")
+    assert [(d.id, d.profile) for d in devices] == [("patch", "generic.ecg_patch"), ("oximeter", "nonin.xpod"),
+                                                    ("cuff", "generic.bp_cuff")]
+    assert lines == ["warning: device patch: the virtual ecg_patch (generic.ecg_patch) sends ecg; not heart_rate"]
 
 
 def test_a_profile_outside_the_library_falls_back_to_the_generic_one() -> None:

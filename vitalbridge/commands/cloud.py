@@ -20,7 +20,8 @@ _ROLES = {
 
 _ENVIRONMENT_HELP = (
     "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_DATABASE_URL, "
-    "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_SHARED_GROUP, VB_INGEST_MAX_MESSAGES, "
+    "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_WORKER_INDEX, VB_INGEST_SHARED_GROUP, "
+    "VB_INGEST_SESSION_EXPIRY_S, VB_GATEWAY_SILENT_S, VB_INGEST_MAX_MESSAGES, "
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
     "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_REGISTRY (enforce|off), "
     "VB_REGISTRY_CACHE_S, VB_AUTH_SECRET or VB_AUTH_SECRET_FILE, VB_ACCESS_TOKEN_MINUTES, VB_REFRESH_TOKEN_DAYS, "
@@ -43,9 +44,16 @@ def add_parser(subparsers: Any) -> None:
         command.add_argument("--port", dest="http_port", type=int, help="port HTTP listens on (VB_HTTP_PORT)")
         if ingest:
             command.add_argument("--client-id", help="MQTT client id of this ingest; keep it stable across restarts "
-                                 "so the broker keeps its session (VB_INGEST_CLIENT_ID)")
-            command.add_argument("--shared-group", help="share the data topics with other ingest workers through "
-                                 "$share/GROUP/... (VB_INGEST_SHARED_GROUP)")
+                                 "so the broker keeps its session; by default vitalbridge-ingest-HOST[-INDEX] "
+                                 "(VB_INGEST_CLIENT_ID)")
+            command.add_argument("--worker-index", type=int, help="this worker's number when several run on one host "
+                                 "(VB_INGEST_WORKER_INDEX)")
+            command.add_argument("--shared-group", help="shared-subscription group the ingest workers split the "
+                                 "topics in, $share/GROUP/...; '' for none (VB_INGEST_SHARED_GROUP, default ingest)")
+        if name == "ingest":
+            command.add_argument("--workers", type=int, default=1, metavar="N",
+                                 help="run N ingest worker processes on this host, each with its own client id "
+                                 "and its /health on --port + 1 + its index (default 1: this process)")
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(func=_run, api=api, ingest=ingest)
     add_user_parser(commands)
@@ -62,11 +70,21 @@ def _run(args: argparse.Namespace) -> int:
             mqtt_url=args.mqtt_url, influx_url=args.influx_url, influx_db=args.influx_db,
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
+            worker_index=getattr(args, "worker_index", None),
         )
         config.token_secret()  # an unreadable or short key file is a setting error, said now
+        config.alerting_context()  # a mistake in the alerting policy file stops here, in one line
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
+    workers = getattr(args, "workers", 1)
+    if workers < 1 or workers > 64:
+        print(f"{name}: --workers must be between 1 and 64, not {workers}", file=sys.stderr)
+        return 2
+    if workers > 1:
+        from vitalbridge.workers import run_workers
+
+        return run_workers(config, workers)
 
     async def main() -> None:
         service = CloudService(config, api=args.api, ingest=args.ingest)

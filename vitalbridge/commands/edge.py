@@ -105,7 +105,7 @@ def _fail(command: str, message: object) -> int:
 
 
 def _profile_problem(exc: ProfileError) -> str:
-    from vitalbridge.gateway import first_problem
+    from edge.gateway import first_problem
 
     return f"broken device profile: {first_problem(exc)}"
 

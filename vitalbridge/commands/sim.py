@@ -97,7 +97,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         options = LoadOptions(mqtt_url=args.mqtt_url or "mqtt://127.0.0.1", gateways=args.gateways,
                               patients_per_gateway=args.patients_per_gateway, rate_hz=args.rate,
                               duration_s=args.duration, batch_interval_s=args.batch_interval, qos=args.qos,
-                              gateway_prefix=prefix, seed=args.seed)
+                              gateway_prefix=prefix, seed=args.seed, track_acks=args.acks,
+                              ack_wait_s=args.ack_wait)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -184,6 +185,10 @@ def _add_streaming_commands(commands: Any) -> None:
     load.add_argument("--gateway-prefix", default=None, metavar="ID",
                       help="gateway ids are PREFIX-1..PREFIX-N (default: load-<time>)")
     load.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    load.add_argument("--acks", action="store_true",
+                      help="read the cloud's acknowledgements: report what it stored and the publish-to-stored latency")
+    load.add_argument("--ack-wait", type=_positive_float, default=30.0, metavar="S",
+                      help="with --acks, how long to wait at the end for the last acknowledgements (default 30)")
     load.set_defaults(func=_cmd_load)
 
 

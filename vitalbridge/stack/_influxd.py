@@ -80,3 +80,8 @@ class InfluxDB:
         """Stop influxd."""
         if self._process is not None:
             self._process.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for measuring its CPU and memory)."""
+        return self._process.pid if self._process is not None else None

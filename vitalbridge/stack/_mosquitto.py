@@ -113,3 +113,8 @@ class Mosquitto:
     def running(self) -> bool:
         """True while the broker process is alive."""
         return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (for measuring its CPU and memory)."""
+        return self._process.pid if self._process is not None else None

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ServiceProcess", "StackError", "find_binary", "free_port"]
+__all__ = ["ServiceProcess", "ServiceUser", "StackError", "find_binary", "free_port"]
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +48,53 @@ def find_binary(name: str, package: str) -> str:
     return path
 
 
-def _die_with_parent() -> None:
-    # Linux only: the child gets SIGTERM if the parent dies without cleaning up (kill -9, crash).
+@dataclass(frozen=True, slots=True)
+class ServiceUser:
+    """An unprivileged account a service runs as when the stack is started by root (PostgreSQL refuses root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def lookup(cls, *names: str) -> ServiceUser:
+        """The first of ``names`` that exists on this system; raises :class:`StackError` when none does."""
+        for name in names:
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            return cls(name, entry.pw_uid, entry.pw_gid)
+        raise StackError(f"none of the users {', '.join(names)} exists to run the service as (it refuses root)")
+
+    def popen_args(self) -> dict[str, Any]:
+        """Arguments that make ``subprocess`` run a child as this user, with no supplementary groups."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def give(self, path: Path) -> None:
+        """Make ``path`` (a file or a directory, not its contents) belong to this user."""
+        os.chown(path, self.uid, self.gid)
+
+
+def _die_with_parent(signum: int = signal.SIGTERM) -> None:
+    # Linux only: the child gets its stop signal if the parent dies without cleaning up (kill -9,
+    # crash). subprocess switches user before this runs, so a change of user does not clear it.
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
 
 
 class ServiceProcess:
     """One child process with a log file, a readiness probe and a clean stop."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, ready: Callable[[], bool]) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, ready: Callable[[], bool], *,
+                 stop_signal: int = signal.SIGTERM, user: ServiceUser | None = None, cwd: Path | None = None) -> None:
         self.name = name
         self._argv = argv
         self._log_path = log_path
         self._ready = ready
+        self._stop_signal = stop_signal
+        self._user = user
+        self._cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -69,7 +106,9 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=functools.partial(_die_with_parent, self._stop_signal),
+                cwd=self._cwd,
+                **(self._user.popen_args() if self._user is not None else {}),
             )
         finally:
             log_file.close()
@@ -114,14 +153,14 @@ class ServiceProcess:
         process.wait(timeout_s)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the process: SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+        """Stop the process: its stop signal (SIGTERM unless told), then SIGKILL if it has not exited in time."""
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        process.send_signal(self._stop_signal)
         try:
             process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            log.warning("%s did not stop on SIGTERM; killing it", self.name)
+            log.warning("%s did not stop on %s; killing it", self.name, signal.Signals(self._stop_signal).name)
             process.kill()
             process.wait(timeout_s)

@@ -1,4 +1,4 @@
-"""Mosquitto + InfluxDB together, as a context manager that always stops what it started."""
+"""Mosquitto + InfluxDB (+ PostgreSQL on request) together, as a context manager that always stops what it started."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vitalbridge.stack._influxd import InfluxDB
 from vitalbridge.stack._mosquitto import Mosquitto
+from vitalbridge.stack._postgres import PostgreSQL
 
 __all__ = ["LocalStack"]
 
@@ -19,13 +20,17 @@ class LocalStack:
 
     ``run_dir`` holds the generated configs, logs and data; a temporary directory (removed on
     stop) is used when none is given. SIGTERM is turned into a clean stop while the stack runs.
+    PostgreSQL is started only when asked for (``postgres=True``); the cloud's default store is a
+    SQLite file. ``postgres_timezone`` is its server time zone.
     """
 
-    def __init__(self, run_dir: Path | None = None, *, mqtt: bool = True, influx: bool = True) -> None:
+    def __init__(self, run_dir: Path | None = None, *, mqtt: bool = True, influx: bool = True,
+                 postgres: bool = False, postgres_timezone: str = "UTC") -> None:
         self._own_dir = run_dir is None
         self.run_dir = Path(tempfile.mkdtemp(prefix="vitalbridge-")) if run_dir is None else run_dir
         self.mosquitto = Mosquitto(self.run_dir / "mosquitto") if mqtt else None
         self.influxdb = InfluxDB(self.run_dir / "influxdb") if influx else None
+        self.postgres = PostgreSQL(self.run_dir / "postgresql", timezone=postgres_timezone) if postgres else None
         self._previous_sigterm: object = None
 
     @property
@@ -42,6 +47,13 @@ class LocalStack:
             raise RuntimeError("this stack was made without InfluxDB")
         return self.influxdb.url
 
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the PostgreSQL database (``postgresql+psycopg://...``)."""
+        if self.postgres is None:
+            raise RuntimeError("this stack was made without PostgreSQL")
+        return self.postgres.url
+
     def start(self) -> LocalStack:
         """Start every configured service; on any failure, stop those already started."""
         try:
@@ -49,6 +61,8 @@ class LocalStack:
                 self.mosquitto.start()
             if self.influxdb is not None:
                 self.influxdb.start()
+            if self.postgres is not None:
+                self.postgres.start()
         except BaseException:
             self.stop()
             raise
@@ -56,7 +70,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every service (newest first) and remove a temporary run directory."""
-        for service in (self.influxdb, self.mosquitto):
+        for service in (self.postgres, self.influxdb, self.mosquitto):
             if service is not None:
                 service.stop()
         if self._own_dir:

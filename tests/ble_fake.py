@@ -1,14 +1,18 @@
 """An in-memory BLE peripheral and client: the testing seam of the BLE transport (no radio needed).
 
 A :class:`FakeBlePeripheral` holds the device's GATT table (characteristic UUID -> readable
-value) and plays the radio: :meth:`~FakeBlePeripheral.notify` sends the exact bytes a real device
-notifies, :meth:`~FakeBlePeripheral.drop` loses the link (with or without the disconnect callback
-that BlueZ sometimes never sends), and ``fail_connects`` / ``hang_connects`` make the next
-connection attempts fail or stall. Every write is recorded in ``writes``; a handler set with
+value) and plays the radio: it is a ``BleBackend`` (pass it as the transport's ``backend``) whose
+advertisement watch sees the device while :attr:`~FakeBlePeripheral.advertising` is true (always,
+unless a test switches it; :meth:`~FakeBlePeripheral.start_advertising` and
+:meth:`~FakeBlePeripheral.stop_advertising` model a cuff that advertises for a few seconds after a
+measurement, and a connection attempt while it is silent fails as it would over the air).
+:meth:`~FakeBlePeripheral.notify` sends the exact bytes a real device notifies,
+:meth:`~FakeBlePeripheral.drop` loses the link (with or without the disconnect callback that BlueZ
+sometimes never sends), and ``fail_connects`` / ``hang_connects`` make the next connection attempts
+fail or stall. Every write is recorded in ``writes``; a handler set with
 :meth:`~FakeBlePeripheral.on_write` scripts the device's answer (the notifications and indications
 it sends after acknowledging the write). :class:`FakeGlucoseMeter` is such a script: a meter holding
-stored records that answers Record Access Control Point requests. Pass
-``peripheral.client_factory`` as the BLE transport's ``client_factory``.
+stored records that answers Record Access Control Point requests.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from device_profiles.errors import DecodeError
 from device_profiles.gatt.glucose import decode_glucose_measurement
@@ -29,10 +34,10 @@ from device_profiles.gatt.racp import (
     decode_racp_request,
 )
 from device_profiles.profile import normalize_uuid
-from edge.transports._ble_client import BleClient, NotificationCallback
+from edge.transports._ble_client import AdvertisementWatch, BleClient, BleDeviceNotFoundError, NotificationCallback
 
-__all__ = ["FakeBleClient", "FakeBlePeripheral", "FakeGlucoseMeter", "FakeWrite", "RacpResponseEncoder",
-           "WriteHandler"]
+__all__ = ["FakeAdvertisementWatch", "FakeBleClient", "FakeBlePeripheral", "FakeGlucoseMeter", "FakeWrite",
+           "RacpResponseEncoder", "WriteHandler"]
 
 WriteHandler = Callable[[bytes], Iterable[tuple[str, bytes]]]
 """Given the written bytes, the ``(characteristic UUID, value)`` notifications/indications to send back."""
@@ -51,11 +56,10 @@ class FakeBleClient:
     """One connection attempt to a :class:`FakeBlePeripheral`; implements ``BleClient``."""
 
     def __init__(self, peripheral: FakeBlePeripheral, address: str, on_disconnect: Callable[[], None],
-                 service_uuids: Sequence[str], scan_service_uuids: Sequence[str]) -> None:
+                 service_uuids: Sequence[str]) -> None:
         self.peripheral = peripheral
         self.address = address
         self.service_uuids = tuple(service_uuids)
-        self.scan_service_uuids = tuple(scan_service_uuids)
         self.subscriptions: dict[str, NotificationCallback] = {}
         self.disconnect_calls = 0
         self._on_disconnect = on_disconnect
@@ -76,8 +80,13 @@ class FakeBleClient:
         if peripheral.fail_connects > 0:
             peripheral.fail_connects -= 1
             raise ConnectionError(f"{self.address}: connection failed (simulated)")
+        if not peripheral.advertising:  # it stopped advertising before the connection request
+            raise BleDeviceNotFoundError(f"{self.address} is not advertising")
         self._connected = True
         peripheral.current = self
+        peripheral.connections += 1
+        if peripheral.on_connect is not None:
+            peripheral.on_connect(self)
 
     async def disconnect(self) -> None:
         """Close the link; like bleak, the disconnect callback fires for a link that was up."""
@@ -96,6 +105,8 @@ class FakeBleClient:
         if uuid not in self.peripheral.characteristics:
             raise KeyError(f"characteristic {uuid} not found")
         self.subscriptions[uuid] = callback
+        if self.peripheral.on_subscribe is not None:
+            self.peripheral.on_subscribe(self, uuid)
 
     async def read(self, uuid: str) -> bytes:
         """The characteristic's current value; ``ConnectionError`` on a dead link."""
@@ -149,11 +160,51 @@ class FakeBleClient:
             self._on_disconnect()
 
 
+class FakeAdvertisementWatch(AdvertisementWatch):
+    """The advertisement watch of a :class:`FakeBlePeripheral`: sees it while it advertises."""
+
+    def __init__(self, peripheral: FakeBlePeripheral, service_uuids: Sequence[str]) -> None:
+        super().__init__(peripheral.address)
+        self.peripheral = peripheral
+        self.service_uuids = tuple(service_uuids)
+        self.starts = 0
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the watch is scanning."""
+        return self._running
+
+    async def start(self) -> None:
+        """Start scanning; ``peripheral.fail_scans`` makes it fail (no adapter) that many times."""
+        if self._running:
+            return
+        if self.peripheral.fail_scans > 0:
+            self.peripheral.fail_scans -= 1
+            raise FileNotFoundError("[Errno 2] No such file or directory (simulated: no D-Bus)")
+        self.starts += 1
+        self._running = True
+        if self.peripheral.advertising:
+            self.saw(None)
+
+    async def stop(self) -> None:
+        """Stop scanning."""
+        self._running = False
+
+    async def seen(self, fresh_s: float) -> Any:
+        """A device advertising continuously repeats itself: one still advertising is always fresh."""
+        if self._running and self.peripheral.advertising:
+            self.saw(None)
+        return await super().seen(fresh_s)
+
+
 class FakeBlePeripheral:
-    """A BLE device in memory: GATT table, notifications, link loss and connect failures.
+    """A BLE device in memory: advertising, GATT table, notifications, link loss and connect failures.
 
     ``characteristics`` maps each characteristic UUID (any form) to its readable value, or to
-    ``None`` for a notify-only characteristic.
+    ``None`` for a notify-only characteristic. ``on_connect(client)`` and ``on_subscribe(client,
+    uuid)`` script what the device does when the gateway connects or subscribes (a cuff sends its
+    reading once the gateway subscribed).
     """
 
     def __init__(self, address: str, characteristics: Mapping[str, bytes | None]) -> None:
@@ -163,22 +214,47 @@ class FakeBlePeripheral:
         }
         self.fail_connects = 0
         self.hang_connects = 0
+        self.fail_scans = 0
         self.connect_attempts = 0
+        self.connections = 0
+        self.advertising = True
+        self.on_connect: Callable[[FakeBleClient], None] | None = None
+        self.on_subscribe: Callable[[FakeBleClient, str], None] | None = None
+        self.watches: list[FakeAdvertisementWatch] = []
         self.reads: list[str] = []
         self.writes: list[FakeWrite] = []
         self.write_handlers: dict[str, WriteHandler] = {}
         self.clients: list[FakeBleClient] = []
         self.current: FakeBleClient | None = None
 
-    def client_factory(self, address: str, on_disconnect: Callable[[], None], *, service_uuids: Sequence[str],
-                       scan_service_uuids: Sequence[str], scan_timeout_s: float) -> BleClient:
-        """A ``BleClientFactory``: a new :class:`FakeBleClient` for each connection attempt."""
-        del scan_timeout_s  # nothing to scan for in memory
+    def client(self, address: str, on_disconnect: Callable[[], None], *, service_uuids: Sequence[str],
+               device: Any) -> BleClient:
+        """A ``BleBackend`` client: a new :class:`FakeBleClient` for each connection attempt."""
+        del device  # the fake needs no handle
         if address != self.address:
             raise ValueError(f"this fake peripheral is {self.address}, not {address}")
-        client = FakeBleClient(self, address, on_disconnect, service_uuids, scan_service_uuids)
+        client = FakeBleClient(self, address, on_disconnect, service_uuids)
         self.clients.append(client)
         return client
+
+    def watch(self, address: str, *, service_uuids: Sequence[str]) -> AdvertisementWatch:
+        """A ``BleBackend`` advertisement watch for this peripheral."""
+        if address != self.address:
+            raise ValueError(f"this fake peripheral is {self.address}, not {address}")
+        watch = FakeAdvertisementWatch(self, service_uuids)
+        self.watches.append(watch)
+        return watch
+
+    def start_advertising(self) -> None:
+        """Advertise (e.g. after a measurement) until :meth:`stop_advertising`."""
+        self.advertising = True
+        for watch in self.watches:
+            if watch.running:
+                watch.saw(None)
+
+    def stop_advertising(self) -> None:
+        """Stop advertising (asleep again); a connection attempt now fails."""
+        self.advertising = False
 
     def on_write(self, uuid: str, handler: WriteHandler | None) -> None:
         """Script the answer to writes on ``uuid`` (None: acknowledge them silently)."""
@@ -201,6 +277,7 @@ class FakeBlePeripheral:
 
 
 _GLUCOSE_MEASUREMENT_UUID = normalize_uuid("2a18")
+_GLUCOSE_CONTEXT_UUID = normalize_uuid("2a34")
 _RACP_UUID = normalize_uuid("2a52")
 
 RacpResponseEncoder = Callable[[RacpResponse | RacpNumberOfRecords], bytes]
@@ -227,11 +304,13 @@ class FakeGlucoseMeter:
                  records: Iterable[bytes] = ()) -> None:
         self.peripheral = peripheral
         self.records: list[bytes] = []
+        self.contexts: dict[int, bytes] = {}
         self.requests: list[RacpRequest] = []
         self.responsive = True
         self.response_code: RacpResponseCode | None = None
         self._encode_response = encode_response
         peripheral.characteristics.setdefault(_GLUCOSE_MEASUREMENT_UUID, None)
+        peripheral.characteristics.setdefault(_GLUCOSE_CONTEXT_UUID, None)
         peripheral.characteristics.setdefault(_RACP_UUID, None)
         peripheral.on_write(_RACP_UUID, self.handle_racp_write)
         for payload in records:
@@ -243,13 +322,16 @@ class FakeGlucoseMeter:
         """A meter on a new :class:`FakeBlePeripheral` at ``address`` (``.peripheral``)."""
         return cls(FakeBlePeripheral(address, {}), encode_response, records)
 
-    def store(self, payload: bytes) -> int:
-        """Keep one more record (a new reading on the meter); returns its sequence number."""
+    def store(self, payload: bytes, context: bytes | None = None) -> int:
+        """Keep one more record (a new reading on the meter), with its Glucose Measurement Context
+        payload when it has one (the measurement's flags must announce it); returns its sequence number."""
         try:
             sequence_number = decode_glucose_measurement(payload).sequence_number
         except DecodeError as exc:
             raise ValueError(f"not a Glucose Measurement the meter could store: {exc}") from exc
         self.records.append(bytes(payload))
+        if context is not None:
+            self.contexts[sequence_number] = bytes(context)
         return sequence_number
 
     def handle_racp_write(self, data: bytes) -> list[tuple[str, bytes]]:
@@ -274,7 +356,12 @@ class FakeGlucoseMeter:
         if request.op_code is RacpOpCode.DELETE_STORED_RECORDS:
             self.records = [payload for index, payload in enumerate(self.records) if index not in selected]
             return self._respond(request.op_code, RacpResponseCode.SUCCESS)
-        answers = [(_GLUCOSE_MEASUREMENT_UUID, self.records[index]) for index in selected]
+        answers: list[tuple[str, bytes]] = []
+        for index in selected:  # each record, its context (same sequence number) right after it
+            answers.append((_GLUCOSE_MEASUREMENT_UUID, self.records[index]))
+            context = self.contexts.get(decode_glucose_measurement(self.records[index]).sequence_number)
+            if context is not None:
+                answers.append((_GLUCOSE_CONTEXT_UUID, context))
         return answers + self._respond(request.op_code, RacpResponseCode.SUCCESS)
 
     def _select(self, request: RacpRequest) -> list[int]:
