@@ -1,13 +1,16 @@
 """Who may do what: the one place that decides, used by every API route through FastAPI dependencies.
 
-Two kinds of permission:
+Three kinds of permission:
 
 - **role permissions** (manage users, the registry, gateways; read the audit trail and the ingest's
   health) come from the user's role alone: only an admin has them;
-- **patient permissions** (read vitals, alerts and the registry record; acknowledge an alert; mark it
-  seen) come from the user's *relation* to that patient: on the care team (doctor, nurse, or an admin who
-  also treats) or family. No role reads any patient without a relation: an admin on no care team reads
-  no vitals. Family may read, and mark alerts seen, but not acknowledge them clinically.
+- **patient permissions** (read vitals, alerts, their notification log and the registry record;
+  acknowledge or resolve an alert, silence a patient's alerts; mark an alert seen) come from the
+  user's *relation* to that patient: on the care team (doctor, nurse, or an admin who also treats) or
+  family. No role reads any patient without a relation: an admin on no care team reads
+  no vitals. Family may read, and mark alerts seen, but not acknowledge, resolve or silence them;
+- **reading gateways** comes from either: an admin reads every gateway, a care team member those its
+  patients are bound to (family none).
 
 A patient the caller has no relation to is answered 404, exactly like a patient that does not exist, so
 existence does not leak; a relation that lacks the permission (family acknowledging) is 403; no or a bad
@@ -58,6 +61,7 @@ __all__ = [
     "OPEN_ROUTES",
     "PATIENT_PERMISSIONS",
     "RELATION_PERMISSIONS",
+    "ROLE_OR_RELATION_PERMISSIONS",
     "ROLE_PERMISSIONS",
     "AuditNote",
     "Permission",
@@ -81,28 +85,36 @@ class Permission(enum.StrEnum):
     READ_VITALS = "vitals.read"
     READ_ALERTS = "alerts.read"
     ACK_ALERT = "alerts.ack"
+    RESOLVE_ALERT = "alerts.resolve"
+    SILENCE_ALERTS = "alerts.silence"
     MARK_ALERT_SEEN = "alerts.seen"
     READ_PATIENT = "patients.read"
     READ_SELF = "self.read"
     READ_INGEST = "ingest.read"
+    READ_GATEWAYS = "gateways.read"
     MANAGE_USERS = "users.manage"
     MANAGE_REGISTRY = "registry.manage"
     READ_AUDIT = "audit.read"
 
 
 PATIENT_PERMISSIONS = frozenset({Permission.READ_VITALS, Permission.READ_ALERTS, Permission.ACK_ALERT,
-                                 Permission.MARK_ALERT_SEEN, Permission.READ_PATIENT})
+                                 Permission.RESOLVE_ALERT, Permission.SILENCE_ALERTS, Permission.MARK_ALERT_SEEN,
+                                 Permission.READ_PATIENT})
 """Granted by a relation to the patient, never by a role."""
 
+ROLE_OR_RELATION_PERMISSIONS = frozenset({Permission.READ_GATEWAYS})
+"""Granted by a role (on everything) or by a relation (on what concerns that patient): an admin reads
+every gateway, a care team member the gateways its patients are bound to."""
+
 RELATION_PERMISSIONS: Mapping[Relation, frozenset[Permission]] = {
-    Relation.CARE: PATIENT_PERMISSIONS,
+    Relation.CARE: PATIENT_PERMISSIONS | {Permission.READ_GATEWAYS},
     Relation.FAMILY: frozenset({Permission.READ_VITALS, Permission.READ_ALERTS, Permission.MARK_ALERT_SEEN,
                                 Permission.READ_PATIENT}),
 }
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.READ_SELF, Permission.READ_INGEST, Permission.MANAGE_USERS,
-                           Permission.MANAGE_REGISTRY, Permission.READ_AUDIT}),
+                           Permission.MANAGE_REGISTRY, Permission.READ_AUDIT, Permission.READ_GATEWAYS}),
     Role.DOCTOR: frozenset({Permission.READ_SELF}),
     Role.NURSE: frozenset({Permission.READ_SELF}),
     Role.FAMILY: frozenset({Permission.READ_SELF}),
@@ -121,6 +133,8 @@ def decide(role: Role, relation: Relation | None, permission: Permission) -> boo
     relation, or no patient concerned), do ``permission``?"""
     if permission in PATIENT_PERMISSIONS:
         return relation is not None and permission in RELATION_PERMISSIONS[relation]
+    if permission in ROLE_OR_RELATION_PERMISSIONS and relation is not None:
+        return permission in ROLE_PERMISSIONS[role] or permission in RELATION_PERMISSIONS[relation]
     return permission in ROLE_PERMISSIONS[role]
 
 
@@ -247,6 +261,9 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
             elif not principal.relations:
                 raise ApiError(403, f"a {principal.role.value} on no care team and of no family may not "
                                f"{permission.value}")
+        elif permission in ROLE_OR_RELATION_PERMISSIONS:
+            if not principal.may(permission) and not principal.patients(permission):
+                raise ApiError(403, f"a {principal.role.value} on no care team may not {permission.value}")
         elif not principal.may(permission):
             raise ApiError(403, f"role {principal.role.value} may not {permission.value}")
         return principal

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from cloud.auth import Role
 from cloud.auth.policy import (
     OPEN_ROUTES,
     PATIENT_PERMISSIONS,
+    ROLE_OR_RELATION_PERMISSIONS,
     Permission,
     SecurityContext,
     check_routes,
@@ -33,9 +35,11 @@ from cloud.auth.policy import (
 )
 from cloud.registry import Gateway, Patient, Relation
 from cloud.rules import AlertChange
-from cloud.store import Store
+from cloud.store import HealthUpdate, IngestCommit, Store
 from cloud.timeseries import InfluxV1Client
+from tests.asgi_stream import StreamCall
 from tests.auth_helpers import add_user, bearer, security_for
+from vitals.health import decode_status
 
 S = 10**9
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -69,6 +73,7 @@ class Case:
     params: dict[str, str] | None = None
     patient: str | None = None  # the patient the audit row must name
     open: bool = False
+    stream: bool = False  # Server-Sent Events: read the first chunk, then hang up
 
     def status(self, role: str) -> int:
         if role == "anon" and not self.open:
@@ -123,6 +128,27 @@ def _cases() -> dict[tuple[str, str], Any]:
             patient="p1"),
         ("POST", "/api/v1/alerts/{alert_id}/seen"): lambda r: Case(
             "POST", "/api/v1/alerts/1/seen", 404, {**_each(OWN, 200), "admin": 403}, patient="p1"),
+        ("GET", "/api/v1/alerts/{alert_id}"): lambda r: Case(
+            "GET", "/api/v1/alerts/1", 404, {**_each(OWN, 200), "admin": 403}, patient="p1"),
+        ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda r: Case(  # after ack and seen: it ends the alert
+            "POST", "/api/v1/alerts/1/resolve", 404, {**_each(CLINICIANS, 200), "family": 403, "admin": 403},
+            json={"reason": "actioned"}, patient="p1"),
+        ("GET", "/api/v1/alerts/stream"): lambda r: Case("GET", "/api/v1/alerts/stream", 200, {"admin": 403},
+                                                         stream=True),
+        ("GET", "/api/v1/notifications"): lambda r: Case("GET", "/api/v1/notifications", 200, {"admin": 403}),
+        ("POST", "/api/v1/silences"): lambda r: Case(
+            "POST", "/api/v1/silences", 404, {**_each(CLINICIANS, 201), "family": 403, "admin": 403},
+            json={"patient": "p1", "duration_min": 60, "reason": "admitted to hospital"}, patient="p1"),
+        ("GET", "/api/v1/silences"): lambda r: Case(
+            "GET", "/api/v1/silences", 200, _each(("admin", "family", "family_other"), 403)),
+        ("DELETE", "/api/v1/silences/{silence_id}"): lambda r: Case(
+            "DELETE", "/api/v1/silences/1", 404, {**_each(CLINICIANS, 200), "family": 403, "admin": 403},
+            patient="p1"),
+        ("GET", "/api/v1/gateways"): lambda r: Case(
+            "GET", "/api/v1/gateways", 200, _each(("family", "family_other"), 403)),
+        ("GET", "/api/v1/gateways/{gateway}"): lambda r: Case(
+            "GET", "/api/v1/gateways/gw-old", 404, {**_each((*ADMINS, "doctor", "nurse"), 200),
+                                                    "family": 403, "family_other": 403}),
         ("GET", "/api/v1/ingest/stats"): lambda r: Case("GET", "/api/v1/ingest/stats", **admin_only),
         ("GET", "/api/v1/dead-letters"): lambda r: Case("GET", "/api/v1/dead-letters", **admin_only),
         ("GET", "/api/v1/audit"): lambda r: Case("GET", "/api/v1/audit", **admin_only),
@@ -154,6 +180,21 @@ def _cases() -> dict[tuple[str, str], Any]:
             "POST", "/api/v1/registry/devices", **admin_made(201),
             json={"id": f"dev-{next(_unique)}", "patient": "p3"}),
     }
+
+
+def _birth(gateway: str) -> bytes:
+    return json.dumps({"gateway": gateway, "state": "online", "time": NOW.timestamp(), "connection": NOW.timestamp(),
+                       "version": "1.0.0", "epoch": "ep1"}).encode()
+
+
+async def _call(world: World, case: Case, headers: dict[str, str]) -> httpx.Response:
+    if not case.stream:
+        return await world.client.request(case.method, case.path, json=case.json, params=case.params,
+                                          headers=headers)
+    async with StreamCall(world.app, case.path, headers) as call:
+        if call.status == 200:
+            assert await call.chunk() == b"retry: 2000\n\n"
+    return call.response()
 
 
 def _alert(patient: str, start_s: int) -> AlertChange:
@@ -194,6 +235,10 @@ async def world(store: Store) -> AsyncIterator[World]:
     add_user(security, "spare", "doctor")
     add_user(security, "spare.family", "family")
     store.apply_alert_changes([_alert("p1", 0), _alert("p2", 600)])  # ids 1 (p1) and 2 (p2)
+    store.add_silence("p1", rule=None, metric=None, starts_at=NOW, ends_at=NOW + dt.timedelta(hours=1),
+                      reason="at the clinic", by="spare", at=NOW)  # id 1
+    store.commit_ingest(IngestCommit(at=NOW, health=HealthUpdate([decode_status(_birth("gw-old"), "gw-old")], [],
+                                                                  ())))
     influx = InfluxV1Client("http://influx.test", "vb", transport=httpx.MockTransport(_influx_handler))
     app = create_app(store, influx, clock=lambda: NOW, security=security, registry=CollectorRegistry())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
@@ -230,8 +275,7 @@ async def test_role_matrix(world: World, role: str) -> None:
     for make in _cases().values():
         case: Case = make(role)
         before = world.security.audit.head()[0]
-        response = await world.client.request(case.method, case.path, json=case.json, params=case.params,
-                                              headers=world.headers.get(role, {}))
+        response = await _call(world, case, world.headers.get(role, {}))
         if response.status_code != case.status(role):
             failures.append(f"{case.method} {case.path}: {response.status_code} (expected {case.status(role)})")
             continue
@@ -309,9 +353,12 @@ def test_the_policy_invariants(role: Role, relation: Relation | None, permission
     allowed = decide(role, relation, permission)
     if permission in PATIENT_PERMISSIONS:
         assert not allowed or relation is not None  # no role reads a patient without a relation to them
-        if relation is Relation.FAMILY:
-            assert allowed == (permission is not Permission.ACK_ALERT)  # family reads, marks seen, never acks
+        if relation is Relation.FAMILY:  # family reads and marks seen; never acks, resolves or silences
+            assert allowed == (permission not in {Permission.ACK_ALERT, Permission.RESOLVE_ALERT,
+                                                  Permission.SILENCE_ALERTS})
         if relation is Relation.CARE:
             assert allowed
+    elif permission in ROLE_OR_RELATION_PERMISSIONS:  # gateways: an admin reads all, a care team its patients'
+        assert allowed == (role is Role.ADMIN or relation is Relation.CARE)
     else:
         assert allowed == (role is Role.ADMIN or permission is Permission.READ_SELF)
