@@ -256,8 +256,16 @@ class CloudConfig(BaseModel):
 
     def to_env(self) -> dict[str, str]:
         """The ``VB_*`` variables that give another process this configuration (unset fields are left out)."""
-        values = self.model_dump()
-        return {name: str(values[field]) for name, field in _ENVIRONMENT.items() if values.get(field) is not None}
+        env: dict[str, str] = {}
+        for name, field in _ENVIRONMENT.items():
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()  # a worker process needs the key itself
+            elif isinstance(value, list):
+                value = ",".join(value)
+            if value is not None:
+                env[name] = str(value)
+        return env
 
     def ingest_client_id(self) -> str:
         """The MQTT client id: as configured, else ``vitalbridge-ingest-<host>[-<worker index>]``.
