@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import pathlib
 import random
 import re
 import socket
@@ -52,9 +53,10 @@ from cloud.ingest import (
     WorkerSettings,
 )
 from cloud.registry import GatewayBindings, Registry
-from cloud.rules import RuleEngine, build_rules
+from cloud.rules import RuleEngine, build_rules, load_rules_file
 from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
+from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
 from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_STATUS, shared_subscription
 
@@ -116,10 +118,11 @@ _ENVIRONMENT = {
     "VB_SMTP_PASSWORD": "smtp_password",
     "VB_SMTP_STARTTLS": "smtp_starttls",
     "VB_WEBHOOK_SECRET": "webhook_secret",
+    "VB_RULES": "rules_file",
 }
 _SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
-_FLAGS = {"http_host": "--host", "http_port": "--port"}
+_FLAGS = {"http_host": "--host", "http_port": "--port", "rules_file": "--rules"}
 
 
 class CloudConfig(BaseModel):
@@ -202,6 +205,7 @@ class CloudConfig(BaseModel):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
+    rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -223,16 +227,19 @@ class CloudConfig(BaseModel):
         flags = {key: value for key, value in overrides.items() if value is not None}
         values.update(flags)
         try:
-            return cls(**values)
+            config = cls(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
-            if field in flags:
-                source = _FLAGS.get(field, f"--{field.replace('_', '-')}")
-            else:
-                source = next((name for name, known in _ENVIRONMENT.items() if known == field), field)
             shown = "a hidden value" if field in _SECRETS else repr(error.get("input"))
-            raise ConfigError(f"{source}: {error['msg']} (got {shown})") from None
+            raise ConfigError(f"{_source(field, flags)}: {error['msg']} (got {shown})") from None
+        if config.rules_file:
+            try:
+                rules = load_rules_file(pathlib.Path(config.rules_file))
+            except UserFileError as exc:
+                raise ConfigError(f"{_source('rules_file', flags)}: {exc}") from None
+            config.rules = [rule.model_dump(mode="json") for rule in rules]
+        return config
 
     def token_secret(self) -> bytes | None:
         """The access tokens' key: ``auth_secret``, or the contents of ``auth_secret_file``; None when neither
@@ -305,6 +312,13 @@ class CloudConfig(BaseModel):
                 dead_letter=dt.timedelta(days=self.dead_letter_days), dead_letter_max_rows=self.dead_letter_max,
             ),
         )
+
+
+def _source(field: str, flags: Mapping[str, Any]) -> str:
+    """The flag or environment variable a setting came from, for error messages."""
+    if field in flags:
+        return _FLAGS.get(field, f"--{field.replace('_', '-')}")
+    return next((name for name, known in _ENVIRONMENT.items() if known == field), field)
 
 
 class _QuietServer(uvicorn.Server):
@@ -401,11 +415,13 @@ class CloudService:
     async def _start_ingest(self) -> None:
         config = self.config
         assert self.store is not None and self.influx is not None
-        engine = RuleEngine(build_rules(config.rules))
+        # The alert lifecycle shows a pending alert while a rule's `for` delay runs (and closes it unfired).
+        engine = RuleEngine(build_rules(config.rules), pending=True)
         bindings = (GatewayBindings(Registry(self.store.engine), ttl_s=config.registry_cache_s).lookup
                     if config.registry == "enforce" else None)
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
-                                         limits=IngestLimits(max_values=config.max_values), bindings=bindings)
+                                         limits=IngestLimits(max_values=config.max_values),
+                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings)
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
                                        max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)

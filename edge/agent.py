@@ -3,6 +3,8 @@
 Each device has its own transport task, decoder lookup, pipeline and stream collector. Every
 ``batch_interval_s`` the collected streams become batches in the durable spool, and the publisher
 drains the spool to the broker. The clock is passed in (``clock_ns``) so tests can drive time.
+The patients' thresholds the cloud keeps on ``vb/v1/{gateway}/cmd/config`` reach each device's
+pipeline (:meth:`EdgeAgent.apply_thresholds`), and are saved for the next start.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from device_profiles.errors import DecodeError
 from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
 from edge.batcher import StreamCollector
 from edge.config import DeviceConfig, GatewayConfig
+from edge.patient_thresholds import PatientThresholdStore, thresholds_path
 from edge.priority import batch_priority
 from edge.publisher import MqttPublisher, PublisherSettings
 from edge.spool import BatchSpool, SpoolDiskFullError, SpoolFullError
@@ -31,9 +34,11 @@ from edge.status import describe_device_event
 from edge.transports import Payload, TransportRegistry
 from vitals.catalogue import CATALOGUE, MetricKind
 from vitals.codec import encode_batch
+from vitals.patient_thresholds import ThresholdConfig
 from vitals.samples import Batch, Sample, Stream
 
-__all__ = ["AgentStats", "DeviceDelivery", "EdgeAgent", "ProfileLike", "StreamProcessor", "as_regular"]
+__all__ = ["AgentStats", "DeviceDelivery", "EdgeAgent", "ProfileLike", "StreamProcessor", "ThresholdAware",
+           "as_regular"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,15 @@ class StreamProcessor(Protocol):
 
     def flush(self, now_ns: int, *, final: bool = False) -> list[Stream]:
         """Heartbeats and anything held back, as of ``now_ns``; ``final`` releases everything."""
+        ...
+
+
+@runtime_checkable
+class ThresholdAware(Protocol):
+    """A pipeline that takes the patient's threshold levels (see :class:`edge.pipeline.Pipeline`)."""
+
+    def set_threshold_levels(self, levels: Mapping[str, tuple[float, ...]]) -> None:
+        """Keep every crossing of ``levels`` (by metric) exactly, replacing earlier ones."""
         ...
 
 
@@ -140,10 +154,13 @@ class EdgeAgent:
         self.transports = transports
         self.stats = AgentStats()
         self.spool = spool if spool is not None else BatchSpool(config.spool)  # an empty spool is falsy
-        # Live batches (made within a few batch intervals) go ahead of a backlog.
-        settings = publisher_settings or PublisherSettings(live_window_s=3 * config.batch_interval_s)
+        # Live batches (made within a few batch intervals) go ahead of a backlog, unless the file says otherwise.
+        fields: dict[str, Any] = {"live_window_s": 3 * config.batch_interval_s, **config.publisher}
+        settings = publisher_settings or PublisherSettings(**fields)
         self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
-                                       clock_s=lambda: self.clock_ns() / 1e9, settings=settings)
+                                       clock_s=lambda: self.clock_ns() / 1e9, settings=settings,
+                                       on_config=self.receive_thresholds)
+        self.thresholds = PatientThresholdStore(thresholds_path(config.spool))
         self.devices: dict[str, _Device] = {}
         for device in config.devices:
             if device.profile not in profiles:
@@ -151,6 +168,9 @@ class EdgeAgent:
             transports.get(device.transport)  # fail early on an unknown transport
             pipeline = pipeline_factory(device) if pipeline_factory is not None else None
             self.devices[device.id] = _Device(device, profiles[device.profile], pipeline)
+        saved = self.thresholds.load()
+        if saved is not None:
+            self.apply_thresholds(saved)
 
     # -- receiving -----------------------------------------------------------------------------------
     def _decoder(self, device: _Device, channel: str) -> Callable[[bytes, DecodeContext], DecodeResult]:
@@ -255,6 +275,29 @@ class EdgeAgent:
                 device.waiters.append((target, waiter))
             elif not waiter.done():
                 waiter.set_result(None)
+
+    # -- the cloud's thresholds ----------------------------------------------------------------------
+    async def receive_thresholds(self, payload: bytes) -> None:
+        """A message from ``vb/v1/{gateway}/cmd/config``: apply it and save it (a bad one changes nothing)."""
+        config = self.thresholds.accept(payload)
+        if config is None:
+            return
+        self.apply_thresholds(config)
+        try:
+            await asyncio.to_thread(self.thresholds.save)
+        except OSError as exc:  # in force now; only a restart before the next message would lack it
+            log.error("cannot save the patient thresholds to %s: %s", self.thresholds.path, exc)
+
+    def apply_thresholds(self, config: ThresholdConfig) -> None:
+        """Give every device's pipeline its patient's threshold levels (none for patients left out)."""
+        applied = 0
+        for device in self.devices.values():
+            if isinstance(device.pipeline, ThresholdAware):
+                device.pipeline.set_threshold_levels(config.levels_for(device.config.patient))
+                applied += 1
+        unknown = sorted(set(config.patients) - {d.config.patient for d in self.devices.values()})
+        log.info("patient thresholds revision %d applied to %d device(s)%s", config.revision, applied,
+                 f"; no device here for {', '.join(unknown)}" if unknown else "")
 
     # -- sending -------------------------------------------------------------------------------------
     def tick(self, *, final: bool = False) -> int:

@@ -7,6 +7,7 @@ Example::
     spool: /var/lib/vitalbridge/spool.db
     timezone: Europe/Berlin
     batch_interval_s: 5
+    publisher: {ack_timeout_s: 30, window: 64}
     devices:
       - id: oximeter-1
         patient: patient-001
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from device_profiles._yamlmarks import MarkedDocument
 from device_profiles.userfile import FieldPath, FileProblem, UserFileError, read_yaml, validate
@@ -43,6 +44,7 @@ __all__ = [
     "GatewayConfig",
     "DEFAULT_SPOOL",
     "GatewayFile",
+    "PublisherSection",
     "load_config",
     "parse_config",
 ]
@@ -91,7 +93,8 @@ class GatewayConfig:
     ``timezone`` (IANA name) or the older fixed ``utc_offset_s`` say how to read devices that stamp
     local time; with neither, UTC. ``profile_dirs`` are extra device-profile folders (absolute once
     loaded from a file). ``status_file`` is where the running agent keeps its status for
-    ``vitalbridge edge status`` (default: next to the spool, see :attr:`status_path`).
+    ``vitalbridge edge status`` (default: next to the spool, see :attr:`status_path`). ``publisher``
+    holds the fields of :class:`edge.publisher.PublisherSettings` the file sets (the rest default).
     """
 
     gateway: str
@@ -104,6 +107,7 @@ class GatewayConfig:
     timezone: str | None = None
     profile_dirs: tuple[str, ...] = ()
     status_file: str | None = None
+    publisher: dict[str, float | int] = field(default_factory=dict)
     source: ConfigSource | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -164,6 +168,27 @@ class DeviceEntry(BaseModel):
     options: dict[str, Any] | None = None
 
 
+class PublisherSection(BaseModel):
+    """The ``publisher`` section: how batches are paced to the cloud (``edge.publisher.PublisherSettings``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ack_timeout_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] | None = None
+    window: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    live_window_s: Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)] | None = None
+    session_expiry_s: Annotated[int, Field(ge=0, le=0xFFFF_FFFF)] | None = None
+    reconnect_initial_s: Annotated[float, Field(ge=0.1, le=3600, allow_inf_nan=False)] | None = None
+    reconnect_max_s: Annotated[float, Field(ge=0.1, le=86_400, allow_inf_nan=False)] | None = None
+    reconnect_jitter: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> PublisherSection:
+        first, longest = self.reconnect_initial_s, self.reconnect_max_s
+        if first is not None and longest is not None and longest < first:
+            raise ValueError(f"reconnect_max_s ({longest:g}) must be at least reconnect_initial_s ({first:g})")
+        return self
+
+
 class GatewayFile(BaseModel):
     """The gateway config file as written; see ``docs/gateway.md`` for every field."""
 
@@ -179,6 +204,7 @@ class GatewayFile(BaseModel):
     profile_dirs: list[Text] | None = None
     devices: list[DeviceEntry] | None = None
     pipeline: dict[str, Any] | None = None
+    publisher: PublisherSection | None = None
 
 
 def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_timezone: str | None = None,
@@ -231,6 +257,7 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
         timezone=timezone,
         profile_dirs=tuple(str(d) for d in dirs),
         status_file=model.status_file,
+        publisher=model.publisher.model_dump(exclude_none=True) if model.publisher is not None else {},
         source=origin,
     )
 

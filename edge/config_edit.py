@@ -97,6 +97,15 @@ batch_interval_s: {batch_interval_s:g}
 # Folders of extra device profiles from a device vendor, if you were given any (relative to this file).
 # profile_dirs: [vendor-profiles]
 
+# How readings are sent to the cloud. The defaults suit almost every home; change them only if your
+# care team asks you to (times in seconds).
+# publisher:
+#   ack_timeout_s: 30        # send a batch again when the cloud has not confirmed it after this long
+#   window: 64               # batches sent and not yet confirmed, at most
+#   reconnect_initial_s: 2   # first wait before reconnecting to the cloud, doubling up to
+#   reconnect_max_s: 60      # ... this; each wait is shortened at random by up to
+#   reconnect_jitter: 0.9    # ... this fraction, so many gateways do not return at the same second
+
 # The devices this gateway reads. Add one with `vitalbridge edge pair` (find it with `vitalbridge edge scan`):
 #   vitalbridge edge pair --config <this file> --address C4:7F:51:0A:11:22 --profile generic.bp_cuff --patient <id>
 devices: []

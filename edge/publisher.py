@@ -9,7 +9,9 @@ unconfirmed at once. Batches made within ``live_window_s`` go before an older ba
 outage the doctor sees the present first; the backlog then drains oldest first.
 
 The session is persistent (clean start off, a session expiry), so acknowledgements published while
-the gateway was briefly away still arrive. Reconnects back off exponentially with jitter.
+the gateway was briefly away still arrive. Reconnects back off exponentially with jitter. With an
+``on_config`` handler the publisher also subscribes to ``vb/v1/{gateway}/cmd/config`` (the cloud's
+retained patient thresholds) and hands every message's bytes to it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import socket
 import sqlite3
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, TypeVar
@@ -37,7 +39,7 @@ from edge.spool import BatchSpool, Confirmation, SpooledBatch
 from edge.transports._backoff import Backoff
 from vitals.acks import AckError, StoredAck, decode_ack
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import ack_topic, data_topic, events_topic, status_topic
+from vitals.topics import ack_topic, config_topic, data_topic, events_topic, status_topic
 
 __all__ = ["MqttPublisher", "PublisherSettings"]
 
@@ -107,6 +109,7 @@ class MqttPublisher:
         settings: PublisherSettings | None = None,
         monotonic_s: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_config: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         self.gateway = gateway
         self.endpoint = parse_mqtt_url(mqtt_url)
@@ -129,6 +132,8 @@ class MqttPublisher:
                                 max(self.settings.reconnect_max_s, self.settings.reconnect_initial_s),
                                 jitter=self.settings.reconnect_jitter, rng=rng or random.Random())
         self._ack_topic = ack_topic(gateway)
+        self._config_topic = config_topic(gateway)
+        self._on_config = on_config
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self._last_heartbeat_s = -math.inf
@@ -242,6 +247,11 @@ class MqttPublisher:
         if any(getattr(code, "is_failure", False) for code in granted):
             log.error("the broker refused the subscription to %s (%s): the cloud's acknowledgements cannot "
                       "arrive, so batches stay spooled", self._ack_topic, granted)
+        if self._on_config is not None:
+            granted = await client.subscribe(self._config_topic, qos=1)
+            if any(getattr(code, "is_failure", False) for code in granted):
+                log.error("the broker refused the subscription to %s (%s): the patients' thresholds from the "
+                          "cloud cannot arrive", self._config_topic, granted)
         resend = await self._spool_call(self.spool.mark_unsent)
         if resend:
             log.info("%d sent but unconfirmed batches will be sent again", resend)
@@ -257,6 +267,10 @@ class MqttPublisher:
     # -- acknowledgements ----------------------------------------------------------------------------
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if self._on_config is not None and message.topic.matches(self._config_topic):
+                payload = message.payload
+                await self._on_config(bytes(payload) if isinstance(payload, bytes | bytearray) else b"")
+                continue
             if not message.topic.matches(self._ack_topic):
                 continue
             payload = message.payload

@@ -77,6 +77,7 @@ class StatusKeeper:
         """The status as of now (without the spool, which :meth:`write` adds from a worker thread)."""
         now_s = self.clock_ns() / 1e9
         publisher = self.agent.publisher
+        thresholds = self.agent.thresholds
         connected = publisher.connected.is_set()
         if connected != self._connected:
             if self._connected is not None or connected:
@@ -102,6 +103,9 @@ class StatusKeeper:
                      "confirmed_batches": publisher.confirmed, "confirmed_values": publisher.confirmed_samples},
             "devices": [self._device(device_id) for device_id in self.agent.devices],
             "problems": list(self.problems.items),
+            # The patients' thresholds from the cloud in force (None: none yet), and messages refused.
+            "thresholds": {"revision": None if thresholds.config is None else thresholds.config.revision,
+                           "refused": thresholds.rejected},
         }
 
     def _device(self, device_id: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -87,3 +89,10 @@ async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], 
         yield service
     finally:
         await service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_event_loop(request: pytest.FixtureRequest) -> None:
+    """A sync test has no event loop: looptime's hook would otherwise make one for it and never close it."""
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        asyncio.set_event_loop(None)

@@ -7,6 +7,7 @@ from vitals.samples import Batch, Quality, Sample, Stream, is_identifier
 from vitals.topics import (
     ack_topic,
     command_topic,
+    config_topic,
     data_topic,
     events_topic,
     gateway_of,
@@ -31,6 +32,7 @@ __all__ = [
     "check_density",
     "check_plausible",
     "command_topic",
+    "config_topic",
     "data_topic",
     "decode_ack",
     "decode_batch",

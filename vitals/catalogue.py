@@ -81,6 +81,25 @@ _METRICS = (
            _mdc(_SCADA, 28948), "MDC_CONC_GLU_GEN", (0.5, 40.0), 0.1, 0.1),
     Metric("rr_interval", "R-R interval", "ms", MetricKind.NUMERIC, "8637-1",
            _mdc(_SCADA, 16168), "MDC_ECG_TIME_PD_RR_GL", (200.0, 3000.0), 1.0, None),
+    Metric("perfusion_index", "Perfusion index (pulse oximetry)", "%", MetricKind.NUMERIC, "61006-3",
+           _mdc(_SCADA, 19376), "MDC_PULS_OXIM_PERF_REL", (0.0, 100.0), 0.01, None),
+    # Derived on the gateway from the ECG's RR intervals over a rolling window (edge stage ecg_beats).
+    # No MDC term for these: the nomenclature codes RR intervals, not statistics over them.
+    Metric("hrv_sdnn", "Heart rate variability (SDNN)", "ms", MetricKind.NUMERIC, "80404-7",
+           None, None, (0.0, 1500.0), 0.1, None, 1.0),
+    # No LOINC term for RMSSD.
+    Metric("hrv_rmssd", "Heart rate variability (RMSSD)", "ms", MetricKind.NUMERIC, None,
+           None, None, (0.0, 3000.0), 0.1, None, 1.0),
+    # Median successive RR difference over the median RR: a screening indicator of atrial
+    # fibrillation (above about 0.08), no LOINC or MDC term.
+    Metric("af_irregularity", "RR irregularity (AF indicator)", "1", MetricKind.NUMERIC, None,
+           None, None, (0.0, 15.0), 0.001, None, 1.0),
+    # Signal quality indices per window of the waveform (0 unusable .. 1 clean), computed on the
+    # gateway. MDC_SAT_O2_QUAL names an oximeter's own quality figure, not this index: no code.
+    Metric("ecg_sqi", "ECG signal quality index", "1", MetricKind.NUMERIC, None,
+           None, None, (0.0, 1.0), 0.01, None, 1.0),
+    Metric("ppg_sqi", "PPG signal quality index", "1", MetricKind.NUMERIC, None,
+           None, None, (0.0, 1.0), 0.01, None, 1.0),
     Metric("ecg", "ECG (lead II)", "mV", MetricKind.WAVEFORM, None,
            _mdc(_SCADA, 258), "MDC_ECG_ELEC_POTL_II", (-10.0, 10.0), 0.001, None, 2000.0),
     Metric("ppg", "Photoplethysmogram", "1", MetricKind.WAVEFORM, None,

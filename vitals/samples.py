@@ -44,6 +44,7 @@ class Quality(enum.IntFlag):
     INTERPOLATED = 16  # not measured, filled in
     HEARTBEAT = 32  # repeated unchanged value sent so silence means "no device"
     LATE = 64  # arrived after newer readings of the same stream
+    GAP = 128  # the first waveform sample after a gap (a device reconnecting): the samples before it are missing
 
 
 class Sample(NamedTuple):

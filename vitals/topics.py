@@ -12,6 +12,7 @@ __all__ = [
     "TopicError",
     "ack_topic",
     "command_topic",
+    "config_topic",
     "data_topic",
     "events_topic",
     "gateway_of",
@@ -64,6 +65,11 @@ def ack_topic(gateway: str) -> str:
 def shared_subscription(topic_filter: str, group: str = "ingest") -> str:
     """The MQTT 5 shared subscription that spreads ``topic_filter``'s messages over a group's workers."""
     return f"$share/{group}/{topic_filter}"
+
+def config_topic(gateway: str) -> str:
+    """Where the cloud keeps, retained, the thresholds of ``gateway``'s patients (see
+    :mod:`vitals.patient_thresholds`)."""
+    return command_topic(gateway, "config")
 
 
 def shared_data_subscription(group: str = "ingest") -> str:

@@ -116,6 +116,7 @@ class IngestProcessor:
         max_values_per_call: int = 200_000,
         write_chunk_lines: int = 5000,
         bindings: BindingLookup | None = None,
+        gateway_silent_s: float = 900.0,
     ) -> None:
         self.store = store
         self.influx = influx
@@ -125,6 +126,7 @@ class IngestProcessor:
         self.max_values_per_call = max_values_per_call
         self.write_chunk_lines = write_chunk_lines
         self.bindings = bindings  # None: no registry check (every registered or unregistered gateway is taken)
+        self.gateway_silent_s = gateway_silent_s
 
     def now(self) -> dt.datetime:
         """The processor clock as an aware UTC datetime."""
@@ -327,9 +329,11 @@ class IngestProcessor:
             return []  # no rule changes on the clock alone: nothing to read
         try:
             known = await asyncio.to_thread(self.store.all_rule_states, ticking)
+            facts = await asyncio.to_thread(self.store.patient_facts, self.now(), self.gateway_silent_s)
         except Exception as exc:
             raise classify_store_error(exc) from exc
-        patients = sorted({patient for _rule, patient in known})
+        # Patients with a stored state, and those whose gateway the cloud knows (gateway-offline rules).
+        patients = sorted({patient for _rule, patient in known} | set(facts))
         opened: list[AlertRecord] = []
         for start in range(0, len(patients), chunk):
             part = patients[start:start + chunk]
@@ -338,7 +342,8 @@ class IngestProcessor:
             lock = await self._lock(part)
             try:
                 states = await asyncio.to_thread(lock.rule_states, keys)
-                result = self.engine.tick(states, self.clock())
+                result = self.engine.tick(states, self.clock(),
+                                          facts={patient: facts[patient] for patient in part if patient in facts})
                 commit = IngestCommit(at=self.now(), states=dict(result.states), changes=list(result.changes))
                 opened.extend((await asyncio.to_thread(lock.commit, commit)).opened)
             except Exception as exc:

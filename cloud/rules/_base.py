@@ -8,24 +8,71 @@ restarted or redelivered evaluation continues the same episode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from vitals.samples import Sample
+from vitals.samples import Quality, Sample
 
-__all__ = ["AlertChange", "Rule", "RuleState"]
+__all__ = [
+    "SEVERITIES",
+    "UNTRUSTED",
+    "AlertChange",
+    "Rule",
+    "RuleState",
+    "Severity",
+    "format_duration",
+    "normalise_severity",
+]
 
 RuleState = dict[str, Any]
 """A rule's state for one patient: JSON-able (str keys; str, int, float, bool, None, lists, dicts)."""
 
+Severity = Literal["info", "warning", "urgent", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "urgent", "critical")
+"""From least to most severe."""
+
+_LEGACY_SEVERITIES: dict[str, Severity] = {"high": "urgent"}
+
+# Values flagged as artefacts, poor signal or filled in never drive an alert by themselves.
+UNTRUSTED = int(Quality.ARTIFACT | Quality.LOW_SIGNAL_QUALITY | Quality.INTERPOLATED | Quality.DEVICE_QUESTIONABLE)
+
+
+def normalise_severity(severity: str) -> Severity:
+    """``severity`` as one of :data:`SEVERITIES`; the older ``high`` reads as ``urgent``."""
+    if severity in _LEGACY_SEVERITIES:
+        return _LEGACY_SEVERITIES[severity]
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+    return severity
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people write it: ``45 s``, ``12 min``, ``1 h 49 min``, ``2 d 3 h``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, _ = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
 
 @dataclass(frozen=True, slots=True)
 class AlertChange:
-    """An alert episode opened or updated (``state="open"``) or ended (``state="resolved"``).
+    """An alert episode announced, opened or updated, or ended.
 
-    ``(rule, patient, episode_start_ns)`` names the episode; the store upserts on it, so evaluating
-    the same data twice changes nothing. ``late`` marks a change found by re-evaluating a window
-    of late (backfilled) data: it joins an alert whose episode overlaps it instead of opening one.
+    ``state`` is ``"pending"`` once when a condition with a ``for`` delay starts (it fires at
+    ``fired_ns`` if it holds that long), ``"open"`` when it fires and as it goes on, and
+    ``"resolved"`` when its clear condition holds. A pending episode that ends before it fires is
+    ``"resolved"`` with ``details["fired"] = False``. ``(rule, patient, episode_start_ns)`` names the
+    episode; the store upserts on it, so evaluating the same data twice changes nothing. ``late``
+    marks a change found by re-evaluating a window of late (backfilled) data: it joins an alert
+    whose episode overlaps it instead of opening one. ``rule_version`` names the rule configuration
+    and patient settings that judged it; ``details`` carries rule-specific facts (JSON-able).
     """
 
     rule: str
@@ -41,6 +88,8 @@ class AlertChange:
     state: Literal["pending", "open", "resolved"]
     resolved_ns: int | None = None
     late: bool = False
+    rule_version: str | None = None
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 class Rule(Protocol):

@@ -1,55 +1,74 @@
-"""A threshold crossed and held for a minimum time: "SpO2 below 90 % for 60 s"."""
+"""A threshold crossed and held for a minimum time, cleared past a second threshold: "SpO2 below 90 % for 60 s"."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from cloud.rules._base import AlertChange, RuleState
+from pydantic import Field, model_validator
+
+from cloud.rules._base import AlertChange, RuleState, normalise_severity
+from cloud.rules._config import MetricName, RuleConfig
+from cloud.rules._episodes import Episode, EpisodeRule
+from cloud.rules._settings import PatientSettings
 from vitals.catalogue import get_metric
-from vitals.samples import Quality, Sample
+from vitals.samples import Sample
 
-__all__ = ["SustainedThresholdRule", "format_duration"]
-
-# Values flagged as artefacts, poor signal or filled in never drive an alert by themselves.
-_UNTRUSTED = int(
-    Quality.ARTIFACT | Quality.LOW_SIGNAL_QUALITY | Quality.INTERPOLATED | Quality.DEVICE_QUESTIONABLE
-)
+__all__ = ["SustainedThresholdConfig", "SustainedThresholdRule"]
 
 
-def format_duration(seconds: float) -> str:
-    """A duration as people write it: ``45 s``, ``12 min``, ``1 h 49 min``, ``2 d 3 h``."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, _ = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+class SustainedThresholdConfig(RuleConfig):
+    """``metric`` beyond ``threshold`` for ``for_s`` fires; back past ``clear_threshold`` for ``clear_s`` clears.
+
+    ``target: low|high`` takes the threshold from the patient's target range for the metric
+    (``PatientSettings.targets``) when one is set; the clear threshold then moves with it.
+    """
+
+    type: Literal["sustained_threshold", "threshold"] = "sustained_threshold"
+    metric: MetricName
+    direction: Literal["below", "above"]
+    threshold: float
+    for_s: float = Field(0.0, ge=0, description="how long the condition must hold before it fires (s)")
+    clear_threshold: float | None = None
+    clear_s: float = Field(60.0, ge=0)
+    target: Literal["low", "high"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_name(cls, data: Any) -> Any:
+        # "duration_s" is what the first rules files called the for-delay.
+        if isinstance(data, dict) and "duration_s" in data and "for_s" not in data:
+            data = {("for_s" if key == "duration_s" else key): value for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> SustainedThresholdConfig:
+        clear = self.clear_threshold
+        if clear is not None and ((self.direction == "below" and clear < self.threshold)
+                                  or (self.direction == "above" and clear > self.threshold)):
+            raise ValueError(f"clear_threshold {clear:g} must be on the normal side of threshold {self.threshold:g}")
+        return self
+
+    def for_settings(self, settings: PatientSettings) -> SustainedThresholdConfig:
+        target = settings.targets.get(self.metric)
+        bound = None if target is None or self.target is None else getattr(target, self.target)
+        if bound is None or bound == self.threshold:
+            return self
+        shift = bound - self.threshold
+        clear = None if self.clear_threshold is None else self.clear_threshold + shift
+        return self.model_copy(update={"threshold": bound, "clear_threshold": clear})
 
 
-@dataclass
-class _Episode:
-    start_ns: int
-    last_ns: int
-    worst: float
-    fired_ns: int | None = None
-    recovery_start_ns: int | None = None
-
-
-class SustainedThresholdRule:
+class SustainedThresholdRule(EpisodeRule):
     """Fires when ``metric`` stays beyond ``threshold`` for at least ``duration_s``.
 
     ``direction`` is ``"below"`` or ``"above"``. Readings are a step function: a value holds until
     the next one, so a sparse (compressed) stream is judged like a dense one. The episode ends when
     the metric has been back past ``clear_threshold`` (hysteresis) for ``clear_s`` seconds; the
-    next crossing opens a new episode. State: ``{"episode": {...} | None}``.
+    next crossing opens a new episode.
     """
+
+    Config = SustainedThresholdConfig
 
     def __init__(
         self,
@@ -61,116 +80,65 @@ class SustainedThresholdRule:
         *,
         clear_threshold: float | None = None,
         clear_s: float = 60.0,
-        severity: str = "high",
+        severity: str = "urgent",
+        config: SustainedThresholdConfig | None = None,
     ) -> None:
         get_metric(metric)  # unknown metrics fail at configuration time
         if direction not in ("below", "above"):
             raise ValueError(f"rule {name}: direction must be 'below' or 'above', not {direction!r}")
         if duration_s < 0 or clear_s < 0:
             raise ValueError(f"rule {name}: durations must not be negative")
-        self.name = name
+        if config is None:
+            config = SustainedThresholdConfig(
+                name=name, metric=metric, direction=direction, threshold=threshold, for_s=duration_s,
+                clear_threshold=clear_threshold, clear_s=clear_s, severity=normalise_severity(severity),
+            )
+        super().__init__(config)
         self.metric = metric
         self.metrics = frozenset({metric})
         self.direction = direction
         self.threshold = threshold
-        self.duration_ns = int(duration_s * 1e9)
+        self.lower_is_worse = direction == "below"
+        self.duration_ns = self.for_ns = int(duration_s * 1e9)
         self.clear_threshold = threshold if clear_threshold is None else clear_threshold
         self.clear_ns = int(clear_s * 1e9)
-        self.severity = severity
+        self._unit = get_metric(metric).unit
         # A late sample can start an episode that fires duration later, or end one clear_s later.
         self.context_ns = self.duration_ns + self.clear_ns
         self.ticks = False  # a reading holds until the next one: nothing happens on the clock alone
 
-    def _beyond(self, value: float) -> bool:
-        return value < self.threshold if self.direction == "below" else value > self.threshold
-
-    def _cleared(self, value: float) -> bool:
-        if self.direction == "below":
-            return value >= self.clear_threshold
-        return value <= self.clear_threshold
-
-    def _worse(self, a: float, b: float) -> float:
-        return min(a, b) if self.direction == "below" else max(a, b)
-
-    def _change(self, patient: str, episode: _Episode, state: Literal["open", "resolved"],
-                resolved_ns: int | None = None) -> AlertChange:
-        assert episode.fired_ns is not None
-        held_s = (episode.last_ns - episode.start_ns) / 1e9
-        unit = get_metric(self.metric).unit
-        message = (
-            f"{self.metric} {self.direction} {self.threshold:g} {unit} for {format_duration(held_s)} "
-            f"(worst {episode.worst:g} {unit})"
-        )
-        return AlertChange(
-            rule=self.name, patient=patient, metric=self.metric, severity=self.severity,
-            episode_start_ns=episode.start_ns, fired_ns=episode.fired_ns, last_ns=episode.last_ns,
-            worst_value=episode.worst, threshold=self.threshold, message=message, state=state,
-            resolved_ns=resolved_ns,
-        )
+    @classmethod
+    def from_config(cls, config: Any) -> SustainedThresholdRule:
+        """Build the rule from its validated configuration."""
+        c: SustainedThresholdConfig = config
+        return cls(c.name, c.metric, c.direction, c.threshold, c.for_s, clear_threshold=c.clear_threshold,
+                   clear_s=c.clear_s, severity=c.severity, config=c)
 
     def evaluate(self, state: RuleState | None, patient: str,
                  samples: Sequence[Sample]) -> tuple[RuleState, list[AlertChange]]:
-        """Advance ``state`` for ``patient`` with time-ordered samples; untrusted readings are skipped."""
-        raw = (state or {}).get("episode")
-        episode = _Episode(**raw) if raw else None
-        changes: list[AlertChange] = []
-        for sample in samples:
-            if sample.metric != self.metric or sample.quality & _UNTRUSTED:
-                continue
-            episode = self._step(patient, episode, sample, changes)
-        return {"episode": None if episode is None else asdict(episode)}, _latest_per_episode(changes)
+        """As :meth:`EpisodeRule.evaluate`, with a fast scan while no episode is open and nothing crosses."""
+        if state is None or state.get("episode") is None:
+            threshold, skip, metric, below = self.threshold, self.skip_flags, self.metric, self.lower_is_worse
+            for sample in samples:
+                if sample.quality & skip or sample.metric != metric:
+                    continue
+                if (sample.value < threshold) if below else (sample.value > threshold):
+                    break
+            else:
+                return {"episode": None, "memory": {}}, []
+        return super().evaluate(state, patient, samples)
 
-    def tick(self, state: RuleState | None, patient: str, now_ns: int) -> tuple[RuleState, list[AlertChange]]:
-        """Nothing happens on the clock alone: a reading holds until the next one."""
-        return dict(state or {"episode": None}), []
+    def judge(self, memory: dict[str, Any], sample: Sample) -> tuple[float, bool, bool]:
+        """The reading itself, beyond the threshold or past the clear threshold."""
+        value = sample.value
+        if self.lower_is_worse:
+            return value, value < self.threshold, value >= self.clear_threshold
+        return value, value > self.threshold, value <= self.clear_threshold
 
-    def _step(self, patient: str, episode: _Episode | None, sample: Sample,
-              changes: list[AlertChange]) -> _Episode | None:
-        now, value = sample.time_ns, sample.value
-        # Readings are a step function: the previous reading held until this one. So a sparse
-        # stream can confirm an episode (or its recovery) with the reading that ends it.
-        if episode is not None and episode.fired_ns is None and not self._beyond(value):
-            if now - episode.start_ns < self.duration_ns:
-                return None  # it did not last long enough: not an episode
-            episode.last_ns = episode.fired_ns = now
-            changes.append(self._change(patient, episode, "open"))
-        elif (episode is not None and episode.recovery_start_ns is not None and not self._cleared(value)
-              and now - episode.recovery_start_ns >= self.clear_ns):
-            changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
-            episode = None
-        if episode is None:
-            if self._beyond(value):
-                episode = _Episode(start_ns=now, last_ns=now, worst=value)
-                self._maybe_fire(patient, episode, changes)
-            return episode
-        if episode.fired_ns is None:
-            episode.last_ns, episode.worst = now, self._worse(episode.worst, value)
-            self._maybe_fire(patient, episode, changes)
-            return episode
-        # A fired episode ends only after a sustained recovery.
-        if self._cleared(value):
-            if episode.recovery_start_ns is None:
-                episode.recovery_start_ns = now
-            if now - episode.recovery_start_ns >= self.clear_ns:
-                changes.append(self._change(patient, episode, "resolved", resolved_ns=now))
-                return None
-            return episode
-        episode.recovery_start_ns = None
-        episode.last_ns = now
-        episode.worst = self._worse(episode.worst, value) if self._beyond(value) else episode.worst
-        changes.append(self._change(patient, episode, "open"))
-        return episode
+    def describe(self, episode: Episode) -> str:
+        """``spo2 below 90 %``."""
+        return f"{self.metric} {self.direction} {self.threshold:g} {self._unit}"
 
-    def _maybe_fire(self, patient: str, episode: _Episode, changes: list[AlertChange]) -> None:
-        if episode.last_ns - episode.start_ns >= self.duration_ns:
-            if episode.fired_ns is None:
-                episode.fired_ns = episode.last_ns
-            changes.append(self._change(patient, episode, "open"))
-
-
-def _latest_per_episode(changes: list[AlertChange]) -> list[AlertChange]:
-    # Many samples update the same episode; only its latest state needs storing.
-    latest: dict[int, AlertChange] = {}
-    for change in changes:
-        latest[change.episode_start_ns] = change
-    return list(latest.values())
+    def worst_text(self, episode: Episode) -> str:
+        """``worst 84 %``."""
+        return f"worst {episode.worst:g} {self._unit}"

@@ -25,10 +25,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerting._context import AlertingContext
-from cloud.rules import AlertChange, RuleState, StateKey
+from cloud.rules import AlertChange, PatientFacts, RuleState, StateKey
 from cloud.store._alerting_store import AlertingStore, AlertQuery
 from cloud.store._alerts import apply_alert_changes
-from cloud.store._health import HealthUpdate, apply_health
+from cloud.store._health import HealthUpdate, apply_health, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 
@@ -301,6 +301,28 @@ class Store(AlertingStore):
             statement = statement.where(DeviceHealth.patient == patient)
         with self._session() as session:
             return list(session.scalars(statement))
+
+    def patient_facts(self, now: dt.datetime, silent_s: float) -> dict[str, PatientFacts]:
+        """Each patient's gateway and its state (online, offline, unknown after ``silent_s`` of silence),
+        from the devices seen for the patient, for the rules that judge a gateway going away."""
+        with self._session() as session:
+            gateways = {record.gateway: record for record in session.scalars(select(GatewayHealth))}
+            pairs = session.execute(select(DeviceHealth.patient, DeviceHealth.gateway)
+                                    .where(DeviceHealth.patient.is_not(None)).distinct()).all()
+        facts: dict[str, PatientFacts] = {}
+        for patient, gateway in sorted(pairs):
+            record = gateways.get(gateway)
+            if record is None or patient is None:
+                continue
+            state = gateway_state(record, now, silent_s)
+            since = record.last_seen if state == "unknown" else record.state_since
+            since = since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
+            fact = PatientFacts(gateway, state, int(since.timestamp() * 1e9))  # type: ignore[arg-type]
+            known = facts.get(patient)
+            # A patient seen through two gateways is judged by the one heard from most recently.
+            if known is None or (fact.status_since_ns or 0) > (known.status_since_ns or 0):
+                facts[patient] = fact
+        return facts
 
     def ingested_samples(self) -> int:
         """Total values in every batch in the ingest log."""

@@ -74,15 +74,17 @@ def decode_plx_continuous(payload: bytes) -> PlxContinuousMeasurement:
 
 
 def plx_continuous_result(record: PlxContinuousMeasurement, context: DecodeContext) -> DecodeResult:
-    """Samples ``spo2`` (%) and ``pulse_rate`` (/min) from the normal pair, at the receive time.
+    """Samples ``spo2`` (%), ``pulse_rate`` (/min) from the normal pair and ``perfusion_index`` (%, the
+    pulse amplitude index when sent), at the receive time.
 
     The fast and slow pairs are other averages of the same quantities, so they go to ``status``
     (``spo2_fast``, ``pulse_rate_fast``, ``spo2_slow``, ``pulse_rate_slow``) rather than
     duplicate samples. Demonstration, testing, unavailable or invalid readings give no samples.
     """
     out = ResultBuilder(context)
-    quality = _plx_common(out, record.measurement_status, record.device_and_sensor_status,
-                         record.pulse_amplitude_index)
+    quality = _plx_common(out, record.measurement_status, record.device_and_sensor_status)
+    # The Pulse Amplitude Index is the perfusion index: pulsatile over non-pulsatile signal, in %.
+    perfusion = out.usable("pulse_amplitude_index", record.pulse_amplitude_index)
     for suffix, pair in (("fast", record.fast), ("slow", record.slow)):
         if pair is None:
             continue
@@ -95,6 +97,7 @@ def plx_continuous_result(record: PlxContinuousMeasurement, context: DecodeConte
     if quality is not None:
         out.add("spo2", context.received_ns, spo2, quality)
         out.add("pulse_rate", context.received_ns, pulse, quality)
+        out.add("perfusion_index", context.received_ns, perfusion, quality)
     return out.build()
 
 

@@ -72,7 +72,8 @@ def decode_plx_spot_check(payload: bytes) -> PlxSpotCheckMeasurement:
 
 
 def plx_spot_check_result(record: PlxSpotCheckMeasurement, context: DecodeContext) -> DecodeResult:
-    """Samples ``spo2`` (%) and ``pulse_rate`` (/min); status words and PAI in ``status``.
+    """Samples ``spo2`` (%), ``pulse_rate`` (/min) and ``perfusion_index`` (%, the pulse amplitude
+    index when sent); status words in ``status``.
 
     A timestamp from a device whose clock is not set is not trusted (the receive time is used).
     Demonstration, testing, unavailable or invalid readings give no samples (see ``notes``).
@@ -81,13 +82,15 @@ def plx_spot_check_result(record: PlxSpotCheckMeasurement, context: DecodeContex
     time_ns = out.measurement_time(record.timestamp, trusted=not record.device_clock_not_set)
     if record.device_clock_not_set:
         out.status["device_clock_set"] = False
-    quality = _plx_common(out, record.measurement_status, record.device_and_sensor_status,
-                         record.pulse_amplitude_index)
+    quality = _plx_common(out, record.measurement_status, record.device_and_sensor_status)
+    # The Pulse Amplitude Index is the perfusion index: pulsatile over non-pulsatile signal, in %.
+    perfusion = out.usable("pulse_amplitude_index", record.pulse_amplitude_index)
     spo2 = out.usable("spo2", record.spo2)
     pulse = out.usable("pulse_rate", record.pulse_rate)
     if quality is not None:
         out.add("spo2", time_ns, spo2, quality)
         out.add("pulse_rate", time_ns, pulse, quality)
+        out.add("perfusion_index", time_ns, perfusion, quality)
     return out.build()
 
 

@@ -84,7 +84,6 @@ def _plx_common(
     out: ResultBuilder,
     measurement_status: PlxMeasurementStatus | None,
     sensor_status: PlxDeviceAndSensorStatus | None,
-    pulse_amplitude_index: Measured | None,
 ) -> int | None:
     """Fill status and notes; return the sample quality, or ``None`` when no samples may be made."""
     quality = 0
@@ -96,9 +95,6 @@ def _plx_common(
         out.status["device_and_sensor_status"] = flag_names(sensor_status)
         if sensor_status & _QUESTIONABLE_SENSOR:
             quality = Quality.DEVICE_QUESTIONABLE
-    pai = out.usable("pulse_amplitude_index", pulse_amplitude_index)
-    if pai is not None:
-        out.status["pulse_amplitude_index_percent"] = pai
     if measurement_status is not None and measurement_status & _NOT_PATIENT_DATA:
         reasons = ", ".join(flag_names(measurement_status & _NOT_PATIENT_DATA))
         out.notes.append(f"device marked the reading as {reasons}; no samples made")

@@ -56,11 +56,12 @@ def _number(key: str, text: str) -> float | None:
 
 
 def decode_masimo_ascii1(payload: bytes, context: DecodeContext) -> DecodeResult:
-    """Decode one ASCII 1 line into ``spo2`` (%) and ``pulse_rate`` (/min) samples at ``context.received_ns``.
+    """Decode one ASCII 1 line into ``spo2`` (%), ``pulse_rate`` (/min) and ``perfusion_index`` (%) samples
+    at ``context.received_ns``.
 
     The device's own date and time (no zone, often unset) go to ``status["device_time"]``; the
-    gateway's receive time stamps the samples. Perfusion index (%), SpCO and SpMet (%) go to
-    status, as they are not catalogue metrics. Exceptions set quality flags: low perfusion,
+    gateway's receive time stamps the samples. SpCO and SpMet (%) go to status, as they are not
+    catalogue metrics. Exceptions set quality flags: low perfusion,
     interference, ambient light or low signal IQ -> low signal quality; no/defective/unrecognised
     sensor, sensor off or pulse search -> device questionable.
     """
@@ -92,7 +93,9 @@ def decode_masimo_ascii1(payload: bytes, context: DecodeContext) -> DecodeResult
         quality |= Quality.DEVICE_QUESTIONABLE
     samples: list[Sample] = []
     notes: list[str] = []
-    for key, metric in (("SPO2", "spo2"), ("BPM", "pulse_rate")):
+    for key, metric in (("SPO2", "spo2"), ("BPM", "pulse_rate"), ("PI", "perfusion_index")):
+        if key not in fields:  # PI is optional
+            continue
         value = _number(key, fields[key])
         if value is None:
             notes.append(f"{metric}: no value ({key}={fields[key]})")
@@ -106,7 +109,7 @@ def decode_masimo_ascii1(payload: bytes, context: DecodeContext) -> DecodeResult
     }
     if "SN" in fields:
         status["serial_number"] = fields["SN"]
-    for key, name in (("PI", "perfusion_index_percent"), ("SPCO", "spco_percent"), ("SPMET", "spmet_percent")):
+    for key, name in (("SPCO", "spco_percent"), ("SPMET", "spmet_percent")):
         if key in fields:
             status[name] = _number(key, fields[key])
     return DecodeResult(tuple(samples), status, tuple(notes))

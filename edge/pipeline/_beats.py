@@ -13,6 +13,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from edge.pipeline import hrv
+from edge.pipeline._gaps import WaveformClock
 from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import irregular
@@ -65,6 +66,8 @@ class BeatDeriveStage(Stage):
         self._rate: float | None = None
         self._count = 0  # samples seen
         self._last_beat_ns: int | None = None
+        self._clock = WaveformClock()
+        self._previous_chunk: tuple[int, int, float] | None = None  # (first time, first index, rate)
         # Bounded: at most 5 beats/s over the HRV window (and trimmed by time).
         self._rr: deque[tuple[int, float]] = deque(maxlen=max(int(self.hrv_window_ns / 1e9 * 5), 16))
         self.last_sqi: float | None = None
@@ -86,7 +89,14 @@ class BeatDeriveStage(Stage):
             return []
         if stream.rate_hz is None:
             return [stream]
-        if self._detector is None or self._rate != stream.rate_hz:
+        flushed: list[Stream] = []
+        gap = self._clock.starts_afresh(stream)
+        if self._detector is None or self._rate != stream.rate_hz or gap:
+            if gap and self._detector is not None:
+                # The beats of the stretch before the gap that the detector still holds, then a
+                # fresh start: no beat, and no RR interval, spans the missing samples.
+                self.counters["gaps"] += 1
+                flushed = self._flush_stretch()
             self._rate = stream.rate_hz
             self._detector = self.make_detector(stream.rate_hz)
             self._sqi = WindowedSqi(stream.rate_hz, self.sqi_window_s, self.sqi_kind)
@@ -94,6 +104,7 @@ class BeatDeriveStage(Stage):
             self._last_beat_ns = None
         assert self._sqi is not None
         chunk_start = self._count
+        self._previous_chunk = (int(stream.times_ns[0]), chunk_start, stream.rate_hz)
         self._count += len(stream)
         for _index, score in self._sqi.push(np.asarray(stream.values)):
             self.counters["sqi_windows"] += 1
@@ -101,11 +112,23 @@ class BeatDeriveStage(Stage):
             self.last_sqi = score
         beats = self._detector.push(np.asarray(stream.values))
         if beats.size == 0:
-            return [stream]
+            return [stream, *flushed]
         period_ns = 1e9 / stream.rate_hz
         first_ns = int(stream.times_ns[0])
         beat_times = [first_ns + round((b - chunk_start) * period_ns) for b in beats.tolist()]
-        return [stream, *self._derive(beats.tolist(), beat_times)]
+        return [stream, *flushed, *self._derive(beats.tolist(), beat_times)]
+
+    def _flush_stretch(self) -> list[Stream]:
+        """Beats the detector still holds at the end of a stretch (detectors that can say)."""
+        finish = getattr(self._detector, "finish", None)
+        if finish is None or self._previous_chunk is None:
+            return []
+        beats = [int(b) for b in finish()]
+        if not beats:
+            return []
+        first_ns, first_index, rate = self._previous_chunk
+        times = [first_ns + round((b - first_index) * 1e9 / rate) for b in beats]
+        return self._derive(beats, times)
 
     def _derive(self, beats: list[int], beat_times: list[int]) -> list[Stream]:
         assert self._sqi is not None

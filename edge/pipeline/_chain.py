@@ -78,6 +78,11 @@ class StreamPipeline:
             current = following
         return current + derived
 
+    def set_threshold_levels(self, levels: tuple[float, ...]) -> None:
+        """Give every stage the patient's threshold levels of this metric (see :class:`Stage`)."""
+        for stage in self.stages:
+            stage.set_threshold_levels(levels)
+
     @property
     def counters(self) -> dict[str, int]:
         """Counters of every stage, keyed ``"<metric>.<stage>.<counter>"``."""
@@ -118,13 +123,23 @@ class Pipeline:
             metric: StreamPipeline.for_metric(metric, self._sections[metric]) for metric in config
         }
         self._counters: Counter[str] = Counter()
+        self._levels: dict[str, tuple[float, ...]] = {}
 
     def chain(self, metric: str) -> StreamPipeline:
         """Return (building on first use) the chain of ``metric``."""
         chain = self.chains.get(metric)
         if chain is None:
             chain = self.chains[metric] = StreamPipeline.for_metric(metric, self._sections[metric])
+            if metric in self._levels:
+                chain.set_threshold_levels(self._levels[metric])
         return chain
+
+    def set_threshold_levels(self, levels: Mapping[str, tuple[float, ...]]) -> None:
+        """Apply the patient's threshold levels by metric (from the cloud), replacing all earlier ones:
+        the compression keeps every crossing of them exactly. Metrics left out have none."""
+        self._levels = {metric: tuple(values) for metric, values in levels.items() if metric in CATALOGUE}
+        for metric, chain in self.chains.items():
+            chain.set_threshold_levels(self._levels.get(metric, ()))
 
     def process(self, stream: Stream) -> list[Stream]:
         """Take a chunk of one metric (times in ns); return zero or more streams to send."""

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
+from edge.pipeline._gaps import WaveformClock
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline._streams import replace_values
 from vitals import Stream
@@ -43,12 +44,14 @@ class StreamingSosFilter:
 
 
 class WaveformFilterStage(Stage):
-    """Base for waveform filter stages: designs its cascade at the stream's rate on first use."""
+    """Base for waveform filter stages: designs its cascade at the stream's rate on first use, and
+    starts it afresh after a gap in the stream (no ringing from the samples before it)."""
 
     def __init__(self, metric: Any, options: Mapping[str, Any]) -> None:
         super().__init__(metric, options)
         self._filter: StreamingSosFilter | None = None
         self._rate: float | None = None
+        self._clock = WaveformClock()
 
     def design(self, fs: float) -> npt.NDArray[np.float64]:
         """Return the SOS cascade for sampling rate ``fs`` (Hz)."""
@@ -61,11 +64,15 @@ class WaveformFilterStage(Stage):
         if stream.rate_hz is None:
             self.counters["rejected.not_regular"] += len(stream)
             return []
+        gap = self._clock.starts_afresh(stream)
         if self._filter is None or stream.rate_hz != self._rate:
             if self._filter is not None:
                 self.counters["rate_changes"] += 1
             self._rate = stream.rate_hz
             self._filter = StreamingSosFilter(self.design(stream.rate_hz))
+        elif gap:
+            self.counters["gaps"] += 1
+            self._filter = StreamingSosFilter(self._filter.sos)
         return [replace_values(stream, self._filter(np.asarray(stream.values)), None, stream.scale)]
 
 

@@ -3,9 +3,10 @@
 Electrode motion adds large (about 1 mV), slow (0.5-8 Hz) swings for seconds at a time. Their slopes
 reach the QRS band, so the energy envelope alone takes some of them for beats. The gate measures the
 1-8 Hz power of the ECG in 0.25 s blocks and flags a hump as "inside a burst" when even the quietest
-block around it is several times above the running (geometric mean) level of the blocks before. The
-quietest block, not the mean, keeps a single wide ectopic beat from looking like a burst: motion
-lifts every block of a second, a beat only one or two. Inside a burst the detector asks for more
+block around it (1 s by default) is several times above the running (geometric mean) level of the
+blocks before. The quietest block, not the mean, keeps a wide ectopic beat from looking like a burst:
+motion lifts every block of a second, a beat only one or two. A couplet of wide beats (with their T
+waves) can fill a second: a detector that must take couplets looks at 1.5 s. Inside a burst the detector asks for more
 evidence (see :mod:`edge.pipeline.ecg`).
 
 The flag of every block is worked out once, as soon as the blocks after it are measured, so looking
@@ -28,8 +29,8 @@ __all__: list[str] = []
 _LF_RATE_HZ = 30.0  # the gate runs at about this rate (block sums of the detector's reduced samples)
 _LF_BAND_HZ = (1.0, 8.0)
 _BLOCK_S = 0.25
-_WINDOW_BLOCKS = 4  # the quietest of these blocks (1 s) decides ...
-_LEAD_BLOCKS = 2  # ... ending this many blocks after the hump's own block
+WINDOW_BLOCKS = 4  # by default the quietest of these blocks (1 s) decides ...
+LEAD_BLOCKS = 2  # ... ending this many blocks after the hump's own block
 _BASELINE_BLOCKS = 80.0  # time constant of the running level (20 s)
 _WARM_UP_BLOCKS = 8  # no flags until the level is known (2 s)
 _BURST_RATIO = 3.0  # quietest block this many times above the running level: a burst
@@ -58,7 +59,9 @@ def _sums(x: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
 class MotionGate:
     """Streaming burst flags for humps at indices of the detector's reduced-rate signal."""
 
-    def __init__(self, fs_reduced: float) -> None:
+    def __init__(self, fs_reduced: float, *, window_blocks: int = WINDOW_BLOCKS,
+                 lead_blocks: int = LEAD_BLOCKS) -> None:
+        self._window, self._lead = window_blocks, lead_blocks
         self._decimation = max(int(fs_reduced // _LF_RATE_HZ), 1)
         fs_lf = fs_reduced / self._decimation
         self._b, self._a, self._zi_unit = _lf_filter(fs_lf)
@@ -73,8 +76,8 @@ class MotionGate:
         self._blocks = 0  # whole blocks measured
         # The last blocks' log power and running level (after each block): the context the next
         # blocks' windows need. Zeros stand before the first block; no flag is raised there.
-        self._log_power = np.zeros(_WINDOW_BLOCKS)
-        self._level = np.zeros(_WINDOW_BLOCKS)
+        self._log_power = np.zeros(window_blocks)
+        self._level = np.zeros(window_blocks)
         # Burst flag per hump block, for blocks ``_flags_first`` .. ``_flags_first + _flags.size``.
         self._flags = np.zeros(0, dtype=bool)
         self._flags_first = 0
@@ -94,7 +97,7 @@ class MotionGate:
     @property
     def delay(self) -> int:
         """Longest wait (reduced samples) from a hump until its flag is known."""
-        return (_LEAD_BLOCKS + 1) * self.span + self._decimation
+        return (self._lead + 1) * self.span + self._decimation
 
     def ready_until(self) -> int:
         """First reduced index whose hump cannot be judged yet."""
@@ -143,19 +146,19 @@ class MotionGate:
         # Window of the hump block ``k``: blocks ``k + LEAD - WINDOW + 1 .. k + LEAD``, against the
         # level after block ``k + LEAD - WINDOW``. ``k`` runs over ``first - LEAD`` onwards.
         n = log_power.size - context
-        lo = context - _WINDOW_BLOCKS + 1
+        lo = context - self._window + 1
         quietest = log_power[lo:lo + n]
-        for k in range(1, _WINDOW_BLOCKS):
+        for k in range(1, self._window):
             quietest = np.minimum(quietest, log_power[lo + k:lo + k + n])
         flags = quietest - level[lo - 1:lo - 1 + n] > self._threshold
-        hump_first = first - _LEAD_BLOCKS
-        warm = _WINDOW_BLOCKS + _WARM_UP_BLOCKS - _LEAD_BLOCKS - hump_first  # earlier blocks: no flag
+        hump_first = first - self._lead
+        warm = self._window + _WARM_UP_BLOCKS - self._lead - hump_first  # earlier blocks: no flag
         if warm > 0:
             flags[:warm] = False
         if hump_first < 0:
             flags = flags[-hump_first:]
         self._flags = np.concatenate((self._flags, flags))
-        self._flags_first = first - _LEAD_BLOCKS + n - self._flags.size
+        self._flags_first = first - self._lead + n - self._flags.size
 
     def trim(self) -> None:
         """Forget flags no waiting hump can need (call after the look-ups of a push)."""

@@ -51,6 +51,10 @@ class Stage:
         """Number of samples (or items) this stage holds in memory; bounded over any run."""
         return 0
 
+    def set_threshold_levels(self, levels: tuple[float, ...]) -> None:
+        """Take the patient's threshold levels for this metric (from the cloud, in the metric unit),
+        replacing earlier ones. Stages that must keep their crossings exact override this."""
+
     def _option_float(self, key: str, default: float | None = None) -> float:
         value = self.options.get(key)
         if value is None:

@@ -42,6 +42,12 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "respiratory_rate": ("validate", "spike_filter", "swinging_door"),
     # Every RR interval matters for HRV in the cloud: validated, never compressed.
     "rr_interval": ("validate",),
+    # Indicators the derive stages compute every few seconds to a minute: few, and each one counts.
+    "hrv_sdnn": ("validate",),
+    "hrv_rmssd": ("validate",),
+    "af_irregularity": ("validate",),
+    "ecg_sqi": ("validate",),
+    "ppg_sqi": ("validate",),
 }
 """Chains that differ from the fallback: occasional readings (blood pressure, weight, temperature,
 glucose) get ``validate -> swinging_door`` (a spike filter would hold a daily reading for days)."""

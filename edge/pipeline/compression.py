@@ -17,11 +17,13 @@ flicker by a step around a level, and a segment that starts on a flicker ends at
 The door is still tested against every **raw** reading, so the bound above holds against what the
 device measured; only the end points move onto the level. Readings wait h readings for their
 median; a reading that must be kept (below) releases them at once and is never delayed, and a
-median never crosses a clinical threshold the raw reading did not.
+median never crosses a clinical threshold or a patient's level the raw reading did not.
 
 Some readings are always kept, at once and exactly: any reading beyond a clinical threshold and
-the first one back inside (so an episode's start, course and end are exact), any reading with a
-quality flag, and a heartbeat: when ``heartbeat_ns`` has passed since the last kept reading, the
+the first one back inside (so an episode's start, course and end are exact), any reading on the
+other side of one of the patient's threshold levels than the reading before it (so a rule that
+compares readings with a level, held until the next reading, sees every crossing at its time),
+any reading with a quality flag, and a heartbeat: when ``heartbeat_ns`` has passed since the last kept reading, the
 newest reading is kept with ``Quality.HEARTBEAT`` so that silence means "no device".
 """
 
@@ -71,6 +73,7 @@ class SwingingDoorCompressor:
         self._held_anchor = 0.0
         self._last_kept_ns: int | None = None
         self._in_alert = False
+        self._last_raw: float | None = None  # the previous reading, for level crossings
         self.smooth_half_window = smooth_half_window
         # Raw values around the readings waiting for their median, and those readings.
         self._recent: deque[float] = deque(maxlen=2 * smooth_half_window + 1)
@@ -83,9 +86,13 @@ class SwingingDoorCompressor:
 
     def push(self, time_ns: int, value: float, quality: int) -> None:
         """Feed one reading (times strictly increasing)."""
-        alert = self.thresholds.crosses(value)
-        must_keep = alert or self._in_alert or quality != 0 or self._pivot is None
+        thresholds = self.thresholds
+        alert = thresholds.crosses(value)
+        crossed = (bool(thresholds.levels) and self._last_raw is not None
+                   and thresholds.band(value) != thresholds.band(self._last_raw))
+        must_keep = alert or crossed or self._in_alert or quality != 0 or self._pivot is None
         self._in_alert = alert
+        self._last_raw = value
         if must_keep:
             self._release_waiting()
             self._recent.append(value)
@@ -105,7 +112,9 @@ class SwingingDoorCompressor:
         time_ns, value, quality = reading
         # The deque holds the readings from h before this one to the newest (h after, or fewer).
         anchor = float(statistics.median(self._recent))
-        if abs(anchor - value) > self.deviation or self.thresholds.crosses(anchor):
+        thresholds = self.thresholds
+        if (abs(anchor - value) > self.deviation or thresholds.crosses(anchor)
+                or (thresholds.levels and thresholds.band(anchor) != thresholds.band(value))):
             anchor = value
         return time_ns, value, anchor, quality
 
@@ -179,7 +188,8 @@ class SwingingDoorCompressor:
             return
         self._release_waiting()
         self._release_held()
-        assert self._candidate is not None
+        if self._candidate is None:  # releasing them kept the newest already (a heartbeat after a gap)
+            return
         time_ns, value, quality = self._candidate
         self._candidate = None
         self._keep(time_ns, value, quality if final and not due else quality | _HEARTBEAT)

@@ -8,7 +8,9 @@ hump, and humps are judged against adaptive signal and noise levels with a 200 m
 period, a T-wave slope test and a search-back when a beat seems missing. A hump earlier than 0.8
 running RR intervals after the last beat is noise if it is far shallower than beats are, and is
 taken for motion inside a motion burst (:mod:`edge.pipeline._qrs_gate`). Each accepted hump is then
-placed on the largest deflection of the ECG just before it (at the full rate). Everything is causal
+placed on the largest deflection of the ECG just before it (at the full rate). A second envelope,
+in a wider band (6-25 Hz), finds wide ventricular beats too, whose slopes lie mostly below 10 Hz;
+:class:`RPeakDetector` takes its beats where the QRS band's leave a pause. Everything is causal
 and carries its state, and every value is computed from the samples alone (no running sums
 restarted per chunk), so feeding a record in chunks gives exactly the indices a single pass gives.
 Per-sample work is vectorised and reuses a few buffers (fresh memory costs more than the arithmetic
@@ -17,7 +19,7 @@ on it); the judgement of each hump (about two per beat) is plain Python.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right, insort
 from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
@@ -43,25 +45,42 @@ _JOIN_SAMPLES = 8192  # chunks up to this long are joined to the held samples fo
 _UNPLACED = -1  # R-peak index of a candidate not placed yet (only beats are, when accepted)
 _THRESHOLD = 0.25  # share of the way from the noise level to the signal level
 # The QRS band: above the 0.5-8 Hz of electrode motion and the P and T waves, where a narrow QRS
-# keeps most of its slope. (Wide ventricular beats keep less; search-back finds them.)
+# keeps most of its slope. Wide ventricular beats (QRS 120-200 ms) keep little of theirs there; a
+# second envelope in a wider band finds them (see :class:`RPeakDetector`).
 _QRS_BAND_HZ = (10.0, 25.0)
+_WIDE_BAND_HZ = (6.0, 25.0)
+_WIDE_THRESHOLD = 0.22
+# A beat only the wide band finds counts where the beats of the QRS band leave a pause: their
+# interval around it at least this many typical RR intervals (of the beats so far). Motion the wide
+# band takes for a beat falls inside an ordinary interval.
+_PAUSE_RR = 1.2
+# ... or, for the first beat of a couplet, an interval of this many, and of this many to the beat
+# after the next.
+_COUPLET_RR, _COUPLET_PAUSE_RR = 1.05, 2.5
+_APART_RR = 0.35  # ... and at least this many typical RR intervals from each of them (and 200 ms)
+_PENDING_WIDE = 64  # wide-band beats waiting for the QRS band's verdict (bounded)
 _ENERGY_RATE_HZ = 120.0  # the QRS envelope runs at fs / floor(fs / this) (250 Hz -> 125 Hz)
 _BURST_RR = 0.8  # inside a motion burst a beat needs at least this share of the running RR interval
 # An early hump (before that share of the RR interval) needs at least this share of the running
-# squared QRS slope of beats (0.45 of the square: about two thirds of the slope).
+# squared QRS slope of beats (0.45 of the square: about two thirds of the slope). In the wide band
+# a premature ventricular beat keeps more of its slope but still less than sinus beats: 0.2 there.
 _EARLY_SLOPE = 0.45
+_WIDE_EARLY_SLOPE = 0.2
+# The motion gate's window and lead (0.25 s blocks): the wide band's takes a couplet of wide beats.
+_GATE_BLOCKS = (4, 2)
+_WIDE_GATE_BLOCKS = (6, 3)
 
 
 @lru_cache(maxsize=16)
-def _qrs_slope_filter(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
-                                          npt.NDArray[np.float64]]:
-    """The QRS slope as one filter: a 10-25 Hz band-pass and the five-point derivative
+def _qrs_slope_filter(fs: float, band: tuple[float, float]) -> tuple[
+        npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The QRS slope as one filter: a band-pass (``band``, Hz) and the five-point derivative
     2 + z^-1 - z^-3 - 2z^-4 after it (unscaled: every level is relative), in transfer-function
     form. At the reduced rate the band's poles sit well inside the unit circle, so the direct form
     is accurate, and one lfilter call costs a fraction of sosfilt's (or of the derivative's
     separate vector operations). The third array: the steady state for a unit step (a derivative:
     none). Very low rates, below 50 Hz, get the band scaled down to fit under Nyquist."""
-    b, a = sps.butter(2, [min(_QRS_BAND_HZ[0], 0.2 * fs), min(_QRS_BAND_HZ[1], 0.45 * fs)], btype="bandpass", fs=fs)
+    b, a = sps.butter(2, [min(band[0], 0.2 * fs), min(band[1], 0.45 * fs)], btype="bandpass", fs=fs)
     b = np.convolve(b, [2.0, 1.0, 0.0, -1.0, -2.0])
     return b, a, sps.lfilter_zi(b, a)
 
@@ -71,28 +90,26 @@ def _qrs_slope_filter(fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[n
 _Candidate = tuple[int, float, int, float, bool | None]
 
 
-class RPeakDetector:
-    """Streaming R-peak detector for one ECG lead sampled at ``fs`` Hz.
+class _EnergyDetector:
+    """One QRS energy envelope and its beat judgement (see the module doc), in one band.
 
-    ``push(chunk)`` takes the next samples (mV, or any unit) and returns the absolute sample
-    indices (counted from the first sample ever pushed) of R peaks confirmed by this chunk, in
-    ascending order. Peaks are confirmed about 0.2-0.4 s after they occur (up to about 1 s for an
-    early beat, which waits for the motion gate, or when a missed beat is recovered by
-    search-back). With ``prefiltered=True`` the input is taken as already
-    band-passed (0.5-40 Hz, baseline removed) and peaks go on its largest absolute deflection;
-    otherwise on the largest deflection from the local baseline. Memory is bounded.
+    ``push`` returns confirmed R peaks (ascending absolute indices); after it, ``bursts`` says for
+    each whether its hump sat in a motion burst (False where the gate had not flagged it yet), and
+    :attr:`settled` is the index below which no later push returns a peak.
     """
 
-    def __init__(self, fs: float, *, prefiltered: bool = False) -> None:
-        if not fs > 20.0:
-            raise ValueError("R-peak detection needs a sampling rate above 20 Hz")
+    def __init__(self, fs: float, *, prefiltered: bool, band_hz: tuple[float, float], threshold: float,
+                 early_slope: float, gate_blocks: tuple[int, int]) -> None:
         self.fs = float(fs)
+        self._threshold = threshold
+        self._early_slope = early_slope
+        self.bursts: list[bool] = []
         # The QRS energy (10-25 Hz) is found at about 100-200 Hz: blocks of ``factor`` samples are
         # summed (a boxcar whose nulls fall on the multiples of the reduced rate, so little aliases
         # into the band) and the rest of the envelope runs on a fraction of the samples.
         self._factor = max(int(fs // _ENERGY_RATE_HZ), 1)
         fs_energy = self.fs / self._factor
-        self._slope_b, self._slope_a, self._slope_zi_unit = _qrs_slope_filter(fs_energy)
+        self._slope_b, self._slope_a, self._slope_zi_unit = _qrs_slope_filter(fs_energy, band_hz)
         self._slope_zi: npt.NDArray[np.float64] | None = None
         self._carry = np.zeros(0)  # input samples not yet making a whole block
         self._prefiltered = prefiltered
@@ -109,7 +126,7 @@ class RPeakDetector:
         self._refractory = round(_REFRACTORY_S * fs)
         self._t_wave = round(_T_WAVE_S * fs)
         self._refine = round(_REFINE_S * fs)
-        self._gate = MotionGate(fs_energy)
+        self._gate = MotionGate(fs_energy, window_blocks=gate_blocks[0], lead_blocks=gate_blocks[1])
         # Input samples: the recent ones (``_tail``, starting at ``_tail_start``) and, during a push,
         # the chunk itself, read in place (copying long chunks costs more than the arithmetic).
         # Zeros before the first sample, so the windows of the earliest candidates exist.
@@ -151,6 +168,7 @@ class RPeakDetector:
         """Feed the next samples; return absolute indices of newly confirmed R peaks."""
         x = np.ascontiguousarray(chunk, dtype=np.float64)
         if x.size == 0:
+            self.bursts = []
             return np.zeros(0, dtype=np.int64)
         self._chunk = x
         self._count += x.size
@@ -158,6 +176,7 @@ class RPeakDetector:
         reduced, work = self._reduce(x)
         if reduced.size:
             self._energy(reduced, work)
+        self.bursts = [c[4] is True for c in self._accepted]
         beats = self._place_accepted() if self._accepted else []
         if self._since_beat and self._learning is None:
             self._place_aging(self._count - self._keep)
@@ -348,7 +367,8 @@ class RPeakDetector:
         since, rr, ordered, accepted = self._since_beat, self._rr, self._rr_ordered, self._accepted
         average = self._rr_average
         spk, npk, last = self._spk, self._npk, self._last_beat
-        threshold = npk + _THRESHOLD * (spk - npk)
+        share = self._threshold
+        threshold = npk + share * (spk - npk)
         early, late = _BURST_RR * self._rr_average, _SEARCH_BACK_FACTOR * self._rr_average
         position = 0
         if last is None:
@@ -357,11 +377,11 @@ class RPeakDetector:
                 height = candidate[1]
                 if height <= threshold:
                     npk = 0.125 * height + 0.875 * npk
-                    threshold = npk + _THRESHOLD * (spk - npk)
+                    threshold = npk + share * (spk - npk)
                     since.append(candidate)
                     continue
                 spk = 0.125 * height + 0.875 * spk
-                threshold = npk + _THRESHOLD * (spk - npk)
+                threshold = npk + share * (spk - npk)
                 self._slope_level = candidate[3]
                 last = candidate
                 accepted.append(candidate)
@@ -372,7 +392,7 @@ class RPeakDetector:
             # the slope), as plain locals.
             last_index, t_slope = last[0], 0.25 * last[3]
             slope_level = self._slope_level
-            early_slope = _EARLY_SLOPE * slope_level
+            early_slope = self._early_slope * slope_level
             count = len(candidates)
             while position < count:
                 candidate = candidates[position]
@@ -393,9 +413,9 @@ class RPeakDetector:
                     if self._search_back():
                         spk, last, since = self._spk, self._last_beat, self._since_beat
                         slope_level = self._slope_level
-                        early_slope = _EARLY_SLOPE * slope_level
+                        early_slope = self._early_slope * slope_level
                         last_index, t_slope = last[0], 0.25 * last[3]
-                        threshold = npk + _THRESHOLD * (spk - npk)
+                        threshold = npk + share * (spk - npk)
                         average = self._rr_average
                         early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
                         gap = index - last_index
@@ -411,7 +431,7 @@ class RPeakDetector:
                     # shallower than beats are (motion, which the gate can miss at a burst's
                     # edges and late in a long one; premature beats are as steep as the rest): noise.
                     npk = 0.125 * height + 0.875 * npk
-                    threshold = npk + _THRESHOLD * (spk - npk)
+                    threshold = npk + share * (spk - npk)
                     since.append(candidate)
                     continue
                 if len(rr) == 8:
@@ -425,9 +445,9 @@ class RPeakDetector:
                     average = 0.5 * (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2])
                 early, late = _BURST_RR * average, _SEARCH_BACK_FACTOR * average
                 spk = 0.125 * height + 0.875 * spk
-                threshold = npk + _THRESHOLD * (spk - npk)
+                threshold = npk + share * (spk - npk)
                 slope_level = 0.125 * slope + 0.875 * slope_level
-                early_slope, t_slope = _EARLY_SLOPE * slope_level, 0.25 * slope
+                early_slope, t_slope = self._early_slope * slope_level, 0.25 * slope
                 last, last_index = candidate, index
                 accepted.append(candidate)
                 since = []
@@ -530,7 +550,7 @@ class RPeakDetector:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _search_back(self) -> bool:
-        threshold = 0.5 * (self._npk + _THRESHOLD * (self._spk - self._npk))
+        threshold = 0.5 * (self._npk + self._threshold * (self._spk - self._npk))
         last = self._last_beat
         eligible = [
             c for c in self._since_beat
@@ -563,13 +583,142 @@ class RPeakDetector:
             self._searched_back.append(len(self._accepted))
         self._accepted.append(candidate)
 
+    @property
+    def settled(self) -> int:
+        """Absolute input index below which no later push returns a peak: every peak is placed at
+        most ``_refine`` samples before its hump, and humps still to come or still in play (waiting
+        for the gate, for the levels, or for search-back) are all known."""
+        low = self._next * self._factor
+        for held in (self._waiting, self._since_beat, self._learning):
+            if held:
+                low = min(low, held[0][0])
+        low -= self._refine
+        return low if self._last_peak is None else max(low, self._last_peak + 1)
+
+    @property
+    def count(self) -> int:
+        """Input samples seen."""
+        return self._count
+
+    @property
+    def last_input(self) -> float:
+        """The latest input sample (0 before any)."""
+        return self._last_input
+
+
+class RPeakDetector:
+    """Streaming R-peak detector for one ECG lead sampled at ``fs`` Hz.
+
+    ``push(chunk)`` takes the next samples (mV, or any unit) and returns the absolute sample
+    indices (counted from the first sample ever pushed) of R peaks confirmed by this chunk, in
+    ascending order. With ``prefiltered=True`` the input is taken as already band-passed
+    (0.5-40 Hz, baseline removed) and peaks go on its largest absolute deflection; otherwise on the
+    largest deflection from the local baseline. Memory is bounded.
+
+    Two envelopes run side by side: the QRS band (10-25 Hz), robust against motion, finds the
+    beats; a wider band (6-25 Hz) finds wide ventricular beats as well, whose slopes lie mostly
+    below 10 Hz. A beat only the wide band finds is taken when it lies outside a motion burst, at
+    least 200 ms from every beat of the QRS band, inside a pause of the QRS band's beats (an
+    interval at least 1.2 typical RR intervals of the beats so far): where a
+    premature beat was missed, the compensatory pause is left (and at least 0.35 typical RR
+    intervals from each beat around it). Peaks are confirmed about 0.3-1 s
+    after they occur (longer when a missed beat is recovered by search-back); the two envelopes
+    settle their beats in order, so chunks never change the result.
+    """
+
+    def __init__(self, fs: float, *, prefiltered: bool = False) -> None:
+        if not fs > 20.0:
+            raise ValueError("R-peak detection needs a sampling rate above 20 Hz")
+        self.fs = float(fs)
+        self._qrs = _EnergyDetector(fs, prefiltered=prefiltered, band_hz=_QRS_BAND_HZ, threshold=_THRESHOLD,
+                                    early_slope=_EARLY_SLOPE, gate_blocks=_GATE_BLOCKS)
+        self._wide = _EnergyDetector(fs, prefiltered=prefiltered, band_hz=_WIDE_BAND_HZ, threshold=_WIDE_THRESHOLD,
+                                     early_slope=_WIDE_EARLY_SLOPE, gate_blocks=_WIDE_GATE_BLOCKS)
+        self._apart = round(_REFRACTORY_S * fs)
+        self._beats: list[int] = []  # QRS-band beats not yet released (ascending)
+        # Wide-band beats waiting for the QRS band: (index, in a motion burst).
+        self._pending: list[tuple[int, bool]] = []
+        self._ready: list[int] = []  # wide-band beats taken, waiting for the earlier beats to be released
+        self._released: list[int] = []  # the last 9 beats released (8 RR intervals)
+
+    @property
+    def held_samples(self) -> int:
+        """Samples (and beats) held in internal buffers (bounded)."""
+        return (self._qrs.held_samples + self._wide.held_samples + len(self._beats) + len(self._pending)
+                + len(self._ready) + len(self._released))
+
+    def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Feed the next samples; return absolute indices of newly confirmed R peaks."""
+        self._take(self._qrs.push(chunk), self._wide.push(chunk), self._wide.bursts)
+        return self._release(final=False)
+
+    def _take(self, beats: npt.NDArray[np.int64], wide: npt.NDArray[np.int64], bursts: list[bool]) -> None:
+        self._beats += beats.tolist()
+        self._pending += zip(wide.tolist(), bursts, strict=True)
+
+    def _release(self, *, final: bool) -> npt.NDArray[np.int64]:
+        """Decide the wide-band beats whose neighbourhood the QRS band has settled; return the beats
+        that no later decision can precede."""
+        qrs_settled = self._qrs.settled
+        pending, beats, apart = self._pending, self._beats, self._apart
+        decided = 0
+        for peak, burst in pending:
+            later = bisect_right(beats, peak)
+            # One the QRS band has found already (the usual case) is decided at once.
+            known = (later < len(beats) and beats[later] - peak <= apart) or (
+                later > 0 and peak - beats[later - 1] <= apart) or (
+                not later and self._released and peak - self._released[-1] <= apart)
+            if known:
+                decided += 1
+                continue
+            unsettled = later + 1 >= len(beats) or qrs_settled <= peak + apart
+            if not final and unsettled and len(pending) - decided <= _PENDING_WIDE:
+                break  # the QRS band may still place a beat near it, or the pause is not closed
+            decided += 1
+            # The typical RR interval of the beats so far (those of the QRS band and those taken
+            # from the wide band): in bigeminy the QRS band alone may see only every other beat.
+            so_far = sorted(self._released + beats[:later] + [b for b in self._ready if b < peak])[-9:]
+            if len(so_far) < 4:
+                continue
+            typical = float(np.median(np.diff(so_far)))
+            before = so_far[-1]
+            # At the end of a record the pause runs to the last sample.
+            end = self._qrs.count if final else None
+            after = beats[later] if later < len(beats) else end
+            near = max(apart, _APART_RR * typical)
+            if burst or after is None or peak - before <= near or after - peak <= near:
+                continue
+            if after - before < _PAUSE_RR * typical:
+                # The first of a couplet, when the QRS band took the second: the pause comes after
+                # that one (the sinus beats around a couplet are three cycles apart).
+                following = beats[later + 1] if later + 1 < len(beats) else end
+                if (following is None or after - before < _COUPLET_RR * typical
+                        or following - before < _COUPLET_PAUSE_RR * typical):
+                    continue
+            insort(self._ready, peak)
+        del pending[:decided]
+        # Everything before the first undecided wide-band beat, and before any wide-band beat still
+        # to come, is final.
+        horizon = 2**62 if final else min(self._wide.settled, pending[0][0] if pending else 2**62)
+        out = [b for b in beats if b < horizon]
+        del beats[:len(out)]
+        ready = self._ready
+        extra = [b for b in ready if b < horizon]
+        del ready[:len(extra)]
+        if extra:
+            out = sorted(out + extra)
+        if out:
+            self._released = (self._released + out)[-9:]
+        return np.array(out, dtype=np.int64)
+
     def finish(self) -> npt.NDArray[np.int64]:
         """Flush the end of a record: judge the last samples (by holding the last value 1 s)."""
-        if self._count == 0:
+        if self._qrs.count == 0:
             return np.zeros(0, dtype=np.int64)
-        end = self._count
-        last = self._last_input
-        tail = self.push(np.full(round(1.0 * self.fs), last))
+        end = self._qrs.count
+        filler = np.full(round(1.0 * self.fs), self._qrs.last_input)
+        self._take(self._qrs.push(filler), self._wide.push(filler), self._wide.bursts)
+        tail = self._release(final=True)
         return tail[tail < end]
 
 
@@ -590,5 +739,6 @@ def detect_r_peaks(signal: npt.ArrayLike, fs: float) -> npt.NDArray[np.int64]:
     padded = np.empty(x.size + round(detector.fs))
     padded[:x.size] = x
     padded[x.size:] = x[-1]
-    peaks = detector.push(padded)  # strictly increasing, never negative
+    detector._take(detector._qrs.push(padded), detector._wide.push(padded), detector._wide.bursts)
+    peaks = detector._release(final=True)  # strictly increasing, never negative
     return peaks[peaks < x.size]

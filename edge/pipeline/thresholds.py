@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,27 @@ a threshold (``None``: no limit on that side). Override per metric with the ``th
 
 
 class Thresholds:
-    """The alert band of one metric: :meth:`crossing` marks values outside ``[low, high]``."""
+    """The alert band of one metric, and the levels whose crossings must stay exact.
 
-    def __init__(self, low: float | None, high: float | None) -> None:
+    :meth:`crossing` marks values outside ``[low, high]``. ``levels`` are the patient's thresholds
+    from the cloud (:mod:`vitals.patient_thresholds`): :meth:`band` tells on which side of each level
+    (below, on, above) a value lies, so a change of band between two readings is a crossing.
+    """
+
+    def __init__(self, low: float | None, high: float | None, levels: Iterable[float] = ()) -> None:
         self.low = -np.inf if low is None else float(low)
         self.high = np.inf if high is None else float(high)
+        self.levels = tuple(sorted({float(level) for level in levels}))
+
+    def with_levels(self, levels: Iterable[float]) -> Thresholds:
+        """The same alert band with ``levels`` in place of the current ones."""
+        return Thresholds(None if self.low == -np.inf else self.low, None if self.high == np.inf else self.high,
+                          levels)
+
+    def band(self, value: float) -> tuple[int, int]:
+        """Levels below ``value`` and levels at or below it: equal for two values exactly when no
+        level lies between them or on one of them but not the other (no crossing, either way)."""
+        return bisect.bisect_left(self.levels, value), bisect.bisect_right(self.levels, value)
 
     def crossing(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         """Return True where a value lies beyond a threshold (strictly below low or above high)."""

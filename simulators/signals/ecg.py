@@ -4,8 +4,10 @@ Rather than integrating the ECGSYN ordinary differential equations sample by sam
 waves are rendered directly from a template: the P wave and QRS keep their timing, the T wave moves
 and widens with the square root of the RR interval (Bazett's QT scaling). Beats come from
 :mod:`simulators.signals.rhythm`; respiration modulates the QRS amplitude and the baseline; atrial
-fibrillation removes P waves and adds fibrillatory f-waves (4-8 Hz); premature ventricular beats are
-wide, tall, without P and with a discordant T. Output in mV.
+fibrillation removes P waves and adds fibrillatory f-waves (4-8 Hz). Premature ventricular beats
+(alone, in couplets, bigeminy or trigeminy; see :mod:`simulators.signals.rhythm`) have no P wave, a
+wide QRS (about 150-180 ms from onset to end, where sinus beats have about 100 ms), larger than the
+sinus QRS and upright or inverted by ectopic focus, and a discordant T wave. Output in mV.
 """
 
 from __future__ import annotations
@@ -31,13 +33,36 @@ _NORMAL = np.array([
     [0.280, 0.050, 0.22],
     [0.340, 0.035, 0.12],
 ])
+# Ventricular beats, one template per ectopic focus: no P wave, a wide QRS (about 120-200 ms from
+# onset to end, against about 90 ms for sinus beats) that is larger than the sinus QRS, and a T wave
+# opposite to the QRS's main deflection (discordant). The main deflection sits at 0 s (the beat's
+# time). Focus 1: tall and upright; focus 2: deep and inverted, after a small r wave; focus 3: wide
+# and notched (two upright peaks), the slowest to rise.
 _VENTRICULAR = np.array([
-    [-0.200, 0.025, 0.0],
-    [-0.040, 0.015, 0.0],
-    [0.000, 0.028, 1.35],
-    [0.070, 0.035, -0.45],
-    [0.330, 0.070, -0.40],
-    [0.400, 0.050, -0.08],
+    [
+        [-0.200, 0.025, 0.0],
+        [-0.045, 0.018, -0.08],
+        [0.000, 0.026, 1.55],
+        [0.065, 0.030, -0.40],
+        [0.300, 0.065, -0.45],
+        [0.370, 0.045, -0.10],
+    ],
+    [
+        [-0.200, 0.025, 0.0],
+        [-0.050, 0.014, 0.22],
+        [0.000, 0.030, -1.70],
+        [0.055, 0.026, -0.25],
+        [0.310, 0.070, 0.50],
+        [0.380, 0.045, 0.10],
+    ],
+    [
+        [-0.200, 0.025, 0.0],
+        [-0.048, 0.017, 0.80],
+        [0.000, 0.020, 1.30],
+        [0.042, 0.018, -0.20],
+        [0.320, 0.075, -0.40],
+        [0.390, 0.050, -0.08],
+    ],
 ])
 _T_ROWS = np.array([False, False, False, False, True, True])
 _P_ROW = 0
@@ -52,8 +77,10 @@ _FWAVE_MV = 0.06
 class EcgSimulation:
     """A simulated ECG with its ground truth.
 
-    ``signal`` in mV at ``fs`` Hz; ``r_peaks`` sample indices; ``beat_types`` 'N' (sinus),
-    'V' (premature ventricular), 'A' (conducted in atrial fibrillation); ``events`` windows.
+    ``signal`` in mV at ``fs`` Hz; ``r_peaks`` sample indices (each on the main deflection of its
+    QRS, which points down in inverted ventricular beats); ``beat_types`` 'N' (sinus), 'V'
+    (premature ventricular), 'A' (conducted in atrial fibrillation); ``events`` windows;
+    ``beat_foci`` the ectopic focus of each beat (1, 2, ... for 'V', else 0).
     """
 
     signal: FloatArray
@@ -61,11 +88,13 @@ class EcgSimulation:
     r_peaks: npt.NDArray[np.int64]
     beat_types: npt.NDArray[np.str_]
     events: list[Event] = field(default_factory=list)
+    beat_foci: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _wave_table(beats: Beats) -> FloatArray:
     """Per beat and wave: centre (s from R), width (s), amplitude (mV); shape (beats, 6, 3)."""
-    table = np.where((beats.types == "V")[:, None, None], _VENTRICULAR, _NORMAL).copy()
+    focus = np.clip(beats.foci - 1, 0, len(_VENTRICULAR) - 1)
+    table = np.where((beats.types == "V")[:, None, None], _VENTRICULAR[focus], _NORMAL)
     warp = np.sqrt(np.clip(beats.rr_s, 0.3, 2.0))
     table[:, _T_ROWS, 0] *= warp[:, None]
     table[:, _T_ROWS, 1] *= warp[:, None]
@@ -158,7 +187,7 @@ class EcgModel:
         signal += self.amplitude_mv * _RESP_BASELINE_MV * np.sin(2.0 * np.pi * self.respiration.phase(t))
         signal += self._fwaves(t)
         inside = (around.times_s >= t0) & (around.times_s < t1)
-        return signal, Beats(around.times_s[inside], around.types[inside], around.rr_s[inside])
+        return signal, Beats(around.times_s[inside], around.types[inside], around.rr_s[inside], around.foci[inside])
 
 
 def simulate_ecg(
@@ -170,6 +199,7 @@ def simulate_ecg(
     lf_hf_ratio: float = 1.5,
     rhythm: str = "sinus",
     pvc_per_min: float = 0.0,
+    pvc_foci: int = 2,
     amplitude_mv: float = 1.0,
     respiratory_rate: float = 15.0,
     seed: int = 0,
@@ -179,7 +209,8 @@ def simulate_ecg(
     ``heart_rate`` mean (bpm) with standard deviation ``heart_rate_std`` (bpm) split into LF (0.1 Hz)
     and HF (breathing, ``respiratory_rate`` /min) power by ``lf_hf_ratio``. ``rhythm`` is "sinus" or
     "af" (the whole record in atrial fibrillation at mean ventricular rate ``heart_rate``).
-    ``pvc_per_min`` premature ventricular beats per minute on average. Deterministic by ``seed``.
+    ``pvc_per_min`` premature ventricular beats per minute on average (alone, in couplets and in runs
+    of bigeminy or trigeminy) from ``pvc_foci`` (1-3) ectopic foci. Deterministic by ``seed``.
     """
     if rhythm not in ("sinus", "af"):
         raise ValueError(f"rhythm must be 'sinus' or 'af', not {rhythm!r}")
@@ -195,7 +226,7 @@ def simulate_ecg(
     )
     af = [Episode(0.0, float(duration_s), heart_rate)] if rhythm == "af" else []
     model = EcgModel(
-        RhythmModel(heart, seed=seed, af_episodes=af, pvc_per_min=pvc_per_min),
+        RhythmModel(heart, seed=seed, af_episodes=af, pvc_per_min=pvc_per_min, pvc_foci=pvc_foci),
         breathing,
         amplitude_mv=amplitude_mv,
         seed=seed,
@@ -205,4 +236,4 @@ def simulate_ecg(
     r_peaks = np.rint(beats.times_s * fs).astype(np.int64)
     inside = (r_peaks >= 0) & (r_peaks < n)
     events = [Event("af", 0.0, float(duration_s))] if rhythm == "af" else []
-    return EcgSimulation(signal, float(fs), r_peaks[inside], beats.types[inside], events)
+    return EcgSimulation(signal, float(fs), r_peaks[inside], beats.types[inside], events, beats.foci[inside])

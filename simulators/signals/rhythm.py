@@ -8,8 +8,11 @@ pure function of absolute time: any window can be generated on its own and agree
 Heart-rate variability follows ECGSYN (McSharry et al., 2003): power in a Mayer band around 0.1 Hz
 (LF) and a respiratory band (HF) at the breathing frequency, both Gaussian with 0.01 Hz spread, in a
 chosen LF/HF power ratio. Atrial fibrillation replaces sinus beats by irregular ones (log-normal
-intervals) over its episodes; premature ventricular beats come early and leave a compensatory pause
-(the sinus node keeps its schedule; the blocked sinus beat is dropped).
+intervals) over its episodes. Premature ventricular beats (PVCs) come early and leave a full
+compensatory pause (the sinus node keeps its schedule; each sinus beat a PVC pre-empts is dropped).
+They come alone, as couplets, or in runs of bigeminy (every other beat) or trigeminy (every third
+beat), each run from one of several ectopic foci (each focus its own QRS morphology, see
+:mod:`simulators.signals.ecg`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ _GRID_S = 0.1  # phase grid for beat search; shorter than any sinus RR interval 
 _AF_CV = 0.24  # spread of log RR in AF: coefficient of variation ~ 0.24, well above sinus
 _AF_MIN_RR_S = 0.28
 _PVC_KEY = stream_key("pvc")
+# What a PVC run that starts at a sinus beat looks like: (share of runs, beats between PVCs, fewest and
+# most PVCs). Isolated PVCs and couplets, then bigeminy (N V N V ...) and trigeminy (N N V N N V ...).
+_PVC_PATTERNS = (
+    (0.55, 1, 1, 1),  # isolated
+    (0.15, 1, 2, 2),  # couplet
+    (0.18, 2, 3, 8),  # bigeminy
+    (0.12, 3, 3, 6),  # trigeminy
+)
+_PVC_SPAN = max(step * (most - 1) for _share, step, _fewest, most in _PVC_PATTERNS)
+_PVC_MEAN = sum(share * 0.5 * (fewest + most) for share, _step, fewest, most in _PVC_PATTERNS)
+_MAX_FOCI = 3
 
 
 @dataclass(frozen=True)
@@ -154,11 +168,13 @@ class RateModel:
 
 @dataclass(frozen=True)
 class Beats:
-    """Beats in a window: R-peak times (s), types ('N', 'V', 'A') and the preceding interval (s)."""
+    """Beats in a window: R-peak times (s), types ('N', 'V', 'A'), the preceding interval (s) and,
+    for ventricular beats, the ectopic focus (1, 2, ...; 0 for every other beat)."""
 
     times_s: FloatArray
     types: npt.NDArray[np.str_]
     rr_s: FloatArray
+    foci: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.times_s)
@@ -168,8 +184,10 @@ class RhythmModel:
     """Where the heart beats: sinus beats from ``heart``, AF episodes, premature ventricular beats.
 
     ``af_episodes`` carry the mean ventricular rate in AF (bpm) as magnitude; ``pvc_episodes`` add
-    to ``pvc_per_min``. All randomness derives from ``seed`` and is addressed by beat, so any time
-    window gives the same beats as a longer one that contains it.
+    to ``pvc_per_min`` (PVCs per minute on average, counting every PVC of couplets and runs).
+    ``pvc_foci`` (1-3) is the number of ectopic foci, each with its own QRS morphology. All
+    randomness derives from ``seed`` and is addressed by beat, so any time window gives the same
+    beats as a longer one that contains it.
     """
 
     def __init__(
@@ -180,7 +198,11 @@ class RhythmModel:
         af_episodes: Sequence[Episode] = (),
         pvc_per_min: float = 0.0,
         pvc_episodes: Sequence[Episode] = (),
+        pvc_foci: int = 2,
     ) -> None:
+        if not 1 <= pvc_foci <= _MAX_FOCI:
+            raise ValueError(f"pvc_foci must be 1 to {_MAX_FOCI}, not {pvc_foci}")
+        self.pvc_foci = pvc_foci
         self.heart = heart
         self.seed = seed
         self.af_episodes = tuple(af_episodes)
@@ -208,26 +230,70 @@ class RhythmModel:
         per_min = np.full(t.shape, self.pvc_per_min, dtype=np.float64)
         for episode in self.pvc_episodes:
             per_min += episode.value(t)
-        return np.clip(per_min / np.maximum(self.heart.rate(t), 1.0), 0.0, 0.3)
+        # Runs start at this share of sinus beats; each brings _PVC_MEAN PVCs on average.
+        return np.clip(per_min / np.maximum(self.heart.rate(t), 1.0) / _PVC_MEAN, 0.0, 0.2)
+
+    def _ectopic(self, number: npt.NDArray[np.int64], times: FloatArray) -> tuple[
+            npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """Which sinus beats (by number) a PVC pre-empts, and its focus: a pure function of the
+        numbers (runs that start before the window are found from their own keyed draws)."""
+        ectopic = np.zeros(number.shape, dtype=bool)
+        foci = np.zeros(number.shape, dtype=np.int64)
+        # Every beat that could start a run reaching these beats, at about its time (the sinus
+        # cycle near the beat, counted back).
+        back = np.arange(_PVC_SPAN + 1)
+        starts = number[:, None] - back[None, :]
+        valid = starts > 0
+        safe = np.maximum(starts, 0)
+        start_draw = keyed_uniform(self.seed, _PVC_KEY, safe)
+        cycle = 60.0 / np.maximum(self.heart.rate(times), 1.0)
+        chance = self._pvc_probability(times[:, None] - back[None, :] * cycle[:, None])
+        started = valid & (start_draw < chance)
+        if not started.any():
+            return ectopic, foci
+        kind_draw = keyed_uniform(self.seed, _PVC_KEY + 2, safe)
+        length_draw = keyed_uniform(self.seed, _PVC_KEY + 3, safe)
+        focus_draw = keyed_uniform(self.seed, _PVC_KEY + 4, safe)
+        edge = 0.0
+        for share, step, fewest, most in _PVC_PATTERNS:
+            kind = started & (kind_draw >= edge) & (kind_draw < edge + share)
+            edge += share
+            count = fewest + np.floor(length_draw * (most - fewest + 1)).astype(np.int64)
+            # Beat ``n`` is in a run starting ``back`` beats earlier when back is a multiple of the
+            # step below the run's reach.
+            inside = kind & (back[None, :] % step == 0) & (back[None, :] < step * count)
+            hit = inside.any(axis=1)
+            first = np.argmax(inside, axis=1)  # the latest run start reaching the beat decides its focus
+            focus = 1 + np.floor(focus_draw[np.arange(number.size), first] * self.pvc_foci).astype(np.int64)
+            foci = np.where(hit & ~ectopic, focus, foci)
+            ectopic |= hit
+        return ectopic, foci
 
     def beats(self, t_lo: float, t_hi: float) -> Beats:
         """Beats with R peaks in ``[t_lo, t_hi)`` seconds."""
         margin = 4.0
         times, number = self.heart.crossings(t_lo - margin, t_hi + margin)
         types = np.full(times.shape, "N", dtype="<U1")
+        foci = np.zeros(times.shape, dtype=np.int64)
         rr = 60.0 / np.maximum(self.heart.rate(times), 1.0)
         if len(times) > 1 and (self.pvc_per_min > 0.0 or self.pvc_episodes):
-            draw = keyed_uniform(self.seed, _PVC_KEY, np.maximum(number, 0))
-            ectopic = (draw < self._pvc_probability(times)) & (number > 0)
-            ectopic[0] = False
-            ectopic[1:] &= ~ectopic[:-1]  # no couplets: a PVC needs a sinus beat before it
+            ectopic, focus = self._ectopic(number, times)
+            ectopic[0] = False  # (the margin keeps the window's beats far from the first)
+            # No ventricular tachycardia: at most two PVCs in a row.
+            ectopic[2:] &= ~(ectopic[1:-1] & ectopic[:-2])
             at = np.nonzero(ectopic)[0]
-            coupling = 0.55 + 0.1 * keyed_uniform(self.seed, _PVC_KEY + 1, number[at])
-            interval = times[at] - times[at - 1]
+            coupling = 0.55 + 0.12 * keyed_uniform(self.seed, _PVC_KEY + 1, number[at])
+            sinus = times
             times = times.copy()
-            times[at] = times[at - 1] + coupling * interval
-            rr[at] = coupling * interval
+            # In order: the second PVC of a couplet follows the first (already moved) at its own
+            # coupling interval of the sinus cycle; the next sinus beat keeps its schedule.
+            for i, c in zip(at.tolist(), coupling.tolist(), strict=True):
+                times[i] = times[i - 1] + c * (sinus[i] - sinus[i - 1])
+                rr[i] = times[i] - times[i - 1]
             types[at] = "V"
+            foci[at] = focus[at]
+        after = np.nonzero(types[:-1] == "V")[0] + 1
+        rr[after] = times[after] - times[after - 1]  # the compensatory pause
         keep = np.ones(times.shape, dtype=bool)
         af_times: list[FloatArray] = []
         af_rr: list[FloatArray] = []
@@ -243,7 +309,8 @@ class RhythmModel:
         all_times = np.concatenate([times[keep], *af_times])
         all_types = np.concatenate([types[keep], *[np.full(len(a), "A", dtype="<U1") for a in af_times]])
         all_rr = np.concatenate([rr[keep], *af_rr])
+        all_foci = np.concatenate([foci[keep], *[np.zeros(len(a), dtype=np.int64) for a in af_times]])
         order = np.argsort(all_times, kind="stable")
-        all_times, all_types, all_rr = all_times[order], all_types[order], all_rr[order]
+        all_times, all_types, all_rr, all_foci = all_times[order], all_types[order], all_rr[order], all_foci[order]
         window = (all_times >= t_lo) & (all_times < t_hi)
-        return Beats(all_times[window], all_types[window], all_rr[window])
+        return Beats(all_times[window], all_types[window], all_rr[window], all_foci[window])

@@ -23,13 +23,13 @@ def numeric_batch(gateway: str, seq: int, patient: str, metric: str, unit: str, 
     return Batch(gateway, seq, patient, "dev-1", "test.device", (Stream.from_samples(metric, unit, samples),))
 
 
-def publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
-    """Publish ``(topic, payload)`` pairs at QoS 1 and wait for every PUBACK."""
+def publish(host: str, port: int, messages: list[tuple[str, bytes]], *, retain: bool = False) -> None:
+    """Publish ``(topic, payload)`` pairs at QoS 1 (retained if asked) and wait for every PUBACK."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect(host, port)
     client.loop_start()
     try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
         for info in infos:
             info.wait_for_publish(10)
     finally:

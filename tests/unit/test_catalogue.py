@@ -40,11 +40,31 @@ def test_catalogue_keys_are_metric_names() -> None:
         ("rr_interval", "ms", "8637-1", 147240, "MDC_ECG_TIME_PD_RR_GL"),
         ("ecg", "mV", None, 131330, "MDC_ECG_ELEC_POTL_II"),
         ("ppg", "1", None, 150452, "MDC_PULS_OXIM_PLETH"),
+        ("perfusion_index", "%", "61006-3", 150448, "MDC_PULS_OXIM_PERF_REL"),
     ],
 )
 def test_codes_and_units(name: str, unit: str, loinc: str | None, mdc_code: int, mdc_ref: str) -> None:
     metric = CATALOGUE[name]
     assert (metric.unit, metric.loinc, metric.mdc_code, metric.mdc_ref) == (unit, loinc, mdc_code, mdc_ref)
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "loinc", "low", "high"),
+    [
+        ("hrv_sdnn", "ms", "80404-7", 0.0, 1500.0),
+        ("hrv_rmssd", "ms", None, 0.0, 3000.0),
+        ("af_irregularity", "1", None, 0.0, 15.0),
+        ("ecg_sqi", "1", None, 0.0, 1.0),
+        ("ppg_sqi", "1", None, 0.0, 1.0),
+    ],
+)
+def test_gateway_indicators_have_no_mdc_term_and_a_slow_rate(
+    name: str, unit: str, loinc: str | None, low: float, high: float
+) -> None:
+    metric = CATALOGUE[name]
+    assert (metric.unit, metric.loinc, metric.mdc_code, metric.mdc_ref) == (unit, loinc, None, None)
+    assert metric.plausible == (low, high) and metric.kind is MetricKind.NUMERIC
+    assert metric.max_hz == 1.0  # the edge sends one per SQI window (>= 1 s) or per HRV interval (>= 10 s)
 
 
 def test_blood_glucose_is_molar() -> None:

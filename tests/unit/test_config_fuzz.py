@@ -45,6 +45,8 @@ VALID: dict[str, Any] = {
         "ecg": {"mains_hz": 60, "lowpass_hz": 40},
         "heart_rate": {"stages": ["validate", "swinging_door"], "deadband": 0.5},
     },
+    "publisher": {"ack_timeout_s": 20, "window": 32, "live_window_s": 10, "session_expiry_s": 3600,
+                  "reconnect_initial_s": 1, "reconnect_max_s": 30, "reconnect_jitter": 0.5},
 }
 
 PROFILES = load_library()

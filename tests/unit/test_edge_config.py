@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,48 @@ def test_defaults() -> None:
         5.0, None, None, (), {})
     assert config.zone() == dt.UTC
     assert config.status_path == Path("vitalbridge-spool.db.status.json")
+
+
+def test_publisher_settings_come_from_the_file_and_the_rest_default(tmp_path: Path) -> None:
+    from device_profiles.registry import DecoderRegistry
+    from edge.agent import EdgeAgent
+    from edge.publisher import PublisherSettings
+    from edge.transports import TransportRegistry
+
+    config = parse_config(_minimal(devices=[], batch_interval_s=2, publisher={
+        "ack_timeout_s": 10, "window": 8, "reconnect_max_s": 20, "reconnect_jitter": 0.5}))
+    assert config.publisher == {"ack_timeout_s": 10, "window": 8, "reconnect_max_s": 20, "reconnect_jitter": 0.5}
+    agent = EdgeAgent(dataclasses.replace(config, spool=":memory:"), profiles={}, decoders=DecoderRegistry(),
+                      transports=TransportRegistry())
+    try:
+        assert agent.publisher.settings == PublisherSettings(
+            ack_timeout_s=10, window=8, live_window_s=6.0, reconnect_max_s=20, reconnect_jitter=0.5)
+    finally:
+        agent.spool.close()
+    assert parse_config(_minimal()).publisher == {}
+    assert parse_config(_minimal(publisher={"live_window_s": 0})).publisher == {"live_window_s": 0}
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"window": 0}, "publisher.window: expected a number at least 1, not 0"),
+    ({"window": 2.5}, "publisher.window:"),
+    ({"ack_timeout_s": "30"}, "publisher.ack_timeout_s:"),
+    ({"reconnect_jitter": 1.5}, "publisher.reconnect_jitter: expected a number at most 1, not 1.5"),
+    ({"reconnect_initial_s": 10, "reconnect_max_s": 5},
+     "reconnect_max_s (5) must be at least reconnect_initial_s (10)"),
+    ({"acktimeout_s": 30}, "publisher.acktimeout_s: unknown field"),
+    ({"session_expiry_s": -1}, "publisher.session_expiry_s:"),
+])
+def test_publisher_mistakes_name_the_field(section: dict[str, Any], message: str) -> None:
+    assert message in _error(_minimal(publisher=section))
+
+
+def test_publisher_mistakes_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(_GOOD + "publisher:\n  ack_timeout_s: 30\n  window: -4\n")
+    line = len(_GOOD.splitlines()) + 3
+    with pytest.raises(ConfigError, match=rf"^{path}:{line}: publisher.window: expected a number at least 1, not -4"):
+        load_config(path)
 
 
 def test_status_file_defaults_to_beside_the_spool_and_can_be_set() -> None:

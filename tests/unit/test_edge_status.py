@@ -164,6 +164,11 @@ async def test_the_keeper_writes_what_the_agent_knows(tmp_path: Path, monkeypatc
         "home-1", True, False, None, os.getpid())
     assert status["spool"] == {"batches": 0, "oldest_unsent": None}
     assert [p["message"] for p in status["problems"]] == ["broker mqtt://127.0.0.1:1 unreachable; retrying in 1 s"]
+    assert status["thresholds"] == {"revision": None, "refused": 0}
+    await agent.receive_thresholds(b'{"v": 1, "revision": 5, "patients": {"p-1": {"spo2": [92]}}}')
+    await agent.receive_thresholds(b"not json")
+    await keeper.write()
+    assert read_status_file(config.status_path)["thresholds"] == {"revision": 5, "refused": 1}
 
     monkeypatch.setattr("time.time", lambda: NOW + 1)
     config_path = tmp_path / "gateway.yaml"

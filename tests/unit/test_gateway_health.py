@@ -274,3 +274,25 @@ async def test_status_and_events_pass_through_the_processor_and_bad_ones_are_dea
     assert store.device_health("gw-1")[0].battery == 80
     assert sorted(letter.reason.split(":")[0] for letter in store.dead_letters()) == ["health", "health"]
     await influx.aclose()
+
+
+async def test_a_gateway_offline_past_the_rules_time_raises_its_patients_alert_on_the_tick(store: Store) -> None:
+    from cloud.ingest import IngestProcessor
+    from cloud.rules import RuleEngine, build_rules
+
+    _apply(store, T0, _status("offline", 1.0),
+           devices=(DeviceSeen("gw-1", "ox-1", "pt-1", T0 - dt.timedelta(minutes=1)),))
+    rules = build_rules([{"type": "gateway_offline", "name": "gateway_offline", "offline_s": 1800,
+                          "severity": "warning"}])
+    influx = InfluxV1Client("http://127.0.0.1:9", "x")
+    now = [T0 + dt.timedelta(minutes=29)]
+    processor = IngestProcessor(store, influx, RuleEngine(rules), clock=lambda: int(now[0].timestamp() * 1e9))
+    facts = store.patient_facts(now[0], 900)
+    assert facts["pt-1"].gateway == "gw-1" and facts["pt-1"].gateway_status == "offline"
+    await processor.tick()
+    assert store.alerts() == []  # 29 minutes: not yet
+    now[0] = T0 + dt.timedelta(minutes=31)
+    await processor.tick()
+    (alert,) = store.alerts()
+    assert alert.patient == "pt-1" and alert.rule == "gateway_offline"
+    await influx.aclose()

@@ -77,11 +77,11 @@ def test_spot_check_vectors(payload: bytes, record: PlxSpotCheckMeasurement) -> 
 def test_spot_check_result_full() -> None:
     payload = b"\x0f\x61\x00\x48\x00" + STAMP_BYTES + b"\x80\x00\x00\x02\x00\x35\xf0"
     assert plx_spot_check_decoder(payload, CONTEXT) == DecodeResult(
-        samples=(Sample("spo2", STAMP_UTC_NS, 97.0), Sample("pulse_rate", STAMP_UTC_NS, 72.0)),
+        samples=(Sample("spo2", STAMP_UTC_NS, 97.0), Sample("pulse_rate", STAMP_UTC_NS, 72.0),
+                 Sample("perfusion_index", STAMP_UTC_NS, 5.3)),
         status={
             "measurement_status": ("validated_data",),
             "device_and_sensor_status": ("signal_analysis_ongoing",),
-            "pulse_amplitude_index_percent": 5.3,
         },
     )
 

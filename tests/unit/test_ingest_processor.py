@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from cloud.ingest import InboundMessage, IngestLimits, IngestProcessor, Outcome, TransientError, triage
 from cloud.ingest import Refused as RefusedVerdict
-from cloud.rules import RuleEngine, build_rules
+from cloud.rules import RuleEngine, build_rules, default_rule_config
 from cloud.store import BatchKey, IngestCommit, PatientLock, Store
 from cloud.timeseries import InfluxV1Client
 from vitals.codec import MAX_PAYLOAD_BYTES, encode_batch
@@ -75,9 +75,13 @@ async def influx(fake: FakeInflux) -> AsyncIterator[InfluxV1Client]:
         await client.aclose()
 
 
+# These tests were written for the first default rule: keep judging with it alone.
+_SPO2_RULE = [entry for entry in default_rule_config() if entry["name"] == "spo2_low_sustained"]
+
+
 @pytest.fixture
 def processor(store: Store, influx: InfluxV1Client) -> IngestProcessor:
-    return IngestProcessor(store, influx, RuleEngine(build_rules()), clock=lambda: NOW)
+    return IngestProcessor(store, influx, RuleEngine(build_rules(_SPO2_RULE)), clock=lambda: NOW)
 
 
 def _batch(seq: int = 1, values: Sequence[float] = (97.0, 96.0), *, gateway: str = "gw-1", epoch: str = "ep1",
@@ -329,10 +333,10 @@ async def test_a_restart_mid_episode_continues_the_same_alert_and_resolves_it_on
     store: Store, influx: InfluxV1Client
 ) -> None:
     start = NOW - 600 * S
-    before = IngestProcessor(store, influx, RuleEngine(build_rules()), clock=lambda: NOW)
+    before = IngestProcessor(store, influx, RuleEngine(build_rules(_SPO2_RULE)), clock=lambda: NOW)
     await before.process([_message(_batch(seq=1, values=[85.0] * 90, start_ns=start))])
     # A new process (as after a restart) with fresh rule objects: the state comes from the store.
-    after = IngestProcessor(store, influx, RuleEngine(build_rules()), clock=lambda: NOW)
+    after = IngestProcessor(store, influx, RuleEngine(build_rules(_SPO2_RULE)), clock=lambda: NOW)
     await after.process([_message(_batch(seq=2, values=[84.0] * 30, start_ns=start + 90 * S))])
     await after.process([_message(_batch(seq=3, values=[97.0] * 120, start_ns=start + 120 * S))])
     [alert] = store.alerts()

@@ -1,6 +1,6 @@
 """One direction of dependency: each package imports only what sits below it.
 
-vitals         -> nothing of ours; numpy, cbor2 and the standard library without I/O or clocks
+vitals         -> nothing of ours; numpy, cbor2, pydantic and the standard library without I/O or clocks
 device_profiles -> vitals
 edge, cloud, simulators -> vitals, device_profiles (edge and cloud never import each other)
 """
@@ -26,7 +26,7 @@ ALLOWED_OURS: dict[str, frozenset[str]] = {
 }
 
 # vitals is the pure kernel: besides these, only standard-library modules that do no I/O.
-VITALS_THIRD_PARTY = frozenset({"numpy", "cbor2"})
+VITALS_THIRD_PARTY = frozenset({"numpy", "cbor2", "pydantic"})
 IO_STDLIB = frozenset({
     "asyncio", "bz2", "concurrent", "ctypes", "dbm", "fcntl", "fileinput", "ftplib", "glob", "gzip", "http",
     "imaplib", "io", "logging", "lzma", "mailbox", "mmap", "multiprocessing", "os", "pathlib", "poplib", "pty",
@@ -77,7 +77,8 @@ def violations(package: str, source: str, path: str, module: str, is_package: bo
             if top in VITALS_THIRD_PARTY:
                 continue
             if top not in sys.stdlib_module_names:
-                found.append(f"{path}:{line}: vitals may use only numpy, cbor2 and the standard library, not {name}")
+                found.append(f"{path}:{line}: vitals may use only numpy, cbor2, pydantic and the standard library, "
+                             f"not {name}")
             elif top in IO_STDLIB or any(name == io or name.startswith(io + ".") for io in IO_STDLIB):
                 found.append(f"{path}:{line}: vitals must do no I/O or clock reads, but imports {name}")
     return found
@@ -105,7 +106,8 @@ def test_package_imports_only_what_sits_below_it(package: str) -> None:
         ("vitals", "import socket\n", ["x.py:1: vitals must do no I/O or clock reads, but imports socket"]),
         ("vitals", "from urllib.request import urlopen\n",
          ["x.py:1: vitals must do no I/O or clock reads, but imports urllib.request"]),
-        ("vitals", "import yaml\n", ["x.py:1: vitals may use only numpy, cbor2 and the standard library, not yaml"]),
+        ("vitals", "import yaml\n",
+         ["x.py:1: vitals may use only numpy, cbor2, pydantic and the standard library, not yaml"]),
         ("vitals", "from device_profiles import errors\n", ["x.py:1: vitals must not import device_profiles"]),
         ("vitals", "from urllib.parse import urlsplit\nimport numpy as np\nimport cbor2, math\n", []),
         ("edge", "from vitals.codec import encode_batch\nfrom device_profiles import registry\n", []),

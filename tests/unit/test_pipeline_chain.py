@@ -69,7 +69,13 @@ def test_ecg_yields_lossless_ecg_heart_rate_and_rr_that_the_wire_carries() -> No
     by_metric: dict[str, list[Stream]] = {}
     for stream in out:
         by_metric.setdefault(stream.metric, []).append(stream)
-    assert set(by_metric) == {"ecg", "heart_rate", "rr_interval"}
+    assert set(by_metric) == {"ecg", "heart_rate", "rr_interval", "ecg_sqi", "hrv_sdnn", "hrv_rmssd",
+                              "af_irregularity"}
+    sqi = np.concatenate([s.values for s in by_metric["ecg_sqi"]])
+    assert sqi.size == 8 and np.all(sqi == 1.0)  # one per 5 s window of a clean ECG
+    # A perfectly regular rhythm: no variability at all, once 32 intervals are in.
+    for metric in ("hrv_sdnn", "hrv_rmssd", "af_irregularity"):
+        assert np.concatenate([s.values for s in by_metric[metric]]).tolist() == [0.0]
     waveform = by_metric["ecg"]
     assert all(s.scale == 0.001 and s.rate_hz == fs for s in waveform)
     assert sum(len(s) for s in waveform) == ecg.size

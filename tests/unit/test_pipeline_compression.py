@@ -121,3 +121,20 @@ def test_a_threshold_crossing_is_kept_at_once_while_smoothing_holds_readings_bac
     kept = door.take()
     assert kept[-1] == (4 * SECOND, 88.0, 0)  # the alert reading goes out with the push that brought it
     assert door.pending == 0
+
+
+def test_a_reading_after_a_long_gap_then_a_tick_is_kept_once_not_a_crash() -> None:
+    # The reading after the gap waits for its median; the tick releases it, it is due as a heartbeat
+    # by itself, and nothing is left to end the segment with.
+    compressor = SwingingDoorCompressor(deviation=1.0, deadband=0.0, heartbeat_ns=300 * SECOND,
+                                        thresholds=Thresholds(90.0, None), smooth_half_window=2)
+    for second in range(10):
+        compressor.push(second * SECOND, 97.0, 0)
+    compressor.flush(11 * SECOND)
+    compressor.push(1000 * SECOND, 97.0, 0)
+    compressor.flush(1001 * SECOND)
+    kept = compressor.take()
+    assert kept[-1] == (1000 * SECOND, 97.0, int(Quality.HEARTBEAT))
+    assert [t for t, _v, _q in kept].count(1000 * SECOND) == 1
+    compressor.flush(2000 * SECOND, final=True)
+    assert compressor.take() == [] and compressor.pending == 0

@@ -44,7 +44,7 @@ def test_waveform_samples_out_of_range_are_clamped_and_flagged() -> None:
 def test_lead_off_is_a_long_flat_line_and_saturation_a_railed_sample() -> None:
     chain = _stage("ecg", "lead_check", lead_off_s=0.02, rails=[-5.0, 5.0])  # 5 samples at 250 Hz
     first = chain.process(Stream.regular("ecg", "mV", T0, 250.0, [0.1, 0.2, 0.3, 0.3, 0.3]))
-    second = chain.process(Stream.regular("ecg", "mV", T0, 250.0, [0.3, 0.3, 0.4, 5.0, 0.1]))
+    second = chain.process(Stream.regular("ecg", "mV", T0 + 20_000_000, 250.0, [0.3, 0.3, 0.4, 5.0, 0.1]))
     low = int(Quality.LOW_SIGNAL_QUALITY)
     assert first[0].quality.tolist() == [0, 0, 0, 0, 0]
     # The run of 0.3 reaches 5 samples at the second sample of the second chunk.

@@ -22,10 +22,9 @@ LINE = (b"02/22/16 22:47:45 SN=0000056661 SPO2=098% BPM=097 PI=03.60% SPCO=--.-%
 
 def test_masimo_line_from_the_manual_decodes_whole() -> None:
     assert decode_masimo_ascii1(LINE, DecodeContext(T)) == DecodeResult(
-        samples=(Sample("spo2", T, 98.0), Sample("pulse_rate", T, 97.0)),
+        samples=(Sample("spo2", T, 98.0), Sample("pulse_rate", T, 97.0), Sample("perfusion_index", T, 3.6)),
         status={"device_time": "02/22/16 22:47:45", "alarm": 0, "exceptions": ["set_mode"],
-                "serial_number": "0000056661", "perfusion_index_percent": 3.6,
-                "spco_percent": None, "spmet_percent": None},
+                "serial_number": "0000056661", "spco_percent": None, "spmet_percent": None},
     )
 
 
@@ -128,6 +127,7 @@ def test_cli_decodes_a_serial_capture(capsys: pytest.CaptureFixture[str]) -> Non
     assert captured.out.splitlines() == [
         '{"metric": "spo2", "value": 98.0, "unit": "%", "time_ns": 9, "quality": 0, "source": "ascii1"}',
         '{"metric": "pulse_rate", "value": 97.0, "unit": "/min", "time_ns": 9, "quality": 0, "source": "ascii1"}',
+        '{"metric": "perfusion_index", "value": 3.6, "unit": "%", "time_ns": 9, "quality": 0, "source": "ascii1"}',
     ]
     assert "starts with MM/DD/YY" in captured.err
     assert main(["profiles", "decode", "masimo.rad8", "4250 4D3D 300D 0A"]) == 1

@@ -7,6 +7,8 @@ import pytest
 from scipy import signal as sps
 
 from simulators.signals import Episode, Event, noise, numerics, simulate_ecg, simulate_ppg
+from simulators.signals.ecg import render_beats
+from simulators.signals.rhythm import Beats, RateModel, RhythmModel
 
 
 def _rr(sim_r_peaks: np.ndarray, fs: float) -> np.ndarray:
@@ -56,26 +58,99 @@ def test_af_rr_irregularity_clearly_above_sinus(sinus: object) -> None:
     assert af.events[0] == ("af", 0.0, 300.0)
 
 
-def test_r_peaks_sit_on_local_maxima_of_clean_ecg() -> None:
+def test_r_peaks_sit_on_the_main_deflection_of_clean_ecg() -> None:
     for rhythm, pvc in (("sinus", 6.0), ("af", 0.0)):
         sim = simulate_ecg(120.0, 500.0, heart_rate=80.0, rhythm=rhythm, pvc_per_min=pvc, seed=11)
         for peak in sim.r_peaks:
             lo, hi = max(peak - 2, 0), min(peak + 3, len(sim.signal))
-            window = sim.signal[max(peak - 25, 0) : peak + 26]
-            assert sim.signal[lo:hi].max() == pytest.approx(window.max())
+            window = np.abs(sim.signal[max(peak - 25, 0) : peak + 26])
+            assert np.abs(sim.signal[lo:hi]).max() == pytest.approx(window.max())
 
 
-def test_pvcs_are_premature_with_compensatory_pause() -> None:
+def _qrs_width_ms(x: np.ndarray, r: int, fs: float) -> float:
+    """QRS duration: the span around the R peak where the ECG stays beyond 5 % of the R amplitude
+    (dips shorter than 20 ms, where the QRS crosses zero, stay inside)."""
+    above = np.abs(x) > 0.05 * abs(x[r])
+    quiet = round(0.02 * fs)
+    lo = hi = r
+    while lo > quiet and above[lo - quiet:lo].any():
+        lo -= 1
+    while hi + 1 + quiet < x.size and above[hi + 1:hi + 1 + quiet].any():
+        hi += 1
+    return 1e3 * (hi - lo) / fs
+
+
+def _one_beat(kind: str, focus: int, fs: float = 1000.0) -> np.ndarray:
+    # One beat after a long cycle, so its T wave stands well clear of the QRS.
+    beats = Beats(np.array([1.0]), np.array([kind]), np.array([1.2]), np.array([focus]))
+    return render_beats(0, round(2.5 * fs), fs, beats, np.ones(1))
+
+
+def test_ventricular_qrs_is_wide_large_and_has_a_discordant_t_wave() -> None:
+    fs = 1000.0
+    sinus = _one_beat("N", 0)
+    assert 80.0 <= _qrs_width_ms(sinus, 1000, fs) <= 110.0
+    polarities = set()
+    for focus in (1, 2, 3):
+        x = _one_beat("V", focus)
+        assert 120.0 <= _qrs_width_ms(x, 1000, fs) <= 200.0, focus
+        main = x[1000]
+        assert abs(main) > 1.25 * abs(sinus[1000])  # larger than the sinus QRS
+        assert np.abs(x[1000 - 60:1000 + 60]).max() == pytest.approx(abs(main), rel=0.01)  # main deflection at R
+        assert np.abs(x[700:880]).max() < 0.01 < 0.05 < sinus[700:880].max()  # no P wave (the sinus beat has one)
+        t_wave = x[1200:1600]
+        t_peak = t_wave[np.argmax(np.abs(t_wave))]
+        assert abs(t_peak) > 0.2 and np.sign(t_peak) == -np.sign(main)  # discordant
+        polarities.add(float(np.sign(main)))
+    assert polarities == {1.0, -1.0}  # upright and inverted foci
+
+
+def test_pvcs_come_alone_in_couplets_bigeminy_and_trigeminy_from_several_foci() -> None:
+    sim = simulate_ecg(1800.0, 250.0, heart_rate=70.0, heart_rate_std=1.0, pvc_per_min=6.0, pvc_foci=3, seed=3)
+    pattern = "".join(sim.beat_types.tolist())
+    assert "NVVN" in pattern  # couplet
+    assert "VVV" not in pattern  # never a run of three (ventricular tachycardia)
+    assert "NVNVNVN" in pattern  # bigeminy
+    assert "NNVNNVNNVNN" in pattern  # trigeminy
+    assert "NVN" in pattern  # alone
+    v = sim.beat_types == "V"
+    assert set(np.unique(sim.beat_foci[v]).tolist()) == {1, 2, 3}
+    assert np.all(sim.beat_foci[~v] == 0)
+    assert 4.0 * 30 < v.sum() < 8.0 * 30  # about 6 a minute
+
+
+def test_pvcs_are_premature_with_full_compensatory_pause() -> None:
     sim = simulate_ecg(600.0, 250.0, heart_rate=70.0, heart_rate_std=1.0, pvc_per_min=3.0, seed=5)
     types = sim.beat_types
-    at = np.nonzero(types == "V")[0]
-    at = at[(at > 0) & (at < len(types) - 1)]
-    assert 10 < len(at) < 60
     rr = np.diff(sim.r_peaks) / sim.fs
-    coupling = rr[at - 1]
-    pause = rr[at]
+    cycle = 60.0 / 70.0
+    # Isolated PVCs: the sinus beats around one are two cycles apart (the sinus node keeps time).
+    at = np.array([i for i in range(1, len(types) - 1) if types[i - 1] == "N" == types[i + 1] and types[i] == "V"])
+    assert 10 < len(at) < 60
+    coupling, pause = rr[at - 1], rr[at]
     assert np.all(coupling < 0.75 * np.median(rr))
-    assert np.all(coupling + pause == pytest.approx(2 * 60.0 / 70.0, rel=0.12))
+    assert np.all(pause > 1.2 * cycle)
+    assert np.all(coupling + pause == pytest.approx(2 * cycle, rel=0.12))
+    # Couplets: the sinus beats around them are three cycles apart.
+    pairs = np.array([i for i in range(1, len(types) - 2) if types[i - 1] == "N" == types[i + 2]
+                      and types[i] == "V" == types[i + 1]])
+    if pairs.size:
+        assert np.all(rr[pairs - 1] + rr[pairs] + rr[pairs + 1] == pytest.approx(3 * cycle, rel=0.12))
+
+
+def test_pvcs_are_the_same_in_any_window() -> None:
+    model = RhythmModel(RateModel(75.0), seed=9, pvc_per_min=10.0, pvc_foci=3)
+    whole = model.beats(0.0, 300.0)
+    part = model.beats(97.3, 181.9)
+    inside = (whole.times_s >= 97.3) & (whole.times_s < 181.9)
+    assert np.array_equal(part.times_s, whole.times_s[inside])
+    assert np.array_equal(part.types, whole.types[inside])
+    assert np.array_equal(part.foci, whole.foci[inside])
+
+
+def test_rhythm_rejects_a_bad_number_of_foci() -> None:
+    with pytest.raises(ValueError, match="pvc_foci"):
+        RhythmModel(RateModel(75.0), seed=1, pvc_foci=0)
 
 
 def test_ecg_is_deterministic_by_seed() -> None:

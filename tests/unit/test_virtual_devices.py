@@ -234,7 +234,9 @@ def test_masimo_rad8_prints_a_line_per_reading_with_its_local_clock() -> None:
     results = _decode("masimo.rad8", _framed("masimo.rad8", writes))
     assert results[1].status["device_time"] == "11/14/23 23:13:21"
     assert _samples(results) == [Sample("spo2", T0, 97.0), Sample("pulse_rate", T0, 72.0),
-                                 Sample("spo2", T0 + S, 98.0), Sample("pulse_rate", T0 + S, 73.0)]
+                                 Sample("perfusion_index", T0, 2.5),
+                                 Sample("spo2", T0 + S, 98.0), Sample("pulse_rate", T0 + S, 73.0),
+                                 Sample("perfusion_index", T0 + S, 2.5)]
 
 
 # -- choosing the virtual device ------------------------------------------------------------------

@@ -25,7 +25,7 @@ _ENVIRONMENT_HELP = (
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
     "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_REGISTRY (enforce|off), "
     "VB_REGISTRY_CACHE_S, VB_AUTH_SECRET or VB_AUTH_SECRET_FILE, VB_ACCESS_TOKEN_MINUTES, VB_REFRESH_TOKEN_DAYS, "
-    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS."
+    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS, VB_RULES."
 )
 
 
@@ -46,6 +46,9 @@ def add_parser(subparsers: Any) -> None:
             command.add_argument("--client-id", help="MQTT client id of this ingest; keep it stable across restarts "
                                  "so the broker keeps its session; by default vitalbridge-ingest-HOST[-INDEX] "
                                  "(VB_INGEST_CLIENT_ID)")
+            command.add_argument("--rules", dest="rules_file", metavar="FILE",
+                                 help="YAML rules file (see `vitalbridge rules list`); default: the built-in "
+                                 "rule set (VB_RULES)")
             command.add_argument("--worker-index", type=int, help="this worker's number when several run on one host "
                                  "(VB_INGEST_WORKER_INDEX)")
             command.add_argument("--shared-group", help="shared-subscription group the ingest workers split the "
@@ -71,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
             database_url=args.database_url, http_host=args.http_host, http_port=args.http_port,
             client_id=getattr(args, "client_id", None), shared_group=getattr(args, "shared_group", None),
             worker_index=getattr(args, "worker_index", None),
+            rules_file=getattr(args, "rules_file", None),
         )
         config.token_secret()  # an unreadable or short key file is a setting error, said now
         config.alerting_context()  # a mistake in the alerting policy file stops here, in one line

@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
+from edge.pipeline._gaps import WaveformClock
 from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import PipelineConfigError, Stage
 from edge.pipeline._streams import replace_values
@@ -56,6 +57,7 @@ class LeadCheckStage(Stage):
         else:
             raise PipelineConfigError(f"{self.metric.name}.rails: expected [low, high]")
         self._last_value: float | None = None
+        self._clock = WaveformClock()
         self._run = 0  # identical samples so far, ending at the last sample seen
         self.lead_off = False
 
@@ -66,6 +68,8 @@ class LeadCheckStage(Stage):
         values = stream.values
         rate = stream.rate_hz or 1.0
         limit = max(round(self.lead_off_s * rate), 2)
+        if self._clock.starts_afresh(stream):
+            self._last_value, self._run = None, 0  # a flat run does not go on across a gap
         # Run length of identical values at each sample, continuing the previous chunk's run.
         same = np.empty(values.size, dtype=bool)
         same[0] = self._last_value is not None and values[0] == self._last_value

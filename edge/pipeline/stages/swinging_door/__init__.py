@@ -4,7 +4,9 @@ Options: ``deviation`` (default the catalogue resolution) and ``deadband`` (defa
 reading is reproduced by linear interpolation of the kept ones within ``2 * deadband + deviation``
 (one resolution step by default). ``thresholds`` (``{low, high}``,
 defaults in :data:`edge.pipeline.thresholds.DEFAULT_THRESHOLDS`): readings beyond them, and the
-first back inside, are kept exactly and at once. ``heartbeat_s`` (300): the newest reading is
+first back inside, are kept exactly and at once. The patient's threshold levels from the cloud
+(:meth:`SwingingDoorStage.set_threshold_levels`): every reading that crosses one (or lands on it)
+is kept exactly and at once. ``heartbeat_s`` (300): the newest reading is
 sent, flagged ``Quality.HEARTBEAT``, when nothing was sent for that long. Flagged readings are
 always kept. ``smooth_half_window`` (h; default 2 for the 1 Hz monitor metrics in
 :data:`SMOOTHED_METRICS`, else 0): segments may end on the centred median of 2h + 1 readings instead
@@ -68,6 +70,10 @@ class SwingingDoorStage(Stage):
     def held(self) -> int:
         """Readings held back (at most two plus the smoothing half window)."""
         return self.compressor.pending
+
+    def set_threshold_levels(self, levels: tuple[float, ...]) -> None:
+        """Keep every crossing of ``levels`` (the patient's thresholds from the cloud) exactly."""
+        self.compressor.thresholds = self.compressor.thresholds.with_levels(levels)
 
     def process(self, stream: Stream) -> list[Stream]:
         """Feed the chunk; return the readings kept so far."""

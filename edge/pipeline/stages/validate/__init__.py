@@ -5,7 +5,10 @@ reading are rejected and counted by reason (``rejected.below_plausible`` ...): t
 whole batch that holds an impossible value. A reading that changed faster than the catalogue's
 ``max_rate`` is kept and flagged ``Quality.RATE_OF_CHANGE``. Waveform samples cannot be dropped
 without breaking the sample clock, so out-of-range samples are clamped to the range and flagged
-``Quality.ARTIFACT`` (``clamped``), non-finite ones set to 0 and flagged (``not_finite``).
+``Quality.ARTIFACT`` (``clamped``), non-finite ones set to 0 and flagged (``not_finite``). A waveform
+chunk that does not follow on from the one before (its first time more than two sample periods from
+where the previous chunk's clock leads, as when a device reconnects) has its first sample flagged
+``Quality.GAP`` (``gaps``), so the stages after it, and the cloud, know the samples before it are missing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edge.pipeline._gaps import WaveformClock
 from edge.pipeline._options import PositiveNumber, StageOptions
 from edge.pipeline._stage import Stage
 from edge.pipeline._streams import replace_values
@@ -42,6 +46,7 @@ class ValidateStage(Stage):
         self.max_rate = self.metric.max_rate if rate is None else self._option_float("max_rate")
         self._last_time: int | None = None
         self._last_value: float | None = None
+        self._clock = WaveformClock()
 
     def process(self, stream: Stream) -> list[Stream]:
         """Return the chunk without impossible readings (numeric) or with them clamped (waveform)."""
@@ -56,9 +61,18 @@ class ValidateStage(Stage):
         values = stream.values
         finite = np.isfinite(values)
         outside = finite & ((values < low) | (values > high))
+        gap = self._clock.starts_afresh(stream)
+        if gap:
+            self.counters["gaps"] += 1
         if finite.all() and not outside.any():
-            return stream
+            if not gap or stream.quality[0] & Quality.GAP:
+                return stream
+            quality = stream.quality.copy()
+            quality[0] |= np.uint8(Quality.GAP)
+            return replace_values(stream, values, quality, stream.scale)
         quality = stream.quality.copy()
+        if gap:
+            quality[0] |= np.uint8(Quality.GAP)
         quality[~finite | outside] |= np.uint8(Quality.ARTIFACT)
         if stream.scale is not None:
             # Keep clamped values exact multiples of the scale (the wire sends integers).
