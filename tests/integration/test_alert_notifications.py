@@ -41,7 +41,8 @@ async def test_a_hypoxia_episode_sends_one_email_and_one_webhook_and_an_ack_sile
             database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=free_port(),
             client_id=unique_name("ingest-"), max_wait_ms=20.0, alerting=policy, smtp_host="127.0.0.1",
             smtp_port=mailbox.port, smtp_from="alerts@vitalbridge.test", webhook_secret=SECRET,
-            alert_tick_s=0.2, notify_poll_s=0.1, registry="off",  # the registry is tests/integration/test_registry.py's
+            alert_tick_s=0.2, notify_poll_s=0.1, shared_group=unique_name("group-"),
+            registry="off",  # the registry is tests/integration/test_registry.py's
         )
         service = CloudService(config, clock=lambda: time.time_ns() + offset[0])
         await service.start()

@@ -24,7 +24,8 @@ async def pg_cloud(stack: LocalStack, postgres: PostgreSQL,
     database = unique_name("cloud")
     config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbtest"),
                          database_url=postgres.create_database(database), http_port=free_port(),
-                         client_id=unique_name("ingest-"), registry="off")
+                         client_id=unique_name("ingest-"), registry="off",
+                         shared_group=unique_name("group-"))  # earlier tests' sessions are not its workers
     service = CloudService(config)
     await service.start()
     try:
