@@ -31,7 +31,7 @@ async def enforcing(stack: Any, tmp_path: Path, unique_name: Callable[[str], str
     config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbreg"),
                          database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=free_port(),
                          client_id=unique_name("ingest-"), registry="enforce", registry_cache_s=0.2,
-                         auth_secret="s" * 32)
+                         auth_secret="s" * 32, shared_group=unique_name("group-"))
     service = CloudService(config)
     await service.start()
     try:
