@@ -20,11 +20,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from cloud.alerting import (
     AlertClock,
@@ -40,7 +40,8 @@ from cloud.alerting import (
     WebhookChannel,
     load_policy,
 )
-from cloud.api import create_app, create_ops_app
+from cloud.api import create_app, create_ops_app, default_security
+from cloud.auth.policy import SecurityContext
 from cloud.ingest import (
     BrokerUnavailable,
     IngestLimits,
@@ -51,6 +52,7 @@ from cloud.ingest import (
     MqttIngestClient,
     WorkerSettings,
 )
+from cloud.registry import GatewayBindings, Registry
 from cloud.rules import RuleEngine, build_rules, load_rules_file
 from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
@@ -58,7 +60,7 @@ from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
 from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_STATUS, shared_subscription
 
-__all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable"]
+__all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable", "http_server_options"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,18 @@ _ENVIRONMENT = {
     "VB_DEAD_LETTER_DAYS": "dead_letter_days",
     "VB_DEAD_LETTER_PAYLOAD_DAYS": "dead_letter_payload_days",
     "VB_DEAD_LETTER_MAX": "dead_letter_max",
+    "VB_REGISTRY": "registry",
+    "VB_REGISTRY_CACHE_S": "registry_cache_s",
+    "VB_AUTH_SECRET": "auth_secret",
+    "VB_AUTH_SECRET_FILE": "auth_secret_file",
+    "VB_ACCESS_TOKEN_MINUTES": "access_token_minutes",
+    "VB_REFRESH_TOKEN_DAYS": "refresh_token_days",
+    "VB_AUDIT_DAYS": "audit_days",
+    "VB_TLS_CERT": "tls_cert",
+    "VB_TLS_KEY": "tls_key",
+    "VB_HSTS": "hsts",
+    "VB_CORS_ORIGINS": "cors_origins",
+    "VB_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "VB_ALERTING_POLICY": "alerting_policy",
     "VB_NOTIFY": "notify",
     "VB_ALERT_TICK_S": "alert_tick_s",
@@ -106,6 +120,7 @@ _ENVIRONMENT = {
     "VB_WEBHOOK_SECRET": "webhook_secret",
     "VB_RULES": "rules_file",
 }
+_SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
 _FLAGS = {"http_host": "--host", "http_port": "--port", "rules_file": "--rules"}
 
@@ -143,6 +158,41 @@ class CloudConfig(BaseModel):
     dead_letter_payload_days: float = Field(7.0, ge=0)
     dead_letter_max: int = Field(10_000, ge=1)
     rules: list[dict[str, Any]] | None = None
+    registry: Literal["enforce", "off"] = Field(
+        "enforce", description="enforce: refuse batches of unknown or revoked gateways and of patients not bound "
+        "to their gateway; off: take every batch whose topic and body name the same gateway")
+    registry_cache_s: float = Field(5.0, ge=0, le=3600, description="how long the ingest trusts a gateway lookup")
+    auth_secret: SecretStr | None = Field(None, description="HS256 key of the access tokens (32+ bytes)")
+    auth_secret_file: str | None = Field(None, description="a file holding auth_secret")
+    access_token_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    refresh_token_days: float = Field(14.0, gt=0, le=365)
+    audit_days: float = Field(6 * 366.0, gt=0, description="how long audit rows are kept (pruning keeps the chain)")
+    tls_cert: str | None = Field(None, description="PEM certificate chain: serve HTTPS (with tls_key)")
+    tls_key: str | None = Field(None, description="PEM private key of tls_cert")
+    hsts: bool | None = Field(None, description="send Strict-Transport-Security; default: when serving TLS")
+    cors_origins: list[str] = Field(default_factory=list, description="origins browsers may call the API from")
+    forwarded_allow_ips: str | None = Field(
+        None, description="addresses of trusted reverse proxies whose X-Forwarded-For/-Proto are believed")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("auth_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> CloudConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
     alerting_policy: Path | None = Field(None, description="YAML file: escalation, recipients, inhibition")
     alerting: AlertingPolicy | None = Field(None, description="the policy itself (instead of a file)")
     notify: bool = Field(True, description="run the alert clock and the notifier beside the ingest")
@@ -181,7 +231,8 @@ class CloudConfig(BaseModel):
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
-            raise ConfigError(f"{_source(field, flags)}: {error['msg']} (got {error.get('input')!r})") from None
+            shown = "a hidden value" if field in _SECRETS else repr(error.get("input"))
+            raise ConfigError(f"{_source(field, flags)}: {error['msg']} (got {shown})") from None
         if config.rules_file:
             try:
                 rules = load_rules_file(pathlib.Path(config.rules_file))
@@ -190,10 +241,38 @@ class CloudConfig(BaseModel):
             config.rules = [rule.model_dump(mode="json") for rule in rules]
         return config
 
+    def token_secret(self) -> bytes | None:
+        """The access tokens' key: ``auth_secret``, or the contents of ``auth_secret_file``; None when neither
+        is set (then the API makes a random key, and tokens end with the process). Raises :class:`ConfigError`."""
+        if self.auth_secret is not None:
+            return self.auth_secret.get_secret_value().encode()
+        if self.auth_secret_file is None:
+            return None
+        try:
+            secret = Path(self.auth_secret_file).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"VB_AUTH_SECRET_FILE: cannot read {self.auth_secret_file}: {exc.strerror}") from None
+        if len(secret) < 32:
+            raise ConfigError(f"VB_AUTH_SECRET_FILE: {self.auth_secret_file} holds fewer than 32 bytes")
+        return secret
+
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the API serves HTTPS itself."""
+        return self.tls_cert is not None
+
     def to_env(self) -> dict[str, str]:
         """The ``VB_*`` variables that give another process this configuration (unset fields are left out)."""
-        values = self.model_dump()
-        return {name: str(values[field]) for name, field in _ENVIRONMENT.items() if values.get(field) is not None}
+        env: dict[str, str] = {}
+        for name, field in _ENVIRONMENT.items():
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()  # a worker process needs the key itself
+            elif isinstance(value, list):
+                value = ",".join(value)
+            if value is not None:
+                env[name] = str(value)
+        return env
 
     def ingest_client_id(self) -> str:
         """The MQTT client id: as configured, else ``vitalbridge-ingest-<host>[-<worker index>]``.
@@ -266,6 +345,7 @@ class CloudService:
         self.worker: IngestWorker | None = None
         self.client: MqttIngestClient | None = None
         self.metrics: IngestMetrics | None = None
+        self.security: SecurityContext | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
@@ -284,7 +364,8 @@ class CloudService:
         port = self.config.http_port
         if self._server is not None and self._server.servers:
             port = self._server.servers[0].sockets[0].getsockname()[1]
-        return f"http://{self.config.http_host}:{port}"
+        scheme = "https" if self.config.serves_tls else "http"
+        return f"{scheme}://{self.config.http_host}:{port}"
 
     @property
     def stats(self) -> IngestStats:
@@ -307,11 +388,18 @@ class CloudService:
             raise ServiceUnavailable(str(exc)) from None
         if self.run_ingest:
             await self._start_ingest()
-        app = (create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
-                          registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s)
-               if self.run_api else create_ops_app(self.health, self.registry))
-        server_config = uvicorn.Config(app, host=config.http_host, port=config.http_port, log_level="warning",
-                                       lifespan="off")
+        if self.run_api:
+            self.security = _security(config, self.store)
+            app = create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
+                             registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
+                             security=self.security,
+                             hsts=config.hsts if config.hsts is not None else config.serves_tls,
+                             cors_origins=config.cors_origins)
+            self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
+                                                   name="audit-retention"))
+        else:
+            app = create_ops_app(self.health, self.registry)
+        server_config = uvicorn.Config(app, **http_server_options(config))
         self._server = _QuietServer(server_config)
         http = asyncio.create_task(self._server.serve(), name="http")
         self._tasks.append(http)
@@ -329,9 +417,11 @@ class CloudService:
         assert self.store is not None and self.influx is not None
         # The alert lifecycle shows a pending alert while a rule's `for` delay runs (and closes it unfired).
         engine = RuleEngine(build_rules(config.rules), pending=True)
+        bindings = (GatewayBindings(Registry(self.store.engine), ttl_s=config.registry_cache_s).lookup
+                    if config.registry == "enforce" else None)
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values),
-                                         gateway_silent_s=config.gateway_silent_s)
+                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings)
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
                                        max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
@@ -366,6 +456,16 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("alert-clock", self.alert_clock.run, None),
                                                name="alert-clock"))
         self._tasks.append(asyncio.create_task(self._supervise("notifier", self.notifier.run, None), name="notifier"))
+
+    async def _audit_retention(self) -> None:
+        # Hourly: drop audit rows past their retention (the chain's anchor moves with them).
+        assert self.security is not None
+        keep = dt.timedelta(days=self.config.audit_days)
+        while True:
+            removed = await asyncio.to_thread(self.security.audit.prune, self.security.clock() - keep)
+            if removed:
+                log.info("audit retention: removed %d rows older than %.0f days", removed, self.config.audit_days)
+            await asyncio.sleep(3600)
 
     async def _reconnect(self) -> None:
         # A failed loop may hold messages it never acknowledged: a new session gets them redelivered.
@@ -446,6 +546,29 @@ class CloudService:
             await self.influx.aclose()
         if self.store is not None:
             self.store.close()
+
+
+def http_server_options(config: CloudConfig) -> dict[str, Any]:
+    """uvicorn's settings for ``config``: address, TLS files, and which proxies' forwarded headers to believe."""
+    options: dict[str, Any] = {"host": config.http_host, "port": config.http_port, "log_level": "warning",
+                               "lifespan": "off", "server_header": False}
+    if config.serves_tls:
+        options.update(ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
+    if config.forwarded_allow_ips:
+        options.update(proxy_headers=True, forwarded_allow_ips=config.forwarded_allow_ips)
+    else:
+        options.update(proxy_headers=False)  # a client's own X-Forwarded-For must not choose its audited address
+    return options
+
+
+def _security(config: CloudConfig, store: Store) -> SecurityContext:
+    context: SecurityContext = default_security(
+        store, secret=config.token_secret(), token_ttl=dt.timedelta(minutes=config.access_token_minutes),
+        refresh_ttl=dt.timedelta(days=config.refresh_token_days))
+    if config.token_secret() is None:
+        log.warning("no VB_AUTH_SECRET or VB_AUTH_SECRET_FILE: access tokens are signed with a random key and "
+                    "stop working when this process ends (and are not accepted by other API processes)")
+    return context
 
 
 def _safe_url(url: str) -> str:

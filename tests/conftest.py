@@ -69,7 +69,8 @@ def unique_name() -> Callable[[str], str]:
 
 @pytest.fixture
 async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], str]) -> AsyncIterator[object]:
-    """A running cloud service (ingest + API) on its own database and InfluxDB database."""
+    """A running cloud service (ingest + API) on its own database and InfluxDB database, taking batches from
+    unregistered gateways (``registry="off"``)."""
     from cloud.service import CloudConfig, CloudService
 
     config = CloudConfig(
@@ -79,6 +80,7 @@ async def cloud(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], 
         database_url=f"sqlite:///{tmp_path / 'cloud.db'}",
         http_port=free_port(),
         client_id=unique_name("ingest-"),
+        registry="off",  # these tests are about the ingest's mechanics; tests/integration/test_registry.py enforces
         shared_group=unique_name("group-"),  # a group of its own: earlier tests' sessions are not its workers
     )
     service = CloudService(config)

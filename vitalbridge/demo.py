@@ -11,12 +11,15 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud.auth import Role
+from cloud.registry import Gateway, Patient
 from cloud.service import CloudConfig, CloudService
 from cloud.store import AlertQuery
 from cloud.timeseries import NUMERIC_MEASUREMENT, WAVEFORM_MEASUREMENT
@@ -26,7 +29,7 @@ from vitalbridge._signals import stop_on_signals
 from vitalbridge.stack import LocalStack, free_port
 from vitalbridge.virtual import register_virtual
 
-__all__ = ["DEMO_PATIENTS", "DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["DEMO_DOCTOR", "DEMO_FAMILY", "DEMO_PATIENTS", "DemoOptions", "DemoResult", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ DEMO_PATIENTS = (
     ("patient-003", "copd_acute_hypoxia"),  # slides into hypoxia
 )
 DEMO_PROFILE = "generic.pulse_oximeter"
+DEMO_DOCTOR = "demo.doctor"  # on the care team of every demo patient
+DEMO_FAMILY = "demo.family"  # family of the patient who slides into hypoxia
 
 
 @dataclass(frozen=True)
@@ -90,19 +95,37 @@ async def run_demo(options: DemoOptions, *, announce: Any = print) -> DemoResult
             # Its own client id and shared-subscription group, and no session kept after it: pointed at a
             # broker that serves a real cloud, the demo never takes a share of that cloud's messages.
             client_id=f"vitalbridge-demo-ingest-{stamp}", shared_group=f"vitalbridge-demo-{stamp}",
-            session_expiry_s=0,
+            session_expiry_s=0, auth_secret=secrets.token_hex(32),
         ))
         await cloud.start()
         try:
-            return await _run_gateway(options, cloud, mqtt_url, run_dir, stamp, announce)
+            logins = await asyncio.to_thread(_register, cloud, f"demo-home-{stamp}")
+            return await _run_gateway(options, cloud, mqtt_url, run_dir, stamp, announce, logins)
         finally:
             await cloud.stop()
     finally:
         stack.stop()
 
 
+def _register(cloud: CloudService, gateway: str) -> dict[str, str]:
+    """The demo's registry: its patients bound to its gateway, a doctor for all, a family member for one.
+    Returns each login's one-run password."""
+    assert cloud.security is not None
+    registry, identity, now = cloud.security.registry, cloud.security.identity, dt.datetime.now(dt.UTC)
+    for patient, scenario in DEMO_PATIENTS:
+        registry.add_patient(Patient(patient, f"Demo patient {patient[-3:]}", conditions=(scenario,)))
+    registry.add_gateway(Gateway(gateway, "demo home", tuple(patient for patient, _ in DEMO_PATIENTS)))
+    logins = {DEMO_DOCTOR: secrets.token_urlsafe(12), DEMO_FAMILY: secrets.token_urlsafe(12)}
+    identity.add_user(DEMO_DOCTOR, Role.DOCTOR, logins[DEMO_DOCTOR], now=now)
+    identity.add_user(DEMO_FAMILY, Role.FAMILY, logins[DEMO_FAMILY], now=now)
+    for patient, _ in DEMO_PATIENTS:
+        registry.add_care_team_member(patient, DEMO_DOCTOR)
+    registry.add_family_member(DEMO_PATIENTS[2][0], DEMO_FAMILY)
+    return logins
+
+
 async def _run_gateway(options: DemoOptions, cloud: CloudService, mqtt_url: str, run_dir: Path, stamp: str,
-                       announce: Any) -> DemoResult:
+                       announce: Any, logins: dict[str, str]) -> DemoResult:
     devices = tuple(
         DeviceConfig(id=f"oximeter-{index + 1}", patient=patient, profile=DEMO_PROFILE, transport="virtual",
                      address=scenario, options={"seed": index + 1})
@@ -118,7 +141,12 @@ async def _run_gateway(options: DemoOptions, cloud: CloudService, mqtt_url: str,
              f"broker {mqtt_url}; InfluxDB {cloud.config.influx_url} database {cloud.config.influx_db}")
     for device in devices:
         announce(f"  {device.patient}: virtual pulse oximeter, scenario {device.address}")
-    announce(f"  try: curl '{cloud.api_url}/api/v1/alerts'")
+    announce(f"  doctor login: {DEMO_DOCTOR} / {logins[DEMO_DOCTOR]} (all three patients)")
+    announce(f"  family login: {DEMO_FAMILY} / {logins[DEMO_FAMILY]} ({DEMO_PATIENTS[2][0]} only, read-only)")
+    announce(f"  try: TOKEN=$(curl -s -d username={DEMO_DOCTOR} -d password={logins[DEMO_DOCTOR]} "
+             f"{cloud.api_url}/api/v1/auth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+             f"[\"access_token\"])')")
+    announce(f"       curl -H \"Authorization: Bearer $TOKEN\" '{cloud.api_url}/api/v1/alerts'")
     stop = asyncio.Event()
     if options.duration_s is not None:
         asyncio.get_running_loop().call_later(options.duration_s, stop.set)

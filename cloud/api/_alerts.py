@@ -1,7 +1,9 @@
 """The alerts API: list and read alerts, acknowledge, resolve, silences, the notification log, a live stream.
 
-Who acts comes from :func:`acting_user` alone, so an authenticated identity can take the place of
-the name in the request body in one spot.
+Every route is under the policy (:mod:`cloud.auth.policy`): reading needs a relation to the patient (care
+team or family) and every list, and the stream, hold only the caller's patients; acknowledging, resolving
+and silencing need the care team. Who acts is the signed-in user (:func:`acting_user`), never a name in
+the request body.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
 from cloud.alerting import LifecycleError
+from cloud.auth import ERROR_RESPONSES, ApiError, ErrorBody
+from cloud.auth.policy import Permission, Principal, check_patient, note_patients, require
 from cloud.store import (
     STATE_FILTERS,
     AlertQuery,
@@ -30,10 +34,12 @@ from cloud.store import (
 )
 from vitals.samples import is_identifier
 
-__all__ = ["AckRequest", "AlertOut", "acting_user", "alerts_router"]
+__all__ = ["AlertOut", "ResolveRequest", "SilenceRequest", "acting_user", "alerts_router"]
 
 _ID = Annotated[int, Path(ge=1, le=2**63 - 1, description="a row id")]
 _STATE_PATTERN = "^(" + "|".join(STATE_FILTERS) + ")$"
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES, 409: {"model": ErrorBody, "description": "The alert's state does not allow this"}}
 
 
 class AlertOut(BaseModel):
@@ -132,19 +138,13 @@ class SilenceOut(BaseModel):
     deleted_by: str | None
 
 
-class AckRequest(BaseModel):
-    """Who acknowledges an alert."""
-
-    by: str = Field(min_length=1, max_length=128)
-
-
-class ResolveRequest(AckRequest):
-    """Who ends an alert and why."""
+class ResolveRequest(BaseModel):
+    """Why an alert ends (who ends it is the signed-in user)."""
 
     reason: Literal["actioned", "false_alarm", "device_problem"]
 
 
-class SilenceRequest(AckRequest):
+class SilenceRequest(BaseModel):
     """Silence a patient's alerts (or one rule's or metric's) until ``ends_at`` or for ``duration_min``."""
 
     patient: str = Field(min_length=1, max_length=64)
@@ -166,9 +166,9 @@ class SilenceRequest(AckRequest):
         return self
 
 
-def acting_user(body: AckRequest) -> str:
-    """Who is acting: today the name in the request body (the one place to swap for the authenticated user)."""
-    return body.by
+def acting_user(principal: Principal) -> str:
+    """Who is acting: the signed-in user (the name recorded on transitions and silences)."""
+    return principal.username
 
 
 def _from_ns(value: int) -> dt.datetime:
@@ -224,30 +224,41 @@ def alerts_router(store: Store, clock: Callable[[], dt.datetime], *, stream_poll
     """Routes under ``/api/v1``: alerts, their stream, silences and the notification log."""
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/alerts", response_model=list[AlertOut])
+    @router.get("/alerts", response_model=list[AlertOut], responses=ERROR_RESPONSES)
     async def list_alerts(
-        patient: str | None = None,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
+        patient: Annotated[str | None, Query(max_length=64)] = None,
         state: Annotated[str | None, Query(pattern=_STATE_PATTERN,
                                            description="a lifecycle state, open (not ended) or unacknowledged")] = None,
         severity: Annotated[str | None, Query(max_length=16)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
-        """Alerts, newest first, optionally for one patient, state or severity."""
-        query = AlertQuery(patient=patient, state=state, severity=severity, limit=limit)
-        return [alert_out(record) for record in await asyncio.to_thread(store.alerts, query)]
+        """The caller's patients' alerts, newest first, optionally for one patient, state or severity."""
+        if patient is not None:
+            check_patient(request, principal, Permission.READ_ALERTS, patient)
+        query = AlertQuery(patient=patient, state=state, severity=severity, limit=limit,
+                           patients=principal.patients(Permission.READ_ALERTS))
+        records = await asyncio.to_thread(store.alerts, query)
+        note_patients(request, sorted({record.patient for record in records}))
+        return [alert_out(record) for record in records]
 
     @router.get("/alerts/stream", response_class=StreamingResponse,
-                responses={200: {"content": {"text/event-stream": {}}}})
+                responses={**ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}}})
     async def alert_stream(
         request: Request,
+        principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
         after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="resume after this event id")] = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
-        """Server-Sent Events: every alert transition as it is recorded (``event: transition``).
+        """Server-Sent Events: every transition of the caller's patients' alerts as it is recorded
+        (``event: transition``); the patients are those the caller may read when the stream starts.
 
         A client that reconnects with ``Last-Event-ID`` (or ``?after=``) misses nothing; without
         either, the stream starts with what happens next.
         """
+        visible = principal.patients(Permission.READ_ALERTS)
+        note_patients(request, sorted(visible))
         start = after
         if start is None and last_event_id is not None:
             start = int(last_event_id) if last_event_id.isdigit() else None
@@ -262,7 +273,8 @@ def alerts_router(store: Store, clock: Callable[[], dt.datetime], *, stream_poll
                 rows = await asyncio.to_thread(store.transitions_after, last)
                 for row in rows:
                     last = row.id
-                    yield _sse(row)
+                    if row.patient in visible:
+                        yield _sse(row)
                 if rows:
                     quiet = 0.0
                     continue
@@ -275,79 +287,132 @@ def alerts_router(store: Store, clock: Callable[[], dt.datetime], *, stream_poll
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @router.get("/alerts/{alert_id}", response_model=AlertDetail)
-    async def get_alert(alert_id: _ID) -> AlertDetail:
-        """One alert with every transition (oldest first) and every notification."""
+    @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=ERROR_RESPONSES)
+    async def get_alert(
+        request: Request,
+        alert_id: _ID,
+        principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
+    ) -> AlertDetail:
+        """One alert of the caller's patients with every transition (oldest first) and every notification."""
         record = await asyncio.to_thread(store.alert, alert_id)
-        if record is None:
-            raise HTTPException(404, f"no alert with id {alert_id}")
+        check_patient(request, principal, Permission.READ_ALERTS, record.patient if record is not None else None)
+        assert record is not None
         transitions = await asyncio.to_thread(store.transitions, alert_id)
         items = await asyncio.to_thread(store.notification_items, alert_id)
         return AlertDetail(**alert_out(record).model_dump(), transitions=[_transition_out(t) for t in transitions],
                            notifications=[_item_out(item) for item in items])
 
-    @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
-    async def acknowledge_alert(alert_id: _ID, request: AckRequest) -> AlertOut:
-        """Record that a clinician has seen the alert; stops every reminder and escalation on every channel."""
+    async def _alert_for(request: Request, principal: Principal, permission: Permission,
+                         alert_id: int) -> None:
+        record = await asyncio.to_thread(store.alert, alert_id)
+        check_patient(request, principal, permission, record.patient if record is not None else None)
+
+    @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, responses=_CONFLICT)
+    async def acknowledge_alert(
+        request: Request,
+        alert_id: _ID,
+        principal: Annotated[Principal, Depends(require(Permission.ACK_ALERT))],
+    ) -> AlertOut:
+        """Record that a clinician of the patient's care team (the caller) has seen the alert; stops every
+        reminder and escalation on every channel."""
+        await _alert_for(request, principal, Permission.ACK_ALERT, alert_id)
         try:
-            record = await asyncio.to_thread(store.acknowledge, alert_id, acting_user(request), clock())
+            record = await asyncio.to_thread(store.acknowledge, alert_id, acting_user(principal), clock())
         except LifecycleError as exc:
-            raise HTTPException(409, f"alert {alert_id}: {exc}") from None
+            raise ApiError(409, f"alert {alert_id}: {exc}") from None
         if record is None:
-            raise HTTPException(404, f"no alert with id {alert_id}")
+            raise ApiError(404, "not found")
         return alert_out(record)
 
-    @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
-    async def resolve_alert(alert_id: _ID, request: ResolveRequest) -> AlertOut:
-        """End the alert: actioned, false_alarm or device_problem."""
+    @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=_CONFLICT)
+    async def resolve_alert(
+        request: Request,
+        alert_id: _ID,
+        body: ResolveRequest,
+        principal: Annotated[Principal, Depends(require(Permission.RESOLVE_ALERT))],
+    ) -> AlertOut:
+        """End the alert (the caller, of the patient's care team): actioned, false_alarm or device_problem."""
+        await _alert_for(request, principal, Permission.RESOLVE_ALERT, alert_id)
         try:
-            record = await asyncio.to_thread(store.resolve, alert_id, acting_user(request), request.reason, clock())
+            record = await asyncio.to_thread(store.resolve, alert_id, acting_user(principal), body.reason, clock())
         except LifecycleError as exc:
-            raise HTTPException(409, f"alert {alert_id}: {exc}") from None
+            raise ApiError(409, f"alert {alert_id}: {exc}") from None
         if record is None:
-            raise HTTPException(404, f"no alert with id {alert_id}")
+            raise ApiError(404, "not found")
         return alert_out(record)
 
-    @router.get("/notifications", response_model=list[DeliveryOut])
+    @router.get("/notifications", response_model=list[DeliveryOut], responses=ERROR_RESPONSES)
     async def notification_log(
-        patient: str | None = None,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
+        patient: Annotated[str | None, Query(max_length=64)] = None,
         status: Annotated[str | None, Query(pattern="^(pending|sent|failed|cancelled)$")] = None,
         alert_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DeliveryOut]:
-        """Messages to recipients, newest first: status, attempts, the last error, the alerts each told."""
-        query = NotificationQuery(patient=patient, status=status, alert_id=alert_id, limit=limit)
-        return [_delivery_out(log) for log in await asyncio.to_thread(store.deliveries, query)]
+        """Messages to the caller's patients' recipients, newest first: status, attempts, the last error, the
+        alerts each told."""
+        if patient is not None:
+            check_patient(request, principal, Permission.READ_ALERTS, patient)
+        query = NotificationQuery(patient=patient, status=status, alert_id=alert_id, limit=limit,
+                                  patients=principal.patients(Permission.READ_ALERTS))
+        logs = await asyncio.to_thread(store.deliveries, query)
+        note_patients(request, sorted({log.delivery.patient for log in logs}))
+        return [_delivery_out(log) for log in logs]
 
-    @router.post("/silences", response_model=SilenceOut, status_code=201)
-    async def create_silence(request: SilenceRequest) -> SilenceOut:
-        """Hold back a patient's notifications (alerts are still recorded) until the silence ends."""
-        if not is_identifier(request.patient):
-            raise HTTPException(422, f"patient id {request.patient[:80]!r} is not a valid identifier")
+    @router.post("/silences", response_model=SilenceOut, status_code=201, responses=ERROR_RESPONSES)
+    async def create_silence(
+        request: Request,
+        body: SilenceRequest,
+        principal: Annotated[Principal, Depends(require(Permission.SILENCE_ALERTS))],
+    ) -> SilenceOut:
+        """Hold back a patient's notifications (alerts are still recorded) until the silence ends; the
+        caller must be on the patient's care team."""
+        if not is_identifier(body.patient):
+            raise ApiError(422, f"patient id {body.patient[:80]!r} is not a valid identifier")
+        check_patient(request, principal, Permission.SILENCE_ALERTS, body.patient)
         now = clock()
-        starts = request.starts_at or now
-        ends = request.ends_at or starts + dt.timedelta(minutes=request.duration_min or 0)
+        starts = body.starts_at or now
+        ends = body.ends_at or starts + dt.timedelta(minutes=body.duration_min or 0)
         if ends <= starts:
-            raise HTTPException(422, "a silence must end after it starts")
+            raise ApiError(422, "a silence must end after it starts")
         record = await asyncio.to_thread(
-            lambda: store.add_silence(request.patient, rule=request.rule, metric=request.metric, starts_at=starts,
-                                      ends_at=ends, reason=request.reason, by=acting_user(request), at=now))
+            lambda: store.add_silence(body.patient, rule=body.rule, metric=body.metric, starts_at=starts,
+                                      ends_at=ends, reason=body.reason, by=acting_user(principal), at=now))
         return _silence_out(record)
 
-    @router.get("/silences", response_model=list[SilenceOut])
-    async def list_silences(patient: str | None = None, active: bool = False,
-                            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[SilenceOut]:
-        """Silences, newest first; ``active=true`` keeps only those in force now."""
+    @router.get("/silences", response_model=list[SilenceOut], responses=ERROR_RESPONSES)
+    async def list_silences(
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Permission.SILENCE_ALERTS))],
+        patient: Annotated[str | None, Query(max_length=64)] = None,
+        active: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[SilenceOut]:
+        """Silences of the caller's care-team patients, newest first; ``active=true`` keeps only those in
+        force now."""
+        if patient is not None:
+            check_patient(request, principal, Permission.SILENCE_ALERTS, patient)
+        visible = principal.patients(Permission.SILENCE_ALERTS)
+        if not visible:
+            raise ApiError(403, f"a {principal.role.value} on no care team may not {Permission.SILENCE_ALERTS.value}")
         rows = await asyncio.to_thread(lambda: store.silences(patient=patient, active_at=clock() if active else None,
-                                                              limit=limit))
+                                                              limit=limit, patients=visible))
+        note_patients(request, sorted({row.patient for row in rows}))
         return [_silence_out(row) for row in rows]
 
-    @router.delete("/silences/{silence_id}", response_model=SilenceOut)
-    async def delete_silence(silence_id: _ID, request: AckRequest) -> SilenceOut:
-        """End a silence now; it stays listed with who ended it."""
-        record = await asyncio.to_thread(store.delete_silence, silence_id, acting_user(request), clock())
+    @router.delete("/silences/{silence_id}", response_model=SilenceOut, responses=ERROR_RESPONSES)
+    async def delete_silence(
+        request: Request,
+        silence_id: _ID,
+        principal: Annotated[Principal, Depends(require(Permission.SILENCE_ALERTS))],
+    ) -> SilenceOut:
+        """End a silence now (the caller, of the patient's care team); it stays listed with who ended it."""
+        found = await asyncio.to_thread(store.silence, silence_id)
+        check_patient(request, principal, Permission.SILENCE_ALERTS, found.patient if found is not None else None)
+        record = await asyncio.to_thread(store.delete_silence, silence_id, acting_user(principal), clock())
         if record is None:
-            raise HTTPException(404, f"no silence with id {silence_id}")
+            raise ApiError(404, "not found")
         return _silence_out(record)
 
     return router

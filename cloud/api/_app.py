@@ -4,28 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from argon2 import PasswordHasher
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from cloud.api._alerts import alerts_router
+from cloud.api._auth_routes import auth_router
 from cloud.api._gateways import gateway_router
+from cloud.api._middleware import SecureHeaders, install_audit
+from cloud.api._registry_routes import registry_router
+from cloud.audit import AuditLog
+from cloud.auth import ERROR_RESPONSES, ApiError, Identity, TokenSigner, install_error_handlers
+from cloud.auth.policy import (
+    Permission,
+    Principal,
+    SecurityContext,
+    check_patient,
+    check_routes,
+    require,
+)
 from cloud.ingest import IngestStats
-from cloud.store import Store
+from cloud.registry import Registry
+from cloud.store import AlertRecord, Store
+from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
 from vitals.catalogue import CATALOGUE
-from vitals.samples import is_identifier
 
-__all__ = ["HealthCheck", "create_app", "create_ops_app"]
+__all__ = ["HealthCheck", "create_app", "create_ops_app", "default_security"]
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 """Returns ``(ready, details)`` for the process's own tasks (the ingest's broker link, stalls)."""
 
 _MAX_POINTS = 100_000
+_MAX_ID = 2**63 - 1  # the largest id the databases store
 
 
 class VitalPoint(BaseModel):
@@ -47,6 +66,14 @@ class VitalsResponse(BaseModel):
     end: dt.datetime
     points: list[VitalPoint]
     truncated: bool
+
+
+class SeenOut(BaseModel):
+    """An alert marked seen by the caller."""
+
+    alert: int
+    seen_by: str
+    seen_at: dt.datetime
 
 
 def _from_ns(value: int) -> dt.datetime:
@@ -93,6 +120,32 @@ def create_ops_app(health: HealthCheck, registry: CollectorRegistry) -> FastAPI:
     return app
 
 
+def default_security(store: Store, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                     secret: bytes | None = None, token_ttl: dt.timedelta = dt.timedelta(minutes=15),
+                     refresh_ttl: dt.timedelta = dt.timedelta(days=14),
+                     hasher: PasswordHasher | None = None) -> SecurityContext:
+    """Identity, registry and audit over ``store``'s database; tokens signed with ``secret`` (a random one
+    when None: then tokens are good only for this process's lifetime)."""
+    identity = Identity(store.engine, hasher=hasher, refresh_ttl=refresh_ttl)
+    return SecurityContext(identity=identity, registry=Registry(store.engine, clock),
+                           audit=AuditLog(store.engine), signer=TokenSigner(secret or secrets.token_bytes(32),
+                                                                            ttl=token_ttl), clock=clock)
+
+
+def _load_alert(store: Store, alert_id: int) -> AlertRecord | None:
+    with Session(store.engine) as session:
+        return session.get(AlertRecord, alert_id)
+
+
+def _mark_seen(store: Store, alert_id: int, user_id: int, at: dt.datetime) -> dt.datetime:
+    with Session(store.engine) as session, session.begin():
+        seen = session.get(AlertSeen, (alert_id, user_id))
+        if seen is None:
+            seen = AlertSeen(alert_id=alert_id, user_id=user_id, at=at)
+            session.add(seen)
+        return _aware(seen.at)
+
+
 def create_app(
     store: Store,
     influx: InfluxV1Client,
@@ -101,34 +154,50 @@ def create_app(
     stats: Callable[[], IngestStats] | None = None,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    security: SecurityContext | None = None,
+    hsts: bool = False,
+    cors_origins: Sequence[str] = (),
     gateway_silent_s: float = 900.0,
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
 
     ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
     shown as ``unknown``.
-    """
-    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    _add_ops_routes(app, health, registry, influx, store)
-    app.include_router(gateway_router(store, clock, gateway_silent_s))
 
-    @app.get("/api/v1/patients/{patient}/vitals", response_model=VitalsResponse)
+    Every route under ``/api/v1`` (but health) needs a token and a permission (:mod:`cloud.auth.policy`)
+    and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
+    (none by default).
+    """
+    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    app.state.security = context = security or default_security(store, clock)
+    install_error_handlers(app)
+    install_audit(app, context.audit, context.clock)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(SecureHeaders, hsts=hsts)
+    _add_ops_routes(app, health, registry, influx, store)
+    app.include_router(auth_router)
+    app.include_router(registry_router)
+
+    @app.get("/api/v1/patients/{patient}/vitals", response_model=VitalsResponse, responses=ERROR_RESPONSES)
     async def patient_vitals(
         patient: str,
+        _principal: Annotated[Principal, Depends(require(Permission.READ_VITALS))],
         metric: Annotated[str, Query(description="catalogue metric name, e.g. spo2")],
         start: Annotated[dt.datetime | None, Query(description="ISO 8601; default end - 24 h")] = None,
         end: Annotated[dt.datetime | None, Query(description="ISO 8601; default now")] = None,
         limit: Annotated[int, Query(ge=1, le=_MAX_POINTS)] = 10_000,
     ) -> VitalsResponse:
         """A patient's values of one metric between ``start`` and ``end`` (inclusive), oldest first."""
-        if not is_identifier(patient):
-            raise HTTPException(422, f"patient id {patient[:80]!r} is not a valid identifier")
         if metric not in CATALOGUE:
-            raise HTTPException(422, f"unknown metric {metric[:80]!r}; known: {', '.join(sorted(CATALOGUE))}")
+            raise ApiError(422, f"unknown metric {metric[:80]!r}; known: {', '.join(sorted(CATALOGUE))}")
         end_at = _aware(end) if end is not None else clock()
         start_at = _aware(start) if start is not None else end_at - dt.timedelta(hours=24)
         if start_at > end_at:
-            raise HTTPException(422, "start must not be after end")
+            raise ApiError(422, "start must not be after end")
         measurement = measurement_of(metric)
         statement = (
             f'SELECT "value", "quality" FROM "{measurement}" WHERE "patient" = $patient '
@@ -144,7 +213,7 @@ def create_app(
         try:
             series = await influx.query(statement, params)
         except InfluxError as exc:
-            raise HTTPException(503, f"time-series store unavailable: {exc}") from None
+            raise ApiError(503, f"time-series store unavailable: {exc}") from None
         rows: list[list[Any]] = series[0]["values"] if series else []
         points = [
             VitalPoint(time=_from_ns(int(row[0])), time_ns=int(row[0]), value=float(row[1]),
@@ -154,8 +223,22 @@ def create_app(
         return VitalsResponse(patient=patient, metric=metric, unit=CATALOGUE[metric].unit, start=start_at,
                               end=end_at, points=points, truncated=len(rows) > limit)
 
-    @app.get("/api/v1/ingest/stats")
-    async def ingest_stats() -> dict[str, Any]:
+    @app.post("/api/v1/alerts/{alert_id}/seen", response_model=SeenOut, responses=ERROR_RESPONSES)
+    async def mark_alert_seen(
+        request: Request,
+        alert_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+        principal: Annotated[Principal, Depends(require(Permission.MARK_ALERT_SEEN))],
+    ) -> SeenOut:
+        """Record that the caller (family, or the care team) has seen the alert; not a clinical acknowledgement."""
+        found = await asyncio.to_thread(_load_alert, store, alert_id)
+        check_patient(request, principal, Permission.MARK_ALERT_SEEN, found.patient if found is not None else None)
+        at = await asyncio.to_thread(_mark_seen, store, alert_id, principal.user.id, clock())
+        return SeenOut(alert=alert_id, seen_by=principal.username, seen_at=at)
+
+    @app.get("/api/v1/ingest/stats", responses=ERROR_RESPONSES)
+    async def ingest_stats(
+        _principal: Annotated[Principal, Depends(require(Permission.READ_INGEST))],
+    ) -> dict[str, Any]:
         """This process's ingest counters (zero in an API-only process) and the store's totals."""
         current = stats() if stats is not None else IngestStats()
         return {
@@ -170,14 +253,19 @@ def create_app(
             "ingested_samples": await asyncio.to_thread(store.ingested_samples),
         }
 
-    @app.get("/api/v1/dead-letters")
-    async def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    @app.get("/api/v1/dead-letters", responses=ERROR_RESPONSES)
+    async def dead_letters(
+        _principal: Annotated[Principal, Depends(require(Permission.READ_INGEST))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
         """The newest rejected messages with their reasons (payload shown as a hex prefix)."""
         return [
-            {"id": letter.id, "received_at": letter.received_at, "topic": letter.topic,
+            {"id": letter.id, "received_at": _aware(letter.received_at), "topic": letter.topic,
              "reason": letter.reason, "size": letter.size, "payload_hex": letter.payload[:64].hex()}
             for letter in await asyncio.to_thread(store.dead_letters, limit)
         ]
 
     app.include_router(alerts_router(store, clock))
+    app.include_router(gateway_router(store, clock, gateway_silent_s))
+    check_routes(app)
     return app

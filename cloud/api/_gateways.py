@@ -1,4 +1,9 @@
-"""`/api/v1/gateways`: each gateway's state (online, offline since, unknown after silence) and its devices."""
+"""`/api/v1/gateways`: each gateway's state (online, offline since, unknown after silence) and its devices.
+
+Under the policy (:mod:`cloud.auth.policy`, ``gateways.read``): an admin reads every gateway; a member of a
+care team reads the gateways that team's patients are bound to in the registry; anyone else reads none
+(a gateway the caller may not read is answered 404, like one never heard from).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
+from cloud.auth import ERROR_RESPONSES, ApiError
+from cloud.auth.policy import Permission, Principal, note_patients, require
+from cloud.registry import Registry
 from cloud.store import DeviceHealth, GatewayHealth, Store, gateway_state
 from vitals.samples import IDENTIFIER_PATTERN
 
@@ -76,32 +84,60 @@ def _gateway(record: GatewayHealth, devices: list[DeviceHealth], now: dt.datetim
     )
 
 
+def _visible(principal: Principal, registry: Registry, gateways: list[str]) -> tuple[set[str], set[str]]:
+    """Which of ``gateways`` the caller may read, and the patients that makes them visible through."""
+    if principal.may(Permission.READ_GATEWAYS):
+        return set(gateways), set()
+    mine = principal.patients(Permission.READ_GATEWAYS)
+    bindings = registry.bindings(gateways)
+    visible: set[str] = set()
+    through: set[str] = set()
+    for gateway, binding in bindings.items():
+        shared = mine & set(binding.patients)
+        if shared:
+            visible.add(gateway)
+            through |= shared
+    return visible, through
+
+
 def gateway_router(store: Store, clock: Callable[[], dt.datetime], silent_s: float) -> APIRouter:
     """Routes that show gateway and device health from ``store``; ``silent_s`` makes a gateway ``unknown``."""
     router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
+    registry = Registry(store.engine)
 
-    @router.get("", response_model=list[GatewayOut])
+    @router.get("", response_model=list[GatewayOut], responses=ERROR_RESPONSES)
     async def list_gateways(
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Permission.READ_GATEWAYS))],
         state: Literal["online", "offline", "unknown"] | None = None,
     ) -> list[GatewayOut]:
-        """Every gateway the cloud has heard from, with its devices; optionally only those in ``state``."""
+        """Every gateway the cloud has heard from that the caller may read, with its devices; optionally
+        only those in ``state``."""
         records, devices = await asyncio.gather(asyncio.to_thread(store.gateway_health),
                                                 asyncio.to_thread(store.device_health))
+        visible, through = await asyncio.to_thread(_visible, principal, registry,
+                                                   [record.gateway for record in records])
+        note_patients(request, sorted(through))
         by_gateway: dict[str, list[DeviceHealth]] = {}
         for device in devices:
             by_gateway.setdefault(device.gateway, []).append(device)
         now = clock()
-        out = [_gateway(record, by_gateway.get(record.gateway, []), now, silent_s) for record in records]
+        out = [_gateway(record, by_gateway.get(record.gateway, []), now, silent_s) for record in records
+               if record.gateway in visible]
         return [gateway for gateway in out if state is None or gateway.state == state]
 
-    @router.get("/{gateway}", response_model=GatewayOut)
+    @router.get("/{gateway}", response_model=GatewayOut, responses=ERROR_RESPONSES)
     async def get_gateway(
+        request: Request,
         gateway: Annotated[str, Path(pattern=f"^{IDENTIFIER_PATTERN.pattern}$")],
+        principal: Annotated[Principal, Depends(require(Permission.READ_GATEWAYS))],
     ) -> GatewayOut:
         """One gateway's state and its devices."""
         records = await asyncio.to_thread(store.gateway_health, gateway)
-        if not records:
-            raise HTTPException(404, f"no gateway {gateway!r} has been heard from")
+        visible, through = await asyncio.to_thread(_visible, principal, registry, [gateway])
+        note_patients(request, sorted(through))
+        if not records or gateway not in visible:
+            raise ApiError(404, "not found")
         devices = await asyncio.to_thread(store.device_health, gateway)
         return _gateway(records[0], devices, clock(), silent_s)
 

@@ -3,12 +3,21 @@
 from cloud.ingest._errors import StoreRefused, TransientError
 from cloud.ingest._metrics import IngestMetrics
 from cloud.ingest._mqtt import BrokerUnavailable, MqttIngestClient
-from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
+from cloud.ingest._processor import (
+    BindingLookup,
+    Disposition,
+    InboundMessage,
+    IngestProcessor,
+    Outcome,
+    ProcessResult,
+    registry_refusal,
+)
 from cloud.ingest._triage import Accepted, IngestLimits, Refused, peek_key, triage
 from cloud.ingest._worker import IngestStats, IngestWorker, WorkerSettings
 
 __all__ = [
     "Accepted",
+    "BindingLookup",
     "BrokerUnavailable",
     "Disposition",
     "InboundMessage",
@@ -25,5 +34,6 @@ __all__ = [
     "TransientError",
     "WorkerSettings",
     "peek_key",
+    "registry_refusal",
     "triage",
 ]

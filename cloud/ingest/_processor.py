@@ -24,11 +24,12 @@ import datetime as dt
 import enum
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cloud.ingest._errors import StoreRefused, TransientError, classify_store_error
 from cloud.ingest._triage import Accepted, IngestLimits, Refused, triage
+from cloud.registry import GatewayBinding
 from cloud.rules import AlertChange, LateSpan, RuleEngine, merge_spans
 from cloud.store import (
     AlertRecord,
@@ -47,7 +48,11 @@ from vitals.health import GatewayEvent, GatewayStatus, HealthMessageError, decod
 from vitals.samples import Batch, Sample
 from vitals.topics import TopicError, gateway_of
 
-__all__ = ["Disposition", "InboundMessage", "IngestProcessor", "Outcome", "ProcessResult"]
+__all__ = ["BindingLookup", "Disposition", "InboundMessage", "IngestProcessor", "Outcome", "ProcessResult",
+           "registry_refusal"]
+
+BindingLookup = Callable[[Iterable[str]], Mapping[str, GatewayBinding | None]]
+"""Each gateway's registry binding (None: not registered), e.g. :meth:`cloud.registry.GatewayBindings.lookup`."""
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,7 @@ class IngestProcessor:
         limits: IngestLimits | None = None,
         max_values_per_call: int = 200_000,
         write_chunk_lines: int = 5000,
+        bindings: BindingLookup | None = None,
         gateway_silent_s: float = 900.0,
     ) -> None:
         self.store = store
@@ -119,6 +125,7 @@ class IngestProcessor:
         self.limits = limits or IngestLimits()
         self.max_values_per_call = max_values_per_call
         self.write_chunk_lines = write_chunk_lines
+        self.bindings = bindings  # None: no registry check (every registered or unregistered gateway is taken)
         self.gateway_silent_s = gateway_silent_s
 
     def now(self) -> dt.datetime:
@@ -192,6 +199,7 @@ class IngestProcessor:
             dispositions.append(None)
             values += item.samples
 
+        accepted = await self._check_registry(accepted, messages, dispositions, dead)
         fresh = await self._drop_replays(accepted, dispositions)
         for item, reason in await self._write(fresh):
             dispositions[item.index] = Disposition(Outcome.REFUSED, item.batch.gateway, item.key, 0, "timeseries",
@@ -230,6 +238,27 @@ class IngestProcessor:
     def _refusal(message: InboundMessage, verdict: Refused) -> Disposition:
         key = BatchKey(*verdict.key) if verdict.key is not None else None
         return Disposition(Outcome.REFUSED, _topic_gateway(message.topic), key, 0, verdict.category, verdict.reason)
+
+    async def _check_registry(self, accepted: list[_Item], messages: Sequence[InboundMessage],
+                              dispositions: list[Disposition | None], dead: list[DeadLetterEntry]) -> list[_Item]:
+        """Refuse batches from unknown or revoked gateways, or for patients not bound to their gateway."""
+        if self.bindings is None or not accepted:
+            return accepted
+        try:
+            found = await asyncio.to_thread(self.bindings, {item.batch.gateway for item in accepted})
+        except Exception as exc:
+            raise classify_store_error(exc) from exc
+        kept: list[_Item] = []
+        for item in accepted:
+            refusal = registry_refusal(found.get(item.batch.gateway), item.batch.gateway, item.batch.patient)
+            if refusal is None:
+                kept.append(item)
+                continue
+            message = messages[item.index]
+            dispositions[item.index] = Disposition(Outcome.REFUSED, item.batch.gateway, item.key, 0,
+                                                   refusal.category, refusal.reason)
+            dead.append(DeadLetterEntry(message.topic, f"{refusal.category}: {refusal.reason}", message.payload))
+        return kept
 
     async def _drop_replays(self, accepted: list[_Item], dispositions: list[Disposition | None]) -> list[_Item]:
         if not accepted:
@@ -365,6 +394,17 @@ class _Item:
         self.batch = batch
         self.key = BatchKey(batch.gateway, batch.epoch, batch.seq)
         self.samples = batch.sample_count
+
+
+def registry_refusal(binding: GatewayBinding | None, gateway: str, patient: str) -> Refused | None:
+    """Why the registry refuses a batch of ``gateway`` for ``patient`` (None: it does not)."""
+    if binding is None:
+        return Refused("gateway", f"gateway {gateway!r} is not registered")
+    if binding.revoked:
+        return Refused("gateway", f"gateway {gateway!r} is revoked")
+    if patient not in binding.patients:
+        return Refused("patient", f"patient {patient!r} is not bound to gateway {gateway!r}")
+    return None
 
 
 def _device_seen(batch: Batch) -> DeviceSeen:

@@ -53,6 +53,7 @@ class NotificationQuery:
     status: str | None = None
     alert_id: int | None = None
     limit: int = 100
+    patients: frozenset[str] | None = None  # only these patients' messages (the caller's visible ones)
 
 
 @dataclass
@@ -161,6 +162,8 @@ class AlertingStore:
             statement = statement.where(NotificationDelivery.patient == query.patient)
         if query.status is not None:
             statement = statement.where(NotificationDelivery.status == query.status)
+        if query.patients is not None:
+            statement = statement.where(NotificationDelivery.patient.in_(sorted(query.patients)))
         if query.alert_id is not None:
             statement = statement.where(NotificationDelivery.id.in_(
                 select(NotificationItem.delivery_id).where(NotificationItem.alert_id == query.alert_id)))
@@ -217,16 +220,26 @@ class AlertingStore:
         return record
 
     def silences(self, *, patient: str | None = None, active_at: dt.datetime | None = None,
-                 limit: int = 100) -> list[SilenceRecord]:
-        """Silences, newest first; only those in force at ``active_at`` when given."""
+                 limit: int = 100, patients: frozenset[str] | None = None) -> list[SilenceRecord]:
+        """Silences, newest first; only those in force at ``active_at`` when given, only of ``patients`` when
+        given."""
         statement = select(SilenceRecord).order_by(SilenceRecord.id.desc()).limit(limit)
         if patient is not None:
             statement = statement.where(SilenceRecord.patient == patient)
+        if patients is not None:
+            statement = statement.where(SilenceRecord.patient.in_(sorted(patients)))
         if active_at is not None:
             statement = statement.where(SilenceRecord.deleted_at.is_(None), SilenceRecord.starts_at <= active_at,
                                         SilenceRecord.ends_at > active_at)
         with self._session() as session:
             return list(session.scalars(statement))
+
+    def silence(self, silence_id: int) -> SilenceRecord | None:
+        """One silence (None when there is no such silence)."""
+        if not _valid_id(silence_id):
+            return None
+        with self._session() as session:
+            return session.get(SilenceRecord, silence_id)
 
     def delete_silence(self, silence_id: int, by: str, at: dt.datetime) -> SilenceRecord | None:
         """End a silence now (the row stays as the record); None when there is no such silence."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import clinician
 from tests.integration._gateway import TestGateway, running_gateway, spo2_batch
 from tests.integration.helpers import wait_for
 from tests.receivers import smtp_server, verify_signature, webhook_receiver
@@ -42,6 +43,7 @@ async def test_a_hypoxia_episode_sends_one_email_and_one_webhook_and_an_ack_sile
             alerting=policy, smtp_host="127.0.0.1",
             smtp_port=mailbox.port, smtp_from="alerts@vitalbridge.test", webhook_secret=SECRET,
             alert_tick_s=0.2, notify_poll_s=0.1,
+            registry="off",  # the registry is tests/integration/test_registry.py's
         )
         service = CloudService(config, clock=lambda: time.time_ns() + offset[0])
         await service.start()
@@ -56,7 +58,9 @@ async def test_a_hypoxia_episode_sends_one_email_and_one_webhook_and_an_ack_sile
                                            series[index * 30:(index + 1) * 30]))
                 assert await gateway.confirmed_all()
             await wait_for(lambda: len(mailbox.messages) == 1 and len(receiver.requests) == 1, timeout_s=60)
-            async with httpx.AsyncClient(base_url=service.api_url) as client:
+            assert service.security is not None
+            doctor = clinician(service.security, ["hypoxic"], username="dr.house")
+            async with httpx.AsyncClient(base_url=service.api_url, headers=doctor) as client:
                 [alert] = (await client.get("/api/v1/alerts")).json()
                 assert (alert["patient"], alert["rule"], alert["state"], alert["worst_value"]) == (
                     "hypoxic", "spo2_low_sustained", "firing", 85.0)
@@ -65,8 +69,9 @@ async def test_a_hypoxia_episode_sends_one_email_and_one_webhook_and_an_ack_sile
                 [(headers, body)] = receiver.requests
                 assert verify_signature(SECRET.encode(), headers, body)
                 assert [a["id"] for a in json.loads(body)["alerts"]] == [alert["id"]]
-                acked = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "dr.house"})
+                acked = await client.post(f"/api/v1/alerts/{alert['id']}/ack")
                 assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+                assert acked.json()["acknowledged_by"] == "dr.house"  # the signed-in clinician
             # Two hours on: past every repeat and escalation step. The clock and the notifier run on their
             # own as well; one pass of each at the later times makes sure those times have been seen.
             assert service.alert_clock is not None and service.notifier is not None and service.store is not None

@@ -44,7 +44,7 @@ def _config(stack: LocalStack, tmp_path: Path, **overrides: Any) -> CloudConfig:
     values: dict[str, Any] = {
         "mqtt_url": stack.mqtt_url, "influx_url": stack.influx_url, "influx_db": "faults",
         "database_url": f"sqlite:///{tmp_path / 'cloud.db'}", "http_port": free_port(),
-        "client_id": "faults-ingest", "max_wait_ms": 20.0,
+        "client_id": "faults-ingest", "max_wait_ms": 20.0, "registry": "off",
     }
     return CloudConfig(**(values | overrides))
 
@@ -88,7 +88,7 @@ def _ingest_process(config: CloudConfig, log: Path) -> subprocess.Popen[bytes]:
     environment = os.environ | {
         "VB_MQTT_URL": config.mqtt_url, "VB_INFLUX_URL": config.influx_url, "VB_INFLUX_DB": config.influx_db,
         "VB_DATABASE_URL": config.database_url, "VB_HTTP_PORT": str(config.http_port),
-        "VB_INGEST_CLIENT_ID": config.client_id, "VB_INGEST_MAX_WAIT_MS": "20",
+        "VB_INGEST_CLIENT_ID": config.client_id, "VB_INGEST_MAX_WAIT_MS": "20", "VB_REGISTRY": "off",
     }
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "vitalbridge.cli", "cloud", "ingest"], env=environment,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import clinician
 from tests.integration.helpers import count_points, numeric_batch, publish, publish_batches, wait_for
 from vitals.codec import encode_batch
 from vitals.topics import data_topic
@@ -51,7 +52,8 @@ async def test_hypoxic_patient_gets_one_alert_and_stable_patients_none(stack: An
         batches.append(numeric_batch(gateway, seq, patient, "spo2", "%", start, series))
     publish_batches(stack.mosquitto.host, stack.mosquitto.port, batches)
     await wait_for(lambda: cloud.stats.stored_batches == 3)
-    async with httpx.AsyncClient(base_url=cloud.api_url) as client:
+    headers = clinician(cloud.security, ["stable-a", "stable-b", "hypoxic"])
+    async with httpx.AsyncClient(base_url=cloud.api_url, headers=headers) as client:
         alerts = (await client.get("/api/v1/alerts")).json()
         assert [a["patient"] for a in alerts] == ["hypoxic"]
         assert alerts[0]["rule"] == "spo2_low_sustained"
@@ -98,7 +100,8 @@ async def test_batches_published_while_ingest_is_down_are_not_lost(stack: Any, t
 
     config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbtest"),
                          database_url=f"sqlite:///{tmp_path / 'c.db'}", http_port=free_port(),
-                         client_id=unique_name("ingest-"), shared_group=unique_name("group-"))
+                         client_id=unique_name("ingest-"), registry="off",
+                         shared_group=unique_name("group-"))
     gateway = unique_name("gw")
     first = CloudService(config)
     await first.start()  # creates the persistent session

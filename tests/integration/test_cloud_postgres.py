@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import clinician
 from tests.integration.helpers import count_points, numeric_batch, publish_batches, wait_for
 from vitalbridge.stack import LocalStack, PostgreSQL, free_port
 
@@ -23,7 +24,8 @@ async def pg_cloud(stack: LocalStack, postgres: PostgreSQL,
     database = unique_name("cloud")
     config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbtest"),
                          database_url=postgres.create_database(database), http_port=free_port(),
-                         client_id=unique_name("ingest-"), shared_group=unique_name("group-"))
+                         client_id=unique_name("ingest-"), registry="off",
+                         shared_group=unique_name("group-"))  # earlier tests' sessions are not its workers
     service = CloudService(config)
     await service.start()
     try:
@@ -52,10 +54,13 @@ async def test_the_cloud_on_postgresql_stores_once_alerts_once_and_reports_healt
     assert pg_cloud.store.ingested_samples() == expected
     (epoch,) = pg_cloud.store.gateway_epochs(gateway)
     assert epoch.high_seq == 1 and epoch.first_seen.utcoffset() is not None
-    async with httpx.AsyncClient(base_url=pg_cloud.api_url) as client:
+    assert pg_cloud.security is not None
+    doctor = clinician(pg_cloud.security, ["stable", "hypoxic"], username="dr.house")
+    async with httpx.AsyncClient(base_url=pg_cloud.api_url, headers=doctor) as client:
         alerts = (await client.get("/api/v1/alerts")).json()
         assert [(a["patient"], a["state"], a["worst_value"]) for a in alerts] == [("hypoxic", "resolved", 86.0)]
-        acked = await client.post(f"/api/v1/alerts/{alerts[0]['id']}/ack", json={"by": "dr.house"})
+        acked = await client.post(f"/api/v1/alerts/{alerts[0]['id']}/ack", )
         assert acked.status_code == 200, acked.text
+        assert acked.json()["acknowledged_by"] == "dr.house"
         health = await client.get("/health")
         assert health.status_code == 200 and health.json()["database"] is True

@@ -25,6 +25,7 @@ import pytest
 
 from cloud.service import CloudConfig
 from cloud.store import AlertQuery, open_store
+from tests.auth_helpers import add_user, bearer
 from tests.integration._gateway import TestGateway, running_gateway, spo2_batch
 from tests.integration.helpers import wait_for
 from vitalbridge.stack import LocalStack, free_port
@@ -80,7 +81,7 @@ async def test_three_workers_store_everything_once_and_one_alert_per_episode(pg_
     assert own_stack.database_url is not None
     config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="scaleout",
                          database_url=own_stack.database_url, max_wait_ms=20.0,
-                         client_id="scaleout-ingest", max_messages=50)
+                         client_id="scaleout-ingest", max_messages=50, registry="off")
     log = tmp_path / "workers.log"
     workers = [_worker(config.model_copy(update={"client_id": f"scaleout-ingest-{i}"}), i, log) for i in range(3)]
     gateways = [TestGateway(f"gw-{g}", own_stack.mqtt_url, tmp_path / f"spool-{g}.db", ack_timeout_s=3.0,
@@ -136,7 +137,7 @@ async def test_three_workers_store_everything_once_and_one_alert_per_episode(pg_
 async def test_a_second_worker_with_the_same_client_id_takes_over_without_a_fight(own_stack: LocalStack,
                                                                                  tmp_path: Path) -> None:
     config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="twins",
-                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", client_id="same-id")
+                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", client_id="same-id", registry="off")
     log = tmp_path / "twins.log"
     first, first_port = _worker(config, 0, log)
     second: subprocess.Popen[bytes] | None = None
@@ -192,12 +193,14 @@ async def test_gateway_state_follows_birth_will_and_silence(own_stack: LocalStac
 
     config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="health",
                          database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=free_port(),
-                         client_id="health-ingest", max_wait_ms=20.0, gateway_silent_s=4.0)
+                         client_id="health-ingest", max_wait_ms=20.0, gateway_silent_s=4.0, registry="off")
     service = CloudService(config)
     await service.start()
     edge = _edge_process(tmp_path, "home-a", own_stack.mqtt_url)
     try:
-        async with httpx.AsyncClient(base_url=service.api_url) as api:
+        assert service.security is not None
+        add_user(service.security, "admin", "admin")
+        async with httpx.AsyncClient(base_url=service.api_url, headers=bearer(service.security, "admin")) as api:
             async def gateway() -> dict[str, Any]:
                 response = await api.get("/api/v1/gateways/home-a")
                 return dict(response.json()) if response.status_code == 200 else {}
@@ -242,7 +245,7 @@ async def test_gateway_state_follows_birth_will_and_silence(own_stack: LocalStac
 
 async def test_cloud_ingest_workers_runs_n_processes_and_stops_them(own_stack: LocalStack, tmp_path: Path) -> None:
     config = CloudConfig(mqtt_url=own_stack.mqtt_url, influx_url=own_stack.influx_url, influx_db="workers",
-                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=0)
+                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=0, registry="off")
     parent = subprocess.Popen([sys.executable, "-m", "vitalbridge.cli", "cloud", "ingest", "--workers", "2"],
                               env=_environment(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ports: list[int] = []

@@ -15,6 +15,7 @@ from cloud.ingest import IngestStats
 from cloud.rules import AlertChange
 from cloud.store import Store
 from cloud.timeseries import InfluxV1Client
+from tests.auth_helpers import add_user, bearer, clinician, security_for
 
 S = 10**9
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -50,8 +51,12 @@ async def api(store: Store, fake: FakeInflux) -> AsyncIterator[httpx.AsyncClient
     stats = IngestStats(stored_batches=3, stored_samples=30, duplicates=1, rejected=2)
     stats.rejected_by_reason["decode"] = 2
     influx = InfluxV1Client("http://influx.test", "vb", transport=httpx.MockTransport(fake.handle))
-    app = create_app(store, influx, stats=lambda: stats, clock=lambda: NOW)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+    security = security_for(store, clock=lambda: NOW)
+    app = create_app(store, influx, stats=lambda: stats, clock=lambda: NOW, security=security)
+    add_user(security, "admin", "admin")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test",
+                                 headers=clinician(security, ["pt-1", "pt-2"])) as client:
+        client.admin_headers = bearer(security, "admin")  # type: ignore[attr-defined]
         yield client
     await influx.aclose()
 
@@ -121,7 +126,6 @@ async def test_naive_times_are_taken_as_utc(api: httpx.AsyncClient, fake: FakeIn
     ("path", "params", "detail"),
     [
         ("/api/v1/patients/pt-1/vitals", {"metric": "spo3"}, "unknown metric 'spo3'"),
-        ("/api/v1/patients/bad%20id/vitals", {"metric": "spo2"}, "patient id 'bad id' is not a valid identifier"),
         ("/api/v1/patients/pt-1/vitals",
          {"metric": "spo2", "start": "2024-05-01T11:00:00Z", "end": "2024-05-01T10:00:00Z"},
          "start must not be after end"),
@@ -131,7 +135,14 @@ async def test_bad_vitals_requests_get_422_with_a_reason(api: httpx.AsyncClient,
                                                          params: dict[str, str], detail: str) -> None:
     response = await api.get(path, params=params)
     assert response.status_code == 422
-    assert detail in response.json()["detail"]
+    assert detail in response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "invalid"
+    assert fake.queries == []
+
+
+async def test_a_patient_id_that_is_no_identifier_is_not_found(api: httpx.AsyncClient, fake: FakeInflux) -> None:
+    response = await api.get("/api/v1/patients/bad%20id/vitals", params={"metric": "spo2"})
+    assert (response.status_code, response.json()) == (404, {"error": {"code": "not_found", "message": "not found"}})
     assert fake.queries == []
 
 
@@ -149,7 +160,7 @@ async def test_influx_down_gives_503_and_degraded_health(api: httpx.AsyncClient,
     fake.up = False
     response = await api.get("/api/v1/patients/pt-1/vitals", params={"metric": "spo2"})
     assert response.status_code == 503
-    assert "time-series store unavailable" in response.json()["detail"]
+    assert "time-series store unavailable" in response.json()["error"]["message"]
     for path in ("/api/v1/health", "/health"):
         degraded = await api.get(path)
         assert (degraded.status_code, degraded.json()) == (503, {"status": "degraded", "influxdb": False,
@@ -205,23 +216,25 @@ async def test_alerts_bad_state_gets_422(api: httpx.AsyncClient) -> None:
 
 async def test_acknowledge(api: httpx.AsyncClient, store: Store) -> None:
     [record] = store.apply_alert_changes([_alert()])
-    response = await api.post(f"/api/v1/alerts/{record.id}/ack", json={"by": "dr.house"})
+    response = await api.post(f"/api/v1/alerts/{record.id}/ack")
     assert response.status_code == 200
     assert (response.json()["acknowledged_by"], response.json()["acknowledged_at"]) == (
-        "dr.house", "2024-05-01T12:00:00Z")
-    assert store.alerts()[0].acknowledged_by == "dr.house"
+        "dr.test", "2024-05-01T12:00:00Z")
+    assert store.alerts()[0].acknowledged_by == "dr.test"
+    again = await api.get("/api/v1/alerts")
+    assert again.json()[0]["acknowledged_at"] == "2024-05-01T12:00:00Z"  # read back from the store: still UTC
 
 
 async def test_acknowledge_unknown_alert_is_404(api: httpx.AsyncClient) -> None:
-    response = await api.post("/api/v1/alerts/999/ack", json={"by": "dr.house"})
+    response = await api.post("/api/v1/alerts/999/ack")
     assert response.status_code == 404
-    assert response.json()["detail"] == "no alert with id 999"
+    assert response.json() == {"error": {"code": "not_found", "message": "not found"}}
 
 
-@pytest.mark.parametrize("body", [{}, {"by": ""}, {"by": "x" * 129}])
-async def test_acknowledge_needs_a_name(api: httpx.AsyncClient, store: Store, body: dict[str, str]) -> None:
-    [record] = store.apply_alert_changes([_alert()])
-    assert (await api.post(f"/api/v1/alerts/{record.id}/ack", json=body)).status_code == 422
+@pytest.mark.parametrize("alert_id", ["0", str(2**63), "-1", "x"])
+async def test_alert_ids_out_of_range_get_422(api: httpx.AsyncClient, alert_id: str) -> None:
+    response = await api.post(f"/api/v1/alerts/{alert_id}/ack")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid"
 
 
 # -- ingest health --------------------------------------------------------------------------------------
@@ -229,10 +242,11 @@ async def test_acknowledge_needs_a_name(api: httpx.AsyncClient, store: Store, bo
 
 async def test_ingest_stats_and_dead_letters(api: httpx.AsyncClient, store: Store) -> None:
     store.add_dead_letter("vb/v1/gw/data", "decode: not valid CBOR", b"\xde\xad" * 40, NOW)
-    stats = (await api.get("/api/v1/ingest/stats")).json()
+    admin = api.admin_headers  # type: ignore[attr-defined]
+    stats = (await api.get("/api/v1/ingest/stats", headers=admin)).json()
     assert stats == {"stored_batches": 3, "stored_samples": 30, "duplicates": 1, "rejected": 2,
                      "rejected_by_reason": {"decode": 2}, "alerts_opened": 0, "dead_letters": 1,
                      "ingested_batches": 0, "ingested_samples": 0}
-    [letter] = (await api.get("/api/v1/dead-letters")).json()
+    [letter] = (await api.get("/api/v1/dead-letters", headers=admin)).json()
     assert (letter["topic"], letter["reason"], letter["size"]) == ("vb/v1/gw/data", "decode: not valid CBOR", 80)
     assert letter["payload_hex"] == "dead" * 32

@@ -13,9 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.api import create_app
+from cloud.registry import Gateway
 from cloud.service import CloudConfig, ConfigError
 from cloud.store import DeviceSeen, HealthUpdate, IngestCommit, Store, gateway_state
 from cloud.timeseries import InfluxV1Client
+from tests.auth_helpers import add_user, bearer, security_for
 from vitals.health import (
     GatewayEvent,
     GatewayStatus,
@@ -174,8 +176,11 @@ async def test_the_gateways_endpoint_shows_state_devices_and_404(store: Store) -
            devices=(DeviceSeen("gw-1", "ox-1", "pt-1", T0 - dt.timedelta(seconds=10)),))
     now = T0 + dt.timedelta(seconds=20)
     influx = InfluxV1Client("http://127.0.0.1:9", "x")
-    app = create_app(store, influx, clock=lambda: now, gateway_silent_s=15)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+    security = security_for(store, lambda: now)
+    add_user(security, "admin", "admin")
+    app = create_app(store, influx, clock=lambda: now, gateway_silent_s=15, security=security)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test",
+                                 headers=bearer(security, "admin")) as client:
         (listed,) = (await client.get("/api/v1/gateways")).json()
         assert listed["state"] == "unknown" and listed["reported_state"] == "online"
         assert listed["spool_backlog"] == 3 and listed["silent_s"] == 20.0
@@ -185,6 +190,32 @@ async def test_the_gateways_endpoint_shows_state_devices_and_404(store: Store) -
         assert (await client.get("/api/v1/gateways/gw-9")).status_code == 404
         assert (await client.get("/api/v1/gateways/bad%20id")).status_code == 422
         assert (await client.get("/api/v1/gateways", params={"state": "asleep"})).status_code == 422
+        assert (await client.get("/api/v1/gateways", headers={"Authorization": ""})).status_code == 401
+    await influx.aclose()
+
+
+async def test_a_care_team_sees_the_gateways_its_patients_are_bound_to_and_no_other(store: Store) -> None:
+    _apply(store, T0, _status("online", 1.0))
+    other = HealthUpdate([decode_status(_status("online", 1.0, gateway="gw-2"), "gw-2")], [], ())
+    store.commit_ingest(IngestCommit(at=T0, health=other))
+    influx = InfluxV1Client("http://127.0.0.1:9", "x")
+    security = security_for(store, lambda: T0)
+    add_user(security, "dr.one", "doctor", care=["pt-1"])
+    add_user(security, "dr.two", "doctor", care=["pt-2"])
+    add_user(security, "family.one", "family", family=["pt-1"])
+    security.registry.add_gateway(Gateway("gw-1", "home 1", ("pt-1",)))
+    security.registry.add_gateway(Gateway("gw-2", "home 2", ("pt-2",)))
+    app = create_app(store, influx, clock=lambda: T0, security=security)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        one = bearer(security, "dr.one")
+        assert [g["gateway"] for g in (await client.get("/api/v1/gateways", headers=one)).json()] == ["gw-1"]
+        assert (await client.get("/api/v1/gateways/gw-1", headers=one)).status_code == 200
+        assert (await client.get("/api/v1/gateways/gw-2", headers=one)).status_code == 404  # as if never heard of
+        two = bearer(security, "dr.two")
+        assert [g["gateway"] for g in (await client.get("/api/v1/gateways", headers=two)).json()] == ["gw-2"]
+        family = bearer(security, "family.one")
+        assert (await client.get("/api/v1/gateways", headers=family)).status_code == 403
+        assert (await client.get("/api/v1/gateways/gw-1", headers=family)).status_code == 403
     await influx.aclose()
 
 

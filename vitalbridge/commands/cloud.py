@@ -8,6 +8,8 @@ import logging
 import sys
 from typing import Any
 
+from vitalbridge.commands._users import add_user_parser
+
 __all__ = ["add_parser"]
 
 _ROLES = {
@@ -21,7 +23,9 @@ _ENVIRONMENT_HELP = (
     "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_WORKER_INDEX, VB_INGEST_SHARED_GROUP, "
     "VB_INGEST_SESSION_EXPIRY_S, VB_GATEWAY_SILENT_S, VB_INGEST_MAX_MESSAGES, "
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
-    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_RULES."
+    "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_REGISTRY (enforce|off), "
+    "VB_REGISTRY_CACHE_S, VB_AUTH_SECRET or VB_AUTH_SECRET_FILE, VB_ACCESS_TOKEN_MINUTES, VB_REFRESH_TOKEN_DAYS, "
+    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS, VB_RULES."
 )
 
 
@@ -55,6 +59,7 @@ def add_parser(subparsers: Any) -> None:
                                  "and its /health on --port + 1 + its index (default 1: this process)")
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(func=_run, api=api, ingest=ingest)
+    add_user_parser(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             worker_index=getattr(args, "worker_index", None),
             rules_file=getattr(args, "rules_file", None),
         )
+        config.token_secret()  # an unreadable or short key file is a setting error, said now
         config.alerting_context()  # a mistake in the alerting policy file stops here, in one line
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from cloud.store import _registry_models  # noqa: F401  (its tables join the metadata)
 from cloud.store._health_models import DeviceHealth, GatewayHealth  # noqa: F401 (their tables)
 from cloud.store._models import Base
 
