@@ -271,6 +271,7 @@ class GatewayOfflineRule(ConfiguredRule):
                 return state, []
             state["open"] = None
             back = facts.status_since_ns if facts.status_since_ns is not None else now_ns
+            back = max(back, opened)  # an "online since" older than the outage (a stale fact) ends it as it began
             return state, [_change(self, patient, "gateway", opened, opened + self.offline_ns, back,
                                    (back - opened) / 1e9, self.c.offline_s,
                                    f"{name} back online after {format_duration((back - opened) / 1e9)}",

@@ -392,6 +392,14 @@ def test_gateway_offline_from_facts() -> None:
     assert rule.tick(T0 + 6000 * S) == []  # no facts: nothing known, nothing changes
 
 
+def test_gateway_online_since_before_the_outage_ends_it_where_it_began() -> None:
+    # A stale "online since" (older than the outage) must not end the episode before it started.
+    rule = Stored(rule_from({"type": "gateway_offline", "name": "go", "offline_s": 60}))
+    [opened] = rule.tick(T0 + 300 * S, {"p1": PatientFacts("gw", "offline", T0 + 100 * S)})
+    [back] = rule.tick(T0 + 400 * S, {"p1": PatientFacts("gw", "online", T0)})
+    assert back.state == "resolved" and back.resolved_ns == opened.episode_start_ns == T0 + 100 * S
+
+
 # -- every rule type on random series with the clock moving between them ------------------------------------------
 _ONE_OF_EACH: list[dict[str, Any]] = [
     _threshold(),
