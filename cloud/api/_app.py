@@ -21,6 +21,7 @@ from cloud.api._auth_routes import auth_router
 from cloud.api._gateways import gateway_router
 from cloud.api._middleware import SecureHeaders, install_audit
 from cloud.api._registry_routes import registry_router
+from cloud.api._views import ViewOptions, views_router
 from cloud.audit import AuditLog
 from cloud.auth import ERROR_RESPONSES, ApiError, Identity, TokenSigner, install_error_handlers
 from cloud.auth.policy import (
@@ -267,5 +268,6 @@ def create_app(
 
     app.include_router(alerts_router(store, clock))
     app.include_router(gateway_router(store, clock, gateway_silent_s))
+    app.include_router(views_router(store, influx, clock, ViewOptions(gateway_silent_s=gateway_silent_s)))
     check_routes(app)
     return app

@@ -4,7 +4,7 @@ Patients are ranked by, in turn:
 
 1. the most severe unacknowledged alert (critical, urgent, warning, info, none), then how many of each;
 2. the clinical score (NEWS2, or a condition's own score) and then its trend, higher first; a patient
-   without a score comes after every patient with one;
+   without a score (too few recent readings) counts as scoring 0, so that silence decides next;
 3. hours since the last data arrived, longer first (a patient who never sent anything counts as the
    longest silence);
 4. adherence to the care plan (measurements received / expected), lower first; none expected last;
@@ -59,12 +59,11 @@ def attention_key(facts: WorklistFacts) -> tuple[object, ...]:
     top = top_severity(facts.unacknowledged)
     severity_rank = SEVERITY_ORDER.index(top) if top is not None else len(SEVERITY_ORDER)
     counts = tuple(-max(0, facts.unacknowledged.get(s, 0)) for s in SEVERITY_ORDER)
-    has_score = facts.score is not None and not math.isnan(facts.score)
     score = -_finite(facts.score, 0.0)
     trend = -_finite(facts.score_trend, 0.0)
     silence = -_finite(facts.hours_since_data, math.inf)
     adherence = _finite(facts.adherence, math.inf)
-    return (severity_rank, counts, 0 if has_score else 1, score, trend, silence, adherence, facts.patient)
+    return (severity_rank, counts, score, trend, silence, adherence, facts.patient)
 
 
 def rank_worklist(patients: Iterable[WorklistFacts]) -> list[WorklistFacts]:
