@@ -122,6 +122,16 @@ def _cases() -> dict[tuple[str, str], Any]:
         ("GET", "/api/v1/patients/{patient}/vitals"): lambda r: Case(
             "GET", "/api/v1/patients/p1/vitals", 404, _each(OWN, 200), params={"metric": "spo2"}, patient="p1"),
         ("GET", "/api/v1/alerts"): lambda r: Case("GET", "/api/v1/alerts", 200, {"admin": 403}),
+        ("GET", "/api/v1/worklist"): lambda r: Case("GET", "/api/v1/worklist", 200, {"admin": 403}),
+        ("GET", "/api/v1/patients/{patient}/series"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/series", 404, _each(OWN, 200), params={"metric": "spo2"}, patient="p1"),
+        ("GET", "/api/v1/patients/{patient}/waveform"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/waveform", 404, _each(OWN, 200),
+            params={"metric": "ecg", "around": "2024-05-01T11:00:00Z"}, patient="p1"),
+        ("GET", "/api/v1/patients/{patient}/summary"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/summary", 404, _each(OWN, 200), patient="p1"),
+        ("GET", "/api/v1/patients/{patient}/today"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/today", 404, _each(OWN, 200), patient="p1"),
         ("POST", "/api/v1/alerts/{alert_id}/ack"): lambda r: Case(
             "POST", "/api/v1/alerts/1/ack", 404,
             {**_each(CLINICIANS, 200), "family": 403, "admin": 403},
