@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from cloud.api._sparklines import SparklineCache
 from cloud.auth import ERROR_RESPONSES, ApiError
 from cloud.auth.policy import Permission, Principal, note_patients, require
 from cloud.registry import Patient, Registry
@@ -233,6 +234,7 @@ def views_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.da
     :func:`settings_for`)."""
     router = APIRouter(prefix="/api/v1", tags=["views"])
     registry = Registry(store.engine)
+    sparklines = SparklineCache(options.sparkline_bucket_s * _NS)
 
     def settings_of(patients: Sequence[str]) -> dict[str, PatientSettings]:
         lookup = settings or settings_for
@@ -273,13 +275,17 @@ def views_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.da
             return []
         now = clock()
         now_ns = _ns(now)
-        spark_start = now_ns - options.sparkline_days * _DAY_NS
+        bucket_ns = options.sparkline_bucket_s * _NS
+        spark_start = (now_ns - options.sparkline_days * _DAY_NS) // bucket_ns * bucket_ns  # whole buckets
         alerts_task = _thread(store.alerts, AlertQuery(state="open", limit=100_000, patients=frozenset(ids)))
         health_task = _thread(_load_health, store, registry, ids)
         latest_task = _influx(latest_values(influx, ids, spark_start, now_ns))
-        spark_task = _influx(bucket_means(influx, ids, SPARKLINE_METRICS, spark_start, now_ns,
-                                          options.sparkline_bucket_s))
-        alerts, health, latest, sparks = await asyncio.gather(alerts_task, health_task, latest_task, spark_task)
+        plan = sparklines.plan(ids, spark_start, now_ns)
+        spark_tasks = [_influx(bucket_means(influx, patients, SPARKLINE_METRICS, from_ns, now_ns,
+                                            options.sparkline_bucket_s)) for from_ns, patients in plan.items()]
+        alerts, health, latest, reads = await asyncio.gather(alerts_task, health_task, latest_task,
+                                                             asyncio.gather(*spark_tasks))
+        sparks = sparklines.store(dict(zip(plan, reads, strict=True)), plan, spark_start, now_ns)
         adherences = await asyncio.gather(*(adherence_of(p, patient_settings[p], now_ns) for p in ids))
         by_patient: dict[str, list[AlertRecord]] = {}
         for alert in alerts:
@@ -386,6 +392,7 @@ def views_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.da
         now = clock()
         now_ns = _ns(now)
         start_ns = now_ns - days * _DAY_NS
+        bucket_ns = options.sparkline_bucket_s * _NS
 
         def readings(metric: str, since_ns: int) -> Awaitable[Any]:
             return _influx(read_samples(influx, patient, metric, since_ns, now_ns, limit=_MAX_READINGS))
@@ -396,8 +403,10 @@ def views_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.da
             readings("bp_systolic", start_ns), readings("bp_diastolic", start_ns),
             readings("blood_glucose", start_ns), readings("body_weight", min(start_ns, now_ns - 8 * _DAY_NS)),
             _influx(latest_values(influx, [patient], start_ns, now_ns)),
-            _influx(bucket_means(influx, [patient], list(NEWS2_METRICS), now_ns - 2 * _DAY_NS, now_ns,
-                                 options.sparkline_bucket_s)),
+            # NEWS2 a day ago, for its trend: only the buckets that can hold it.
+            _influx(bucket_means(influx, [patient], list(NEWS2_METRICS),
+                                 now_ns - _DAY_NS - int(options.news2_max_age_s * _NS) - bucket_ns,
+                                 now_ns - _DAY_NS + bucket_ns, options.sparkline_bucket_s)),
             adherence_of(patient, own, now_ns))
         bp = blood_pressure_summary([(s.time_ns, s.value) for s in systolic],
                                     [(s.time_ns, s.value) for s in diastolic], own.time_zone)
