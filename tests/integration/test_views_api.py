@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from cloud.api import create_app
-from cloud.auth import Role
+from cloud.api._views import views_router
+from cloud.auth import Role, install_error_handlers
 from cloud.auth.policy import SecurityContext
 from cloud.registry import Gateway, Patient
+from cloud.rules import CarePlanItem, PatientSettings, TargetRange, TimeWindow
 from cloud.store import AlertRecord, DeviceHealth, GatewayHealth, Store, open_store
 from cloud.timeseries import InfluxV1Client
 from tests.auth_helpers import add_user, bearer, security_for
@@ -239,3 +242,44 @@ async def test_waveform_strip_around_an_event(views: Views) -> None:
     assert body["start"] == "2026-03-10T11:59:08Z" and body["values"][0] == pytest.approx(2.0)
     wrong = await views.get("/api/v1/patients/p1/waveform", "dr_a", metric="spo2", around=around)
     assert wrong.status_code == 422
+
+
+async def test_settings_shape_the_views(stack: LocalStack, tmp_path: Path, unique_name: Callable[[str], str]) -> None:
+    # The views judge a patient by the settings views_router is given: time zone, targets, care plan.
+    settings = PatientSettings(
+        time_zone="Asia/Shanghai", targets={"spo2": TargetRange(low=88, high=92)},
+        care_plan=(CarePlanItem(metric="bp_systolic", windows=(TimeWindow(start="07:00", end="10:00"),
+                                                               TimeWindow(start="18:00", end="21:00"))),))
+    store = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
+    influx = InfluxV1Client(stack.influx_url, unique_name("vbviews"))
+    await influx.create_database()
+    security = security_for(store, lambda: NOW)
+    app = FastAPI()
+    app.state.security = security
+    install_error_handlers(app)
+    app.include_router(views_router(store, influx, lambda: NOW, settings=lambda patient: settings))
+    add_user(security, "dr_a", Role.DOCTOR, care=["p1"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        views = Views(client, influx, store, security)
+        # Now is 20:00 in Shanghai (UTC+8). A morning reading (08:30 local) on each of the last 7 days, and
+        # one this evening (19:00 local).
+        mornings = [NOW_NS - d * 24 * HOUR - 11 * HOUR - 30 * 60 * S for d in range(7)]
+        await views.write("p1", "bp_systolic", [(t, 130.0) for t in [*mornings, NOW_NS - HOUR]])
+        await views.write("p1", "spo2", [(NOW_NS - HOUR, 90.0)])
+        worklist = (await views.get("/api/v1/worklist", "dr_a")).json()
+        # Windows wholly in the last 7 days: 6 whole days of two, and this morning's; this evening's is open.
+        assert worklist[0]["adherence"] == {"expected": 13, "received": 7, "ratio": round(7 / 13, 3), "days": 7}
+        today = (await views.get("/api/v1/patients/p1/today", "dr_a")).json()
+        assert today["date"] == "2026-03-10" and today["time_zone"] == "Asia/Shanghai"
+        assert today["due"] == [
+            {"metric": "bp_systolic", "window": "07:00-10:00", "done": True, "state": "done"},
+            {"metric": "bp_systolic", "window": "18:00-21:00", "done": True, "state": "done"}]
+        spo2 = [r for r in today["readings"] if r["metric"] == "spo2"]
+        assert spo2 == [{"metric": "spo2", "value": 90.0, "unit": "%", "time": "2026-03-10T11:00:00Z",
+                         "status": "normal"}]  # within the patient's 88-92 % target, though below the usual 94
+        series = (await views.get("/api/v1/patients/p1/series", "dr_a", metric="spo2")).json()
+        assert series["thresholds"] == [{"label": "target", "low": 88.0, "high": 92.0}]
+        summary = (await views.get("/api/v1/patients/p1/summary", "dr_a")).json()
+        assert summary["bp"]["am"]["n"] == 7 and summary["bp"]["pm"]["n"] == 1  # local mornings and evenings
+    await influx.aclose()
+    store.close()
