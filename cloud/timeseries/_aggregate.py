@@ -59,22 +59,44 @@ async def downsample(influx: InfluxV1Client, patient: str, metric: str, start_ns
             if row[1] is not None]
 
 
-async def latest_values(influx: InfluxV1Client, patients: Sequence[str], start_ns: int,
-                        end_ns: int) -> dict[str, dict[str, tuple[int, float]]]:
+async def latest_values(influx: InfluxV1Client, patients: Sequence[str], start_ns: int, end_ns: int, *,
+                        recent_s: float = 3600.0) -> dict[str, dict[str, tuple[int, float]]]:
     """Each patient's newest numeric value of every metric with ``start_ns <= time <= end_ns``:
-    patient -> metric -> ``(time_ns, value)``, in one query."""
+    patient -> metric -> ``(time_ns, value)``.
+
+    Two queries: the last ``recent_s`` first, which finds the newest value of every stream still
+    sending (a 1 Hz oximeter) in a short scan; then the whole range for the rest only (spot readings,
+    streams that stopped), each patient's recent metrics left out by their tags, so that a week of a
+    1 Hz stream is not read to find a value of the last second.
+    """
     if not patients:
         return {}
-    params: dict[str, Any] = {}
-    statement = (
-        f'SELECT last("value") FROM "{NUMERIC_MEASUREMENT}" WHERE {_patients_clause(patients, params)} '
-        f'AND time >= {int(start_ns)} AND time <= {int(end_ns)} GROUP BY "patient", "metric"'
-    )
     found: dict[str, dict[str, tuple[int, float]]] = {}
-    for tags, rows in _tagged(await influx.query(statement, params)):
-        for row in rows:
-            if row[1] is not None:
-                found.setdefault(tags.get("patient", ""), {})[tags.get("metric", "")] = (int(row[0]), float(row[1]))
+
+    async def read(where: str, params: dict[str, Any], from_ns: int) -> None:
+        statement = (f'SELECT last("value") FROM "{NUMERIC_MEASUREMENT}" WHERE {where} '
+                     f'AND time >= {int(from_ns)} AND time <= {int(end_ns)} GROUP BY "patient", "metric"')
+        for tags, rows in _tagged(await influx.query(statement, params)):
+            for row in rows:
+                if row[1] is not None:
+                    found.setdefault(tags.get("patient", ""), {})[tags.get("metric", "")] = (int(row[0]),
+                                                                                          float(row[1]))
+
+    recent_from = max(start_ns, end_ns - int(recent_s * 1e9))
+    params: dict[str, Any] = {}
+    await read(_patients_clause(patients, params), params, recent_from)
+    if recent_from <= start_ns:
+        return found
+    params = {}
+    terms = []
+    for index, patient in enumerate(patients):
+        params[f"p{index}"] = patient
+        term = f'"patient" = $p{index}'
+        for number, metric in enumerate(sorted(found.get(patient, {}))):
+            params[f"x{index}_{number}"] = metric
+            term += f' AND "metric" != $x{index}_{number}'
+        terms.append(f"({term})")
+    await read("(" + " OR ".join(terms) + ")", params, start_ns)
     return found
 
 
