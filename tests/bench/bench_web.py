@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -155,6 +156,7 @@ async def _main() -> str:
     finally:
         store.close()
         influxd.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)  # millions of points: not left behind
     return "\n".join([
         "## Web views",
         "",
