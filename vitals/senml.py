@@ -32,6 +32,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -203,6 +204,8 @@ def _load_json(payload: bytes) -> list[dict[str, Any]]:
         raw = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise SenmlError(f"not valid SenML JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise SenmlError("not valid SenML JSON: nested too deeply for a pack of records") from None
     records = _pack(raw, "JSON")
     out: list[dict[str, Any]] = []
     for index, record in enumerate(records):
@@ -242,18 +245,21 @@ def _load_cbor(payload: bytes) -> list[dict[str, Any]]:
 
 
 def _pack(raw: Any, form: str) -> list[dict[Any, Any]]:
-    if not isinstance(raw, list):
+    # cbor2 hands back what sits under the self-described CBOR tag (55799) as a tuple of frozendicts.
+    if not isinstance(raw, list | tuple):
         raise SenmlError(f"a SenML pack is a {form} array of records, got {_kind(raw)}")
     if not raw:
         raise SenmlError("the SenML pack holds no records")
     for index, record in enumerate(raw):
-        if not isinstance(record, dict):
+        if not isinstance(record, Mapping):
             raise SenmlError(f"record {index}: a SenML record is a {form} map, got {_kind(record)}")
-    return raw
+    return [dict(record) for record in raw]
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a map", list: "an array", str: "text", bytes: "bytes", bool: "a boolean",
+    if isinstance(value, Mapping):
+        return "a map"
+    return {list: "an array", tuple: "an array", str: "text", bytes: "bytes", bool: "a boolean",
             int: "an integer", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
