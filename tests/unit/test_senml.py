@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -451,3 +452,24 @@ def test_every_accepted_unit_converts_back_to_the_catalogue_value(metric_unit: t
     sent = (value - offset) / scale  # the value in ``unit`` that means ``value`` in the catalogue unit
     [sample] = _samples(_decode([{"n": f"p:d:{metric}", "t": _T0, "u": unit, "v": sent}]))
     assert math.isclose(sample.value, value, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_the_worked_examples_of_the_interoperability_guide_hold() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "interoperability.md").read_text()
+    at = 1_767_261_900 * S  # 2026-01-01T10:05:00Z
+    as_json = (b'[{"bn":"p-1001:cuff-7:","bt":1767261600,"bu":"kPa","n":"bp_systolic","v":17.2},\n'
+               b' {"n":"bp_diastolic","v":10.8},\n {"n":"MDC_PULS_OXIM_PULS_RATE","u":"beat/min","v":68}]')
+    assert as_json.decode() in guide
+    cuff = decode_senml(as_json, gateway="acme-hub-1", now_ns=at)
+    assert f"`{cuff.epoch}`" in guide
+    assert [(s.metric, s.value) for s in _samples(cuff)] == [
+        ("bp_diastolic", 81.0066501913), ("bp_systolic", 129.010591045), ("pulse_rate", 68.0)]
+    records = [{"bn": "p-1001:thermo-2:body_temperature", "bu": "[degF]", "t": -120, "v": 99.5},
+               {"t": -60, "v": 99.3}]
+    assert encode_senml_json(records).decode() in guide
+    as_cbor = encode_senml_cbor(records)
+    assert f"({len(as_cbor)} bytes)" in guide
+    thermo = decode_senml(as_cbor, gateway="acme-hub-1", now_ns=at)
+    assert f"`{thermo.epoch}`" in guide
+    assert _samples(thermo) == [Sample("body_temperature", at - 120 * S, 37.5),
+                                Sample("body_temperature", at - 60 * S, 37.3888888889)]
