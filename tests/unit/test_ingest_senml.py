@@ -177,3 +177,12 @@ async def test_a_senml_gateway_gets_no_spool_acknowledgements() -> None:
         Disposition(Outcome.STORED, "gw-1", BatchKey("gw-1", "e1", 7), 3),
     ])
     assert [topic for topic, _ in client.published] == ["vb/v1/gw-1/cmd/ack"]  # it keeps no spool to prune
+
+
+@pytest.mark.parametrize("payload", [encode_senml_json(PACK), encode_senml_cbor(PACK)])
+async def test_senml_on_the_data_topic_is_refused_with_a_pointer_to_its_topic(processor: IngestProcessor,
+                                                                              payload: bytes) -> None:
+    result = await processor.process([InboundMessage("vb/v1/gw-3rd/data", payload)])
+    [disposition] = result.dispositions
+    assert (disposition.outcome, disposition.category) == (Outcome.REFUSED, "decode")
+    assert disposition.reason.endswith("(SenML packs go on vb/v1/gw-3rd/senml)")
