@@ -473,3 +473,20 @@ def test_the_worked_examples_of_the_interoperability_guide_hold() -> None:
     assert f"`{thermo.epoch}`" in guide
     assert _samples(thermo) == [Sample("body_temperature", at - 120 * S, 37.5),
                                 Sample("body_temperature", at - 60 * S, 37.3888888889)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_packs(), st.sampled_from(["json", "cbor"]), st.data())
+def test_mutated_valid_packs_give_a_batch_or_one_clear_error(pack: tuple[list[dict[str, Any]], list[Sample]],
+                                                            form: str, data: st.DataObject) -> None:
+    payload = bytearray(encode_senml_json(pack[0]) if form == "json" else encode_senml_cbor(pack[0]))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(payload) - 1))
+        action = data.draw(st.sampled_from(["flip", "drop", "insert"]))
+        if action == "flip":
+            payload[at] = data.draw(st.integers(0, 255))
+        elif action == "drop" and len(payload) > 1:
+            del payload[at]
+        else:
+            payload.insert(at, data.draw(st.integers(0, 255)))
+    _batch_or_error(bytes(payload))
