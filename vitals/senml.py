@@ -70,6 +70,7 @@ _RELATIVE_LIMIT = Decimal(2**28)
 _MICROSECOND = Decimal("0.000001")
 _SENML_VERSION = 10
 _MAX_INTEGER = 1 << 64
+_MAX_NAME = 64 + 1 + 64 + 1 + 64  # patient, device and metric, each at most an identifier long
 _MAX_SECONDS = Decimal(_MAX_TIME_NS) / 10**9 * 2  # a relative time may be negative: bounded both ways
 
 SENML_LABELS: dict[str, int] = {
@@ -312,7 +313,11 @@ def _to_batch(records: list[dict[Any, Any]], gateway: str, now_ns: int, max_valu
             base.unit = record["bu"]
         if "bv" in record:
             base.value = float(record["bv"])
-        patient, device, metric = _name(base.name + record.get("n", ""), index)
+        suffix = record.get("n", "")
+        if len(base.name) + len(suffix) > _MAX_NAME:  # checked before joining: a huge bn repeats per record
+            raise SenmlError(f"record {index}: name is {len(base.name) + len(suffix)} characters long, over "
+                             f"the {_MAX_NAME} a '{{patient}}:{{device}}:{{metric}}' name can need")
+        patient, device, metric = _name(base.name + suffix, index)
         if owner is None:
             owner = (patient, device)
         elif owner != (patient, device):

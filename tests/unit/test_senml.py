@@ -255,6 +255,8 @@ def test_every_catalogue_metric_has_its_unit_and_a_senml_name() -> None:
         (b'[{"n":"pt 1:ox-1:spo2","v":97}]', "holds characters SenML names may not"),
         (b'[{"n":"pt-1:/ox:spo2","v":97}]', "device '/ox' in name 'pt-1:/ox:spo2' is not a valid identifier"),
         (b'[{"n":"pt-1:ox-1:glucose","v":5}]', "'glucose' is no catalogue metric"),
+        (b'[{"bn":"' + b"p" * 300_000 + b'","v":5},' + b"{}," * 50_000 + b"{}]",
+         "record 0: name is 300000 characters long, over the 194"),
         (b'[{"bn":"pt-1:ox-1:","n":"spo2","v":97},{"bn":"pt-2:ox-1:","n":"spo2","v":97}]',
          "record 1: names patient 'pt-2', device 'ox-1', but the pack began with patient 'pt-1'"),
         (b'[{"bn":"pt-1:ox-1:spo2","t":1700000000,"v":97},{"t":1700000000,"v":96}]',
