@@ -58,7 +58,7 @@ from cloud.store import Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
-from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_STATUS, shared_subscription
+from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_SENML, ALL_STATUS, shared_subscription
 
 __all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable", "http_server_options"]
 
@@ -287,8 +287,9 @@ class CloudConfig(BaseModel):
         return f"vitalbridge-ingest-{host}{suffix}"
 
     def subscriptions(self) -> list[str]:
-        """The topics the ingest reads: data, status and events, shared with the group's other workers."""
-        topics = [ALL_DATA, ALL_STATUS, ALL_EVENTS]
+        """The topics the ingest reads: data (native and SenML), status and events, shared with the group's
+        other workers."""
+        topics = [ALL_DATA, ALL_SENML, ALL_STATUS, ALL_EVENTS]
         return [shared_subscription(topic, self.shared_group) for topic in topics] if self.shared_group else topics
 
     def alerting_context(self) -> AlertingContext:

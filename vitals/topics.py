@@ -7,6 +7,7 @@ from vitals.samples import is_identifier
 __all__ = [
     "ALL_DATA",
     "ALL_EVENTS",
+    "ALL_SENML",
     "ALL_STATUS",
     "TOPIC_ROOT",
     "TopicError",
@@ -16,6 +17,7 @@ __all__ = [
     "data_topic",
     "events_topic",
     "gateway_of",
+    "senml_topic",
     "shared_data_subscription",
     "shared_subscription",
     "status_topic",
@@ -25,6 +27,7 @@ TOPIC_ROOT = "vb/v1"
 ALL_DATA = f"{TOPIC_ROOT}/+/data"
 ALL_STATUS = f"{TOPIC_ROOT}/+/status"
 ALL_EVENTS = f"{TOPIC_ROOT}/+/events"
+ALL_SENML = f"{TOPIC_ROOT}/+/senml"
 
 
 class TopicError(ValueError):
@@ -45,6 +48,11 @@ def data_topic(gateway: str) -> str:
 def status_topic(gateway: str) -> str:
     """Retained birth/death topic of ``gateway`` (also its last will)."""
     return f"{TOPIC_ROOT}/{_checked(gateway)}/status"
+
+
+def senml_topic(gateway: str) -> str:
+    """Topic where a third-party ``gateway`` publishes SenML packs (RFC 8428, JSON or CBOR; see :mod:`vitals.senml`)."""
+    return f"{TOPIC_ROOT}/{_checked(gateway)}/senml"
 
 
 def events_topic(gateway: str) -> str:

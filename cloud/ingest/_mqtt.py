@@ -141,6 +141,8 @@ class MqttIngestClient:
         if message.topic == self.claim_topic:
             self._on_claim(client, message)
             return
+        # MQTT 5 senders may say what the payload is (SenML as JSON or CBOR); absent, it is told from the bytes.
+        content_type = str(getattr(message.properties, "ContentType", "") or "")
         with self._window:
             while self._inflight >= self.max_inflight and not self._stopping:
                 self._window.wait(0.5)
@@ -148,7 +150,7 @@ class MqttIngestClient:
                 return
             self._inflight += 1
             self._queue.append((self._generation, InboundMessage(message.topic, bytes(message.payload),
-                                                                 message.mid, message.qos)))
+                                                                 message.mid, message.qos, content_type)))
             # Wake the event loop only when the taker's wish is met (not once per message).
             wake = len(self._queue) >= self._wanted
             if wake:

@@ -61,12 +61,16 @@ _LATE_READS_AT_ONCE = 8
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """One MQTT message as the ingest sees it; ``mid``/``qos`` are what acknowledging it needs."""
+    """One MQTT message as the ingest sees it; ``mid``/``qos`` are what acknowledging it needs.
+
+    ``content_type`` is the MQTT 5 content type the sender set (empty when none).
+    """
 
     topic: str
     payload: bytes
     mid: int = 0
     qos: int = 1
+    content_type: str = ""
 
 
 class Outcome(enum.Enum):
@@ -188,7 +192,8 @@ class IngestProcessor:
             if kind in ("status", "events"):
                 dispositions.append(self._health(message, kind, statuses, events, dead))
                 continue
-            verdict = triage(message.topic, message.payload, now_ns=now_ns, limits=self.limits)
+            verdict = triage(message.topic, message.payload, now_ns=now_ns, limits=self.limits,
+                             content_type=message.content_type)
             if isinstance(verdict, Refused):
                 dispositions.append(self._refusal(message, verdict))
                 dead.append(DeadLetterEntry(message.topic, f"{verdict.category}: {verdict.reason}", message.payload))

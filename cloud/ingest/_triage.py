@@ -8,7 +8,8 @@ import cbor2
 
 from vitals.codec import BatchTooLargeError, WireError, decode_batch
 from vitals.samples import Batch, is_identifier
-from vitals.topics import TopicError, gateway_of
+from vitals.senml import SenmlError, decode_senml
+from vitals.topics import TopicError, gateway_of, senml_topic
 from vitals.validate import check_density, check_plausible
 
 __all__ = ["Accepted", "IngestLimits", "Refused", "peek_key", "triage"]
@@ -59,18 +60,39 @@ def peek_key(payload: bytes) -> tuple[str, str, int] | None:
     return str(gateway), str(epoch), seq
 
 
-def triage(topic: str, payload: bytes, *, now_ns: int, limits: IngestLimits = IngestLimits()) -> Accepted | Refused:
-    """Decide whether a message on ``topic`` is a batch the cloud should store (pure; ``now_ns`` Unix ns)."""
+def _looks_like_senml(payload: bytes) -> bool:
+    # A SenML pack is an array (JSON '[' or a CBOR array head); a native batch is a CBOR map.
+    first = payload.lstrip(b" \t\r\n")[:1]
+    return first == b"[" or (len(first) == 1 and 0x80 <= first[0] <= 0x9F)
+
+
+def triage(topic: str, payload: bytes, *, now_ns: int, limits: IngestLimits = IngestLimits(),
+           content_type: str = "") -> Accepted | Refused:
+    """Decide whether a message on ``topic`` is a batch the cloud should store (pure; ``now_ns`` Unix ns).
+
+    A native batch comes on ``vb/v1/{gateway}/data``, a SenML pack on ``vb/v1/{gateway}/senml``
+    (``content_type`` is the MQTT 5 content type, where the sender set one); from there on both take
+    the same checks.
+    """
     try:
         topic_gateway = gateway_of(topic)
     except TopicError as exc:
         return Refused("topic", str(exc))
-    try:
-        batch = decode_batch(payload, max_values=limits.max_values)
-    except WireError as exc:
-        key = peek_key(payload)
-        category = "amplifying" if isinstance(exc, BatchTooLargeError) else "decode"
-        return Refused(category, str(exc), key if key is not None and key[0] == topic_gateway else None)
+    if topic.rpartition("/")[2] == "senml":
+        try:
+            batch = decode_senml(payload, gateway=topic_gateway, now_ns=now_ns, content_type=content_type or None,
+                                 max_values=limits.max_values)
+        except SenmlError as exc:
+            return Refused("decode", f"SenML: {exc}")
+    else:
+        try:
+            batch = decode_batch(payload, max_values=limits.max_values)
+        except WireError as exc:
+            key = peek_key(payload)
+            category = "amplifying" if isinstance(exc, BatchTooLargeError) else "decode"
+            reason = str(exc) + (f" (SenML packs go on {senml_topic(topic_gateway)})" if _looks_like_senml(payload)
+                                 else "")
+            return Refused(category, reason, key if key is not None and key[0] == topic_gateway else None)
     key = (batch.gateway, batch.epoch, batch.seq)
     if batch.gateway != topic_gateway:
         return Refused("gateway", f"batch names gateway {batch.gateway!r} but came on the topic of {topic_gateway!r}")

@@ -24,6 +24,7 @@ from cloud.ingest._mqtt import MqttIngestClient
 from cloud.ingest._processor import Disposition, InboundMessage, IngestProcessor, Outcome, ProcessResult
 from cloud.store import Retention
 from vitals.acks import MAX_ACK_SEQS, StoredAck, encode_ack
+from vitals.senml import is_senml_epoch
 from vitals.topics import ack_topic
 
 __all__ = ["IngestStats", "IngestWorker", "WorkerSettings"]
@@ -175,6 +176,8 @@ class IngestWorker:
             key = disposition.key
             if key is None or disposition.gateway != key.gateway:
                 continue  # nothing that names one of the sender's batches
+            if is_senml_epoch(key.epoch):
+                continue  # a third-party SenML gateway keeps no spool to acknowledge
             target = refused if disposition.outcome is Outcome.REFUSED else stored
             target[(key.gateway, key.epoch)].append(key.seq)
         for gateway, epoch in {*stored, *refused}:

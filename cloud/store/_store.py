@@ -31,6 +31,7 @@ from cloud.store._alerts import apply_alert_changes
 from cloud.store._health import HealthUpdate, apply_health, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
+from vitals.senml import SENML_EPOCH_PREFIX
 
 __all__ = [
     "AlertQuery",
@@ -348,6 +349,12 @@ class Store(AlertingStore):
                 return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
             log_rows = count(delete(IngestedBatch).where(IngestedBatch.received_ns < _ns(now - retention.ingest_log)))
+            # A SenML pack is an epoch of its own (its content key): past the dedup horizon its row
+            # keeps nothing worth having, and there would be one per pack for ever.
+            session.execute(delete(GatewayEpoch).where(
+                GatewayEpoch.epoch.startswith(SENML_EPOCH_PREFIX, autoescape=True),
+                GatewayEpoch.last_seen < now - retention.ingest_log,
+            ))
             payloads = count(
                 update(DeadLetter)
                 .where(DeadLetter.received_at < now - retention.dead_letter_payload,

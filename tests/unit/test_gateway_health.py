@@ -230,9 +230,10 @@ def test_client_ids_differ_by_worker_and_stay_put_across_restarts() -> None:
 
 
 def test_subscriptions_are_shared_unless_the_group_is_empty() -> None:
-    assert CloudConfig().subscriptions() == ["$share/ingest/vb/v1/+/data", "$share/ingest/vb/v1/+/status",
-                                             "$share/ingest/vb/v1/+/events"]
-    assert CloudConfig(shared_group="").subscriptions() == ["vb/v1/+/data", "vb/v1/+/status", "vb/v1/+/events"]
+    assert CloudConfig().subscriptions() == ["$share/ingest/vb/v1/+/data", "$share/ingest/vb/v1/+/senml",
+                                             "$share/ingest/vb/v1/+/status", "$share/ingest/vb/v1/+/events"]
+    assert CloudConfig(shared_group="").subscriptions() == ["vb/v1/+/data", "vb/v1/+/senml", "vb/v1/+/status",
+                                                            "vb/v1/+/events"]
 
 
 def test_the_environment_carries_the_config_to_a_worker_process() -> None:

@@ -11,12 +11,14 @@ from vitals.samples import is_identifier
 from vitals.topics import (
     ALL_DATA,
     ALL_EVENTS,
+    ALL_SENML,
     ALL_STATUS,
     TopicError,
     command_topic,
     data_topic,
     events_topic,
     gateway_of,
+    senml_topic,
     shared_data_subscription,
     status_topic,
 )
@@ -26,6 +28,8 @@ def test_topic_names() -> None:
     assert data_topic("home-0001") == "vb/v1/home-0001/data"
     assert status_topic("home-0001") == "vb/v1/home-0001/status"
     assert events_topic("home-0001") == "vb/v1/home-0001/events"
+    assert senml_topic("home-0001") == "vb/v1/home-0001/senml"
+    assert ALL_SENML == "vb/v1/+/senml"
     assert command_topic("home-0001") == "vb/v1/home-0001/cmd/#"
     assert command_topic("home-0001", "config") == "vb/v1/home-0001/cmd/config"
     assert (ALL_DATA, ALL_STATUS, ALL_EVENTS) == ("vb/v1/+/data", "vb/v1/+/status", "vb/v1/+/events")
@@ -34,7 +38,7 @@ def test_topic_names() -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "+", "#", "a b", "-lead", "x" * 65, "ünï"])
-@pytest.mark.parametrize("builder", [data_topic, status_topic, events_topic, command_topic])
+@pytest.mark.parametrize("builder", [data_topic, status_topic, events_topic, command_topic, senml_topic])
 def test_invalid_gateway_ids_are_refused(builder: object, bad: str) -> None:
     with pytest.raises(TopicError, match="not a valid identifier"):
         builder(bad)  # type: ignore[operator]
