@@ -10,7 +10,8 @@ PCD-04 form (``ORU^R40``, Report Alarm). Layout of an observation report::
     OBX  one per value: MDC code (OBX-3), containment 1.1.1.<n> (OBX-4, MDS.VMD.CHAN.METRIC), value
          (OBX-5), MDC unit with the UCUM alternate (OBX-6), time (OBX-14), device identity (OBX-18)
 
-Text is escaped with the HL7 library (``|^~\\&`` and line ends), and the message control id is a
+Text is escaped with the HL7 library (``|^~\\&`` and line ends; beyond ASCII it travels as UTF-8, as
+MSH-18 declares), and the message control id is a
 deterministic function of what the message reports, so a receiver recognises a repeat.
 """
 
@@ -145,7 +146,23 @@ def format_value(value: float) -> str | None:
 
 
 def _escape(text: str) -> str:
-    return str(_ENCODING.escape(text)) if text else ""
+    # The library escapes the separators and control characters; text beyond ASCII travels as UTF-8
+    # (MSH-18 says so), since its hex escapes hold one byte and would garble anything above U+00FF.
+    if text.isascii():
+        return str(_ENCODING.escape(text)) if text else ""
+    return "".join(part if not part.isascii() else str(_ENCODING.escape(part))
+                   for part in _runs(text))
+
+
+def _runs(text: str) -> list[str]:
+    """``text`` cut into alternating runs of ASCII and non-ASCII characters."""
+    runs: list[str] = []
+    for char in text:
+        if runs and runs[-1][-1].isascii() == char.isascii():
+            runs[-1] += char
+        else:
+            runs.append(char)
+    return runs
 
 
 def _field(value: Component | None) -> str:
