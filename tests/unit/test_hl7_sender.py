@@ -272,3 +272,31 @@ async def test_the_hl7_channel_sends_an_alert_as_oru_r40_and_maps_refusals() -> 
             await channel.send(outgoing("mllp://nowhere"))
     finally:
         await channel.aclose()
+
+
+# -- settings and the command's mistakes ------------------------------------------------------------------
+def test_the_hl7_endpoint_setting_is_checked_and_named() -> None:
+    from cloud.service import CloudConfig, ConfigError
+
+    assert CloudConfig.from_env({"VB_HL7_URL": "mllp://ehr:2575"}).hl7_url == "mllp://ehr:2575"
+    assert CloudConfig.from_env({"VB_HL7_URL": ""}).hl7_url is None
+    with pytest.raises(ConfigError, match="VB_HL7_URL: .*not an mllp://host:port URL"):
+        CloudConfig.from_env({"VB_HL7_URL": "https://ehr:2575"})
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--start", "yesterday", "--end", "2026-01-02", "--to", "mllp://h:1"], "is not an ISO 8601 date"),
+    (["--start", "2026-01-02", "--end", "2026-01-01", "--to", "mllp://h:1"], "is before --start"),
+    (["--start", "2026-01-01", "--end", "2026-01-02", "--to", "h:1"], "is not an mllp://host:port URL"),
+    (["--start", "2026-01-01", "--end", "2026-01-02", "--to", "mllp://h:1", "--chunk", "0"], "--chunk must be"),
+])
+def test_export_hl7_mistakes_are_one_clear_line(args: list[str], error: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from vitalbridge.cli import main
+
+    try:
+        code = main(["cloud", "export-hl7", "--patient", "p1", *args])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and error in err and "Traceback" not in err
