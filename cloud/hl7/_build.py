@@ -17,9 +17,10 @@ deterministic function of what the message reports, so a receiver recognises a r
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import math
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,8 +131,7 @@ def export_control_id(patient: str, device: str, first_ns: int, last_ns: int, co
 def hl7_time(time_ns: int) -> str:
     """``time_ns`` (Unix ns) as an HL7 DTM in UTC to 1/10 000 s: ``YYYYMMDDHHMMSS.ffff+0000``."""
     seconds, rest = divmod(int(time_ns), 1_000_000_000)
-    stamp = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
-    return f"{stamp:%Y%m%d%H%M%S}.{rest // 100_000:04d}+0000"
+    return f"{time.strftime('%Y%m%d%H%M%S', time.gmtime(seconds))}.{rest // 100_000:04d}+0000"
 
 
 def format_value(value: float) -> str | None:
@@ -141,11 +141,20 @@ def format_value(value: float) -> str | None:
     """
     if not math.isfinite(value):
         return None
-    text = np.format_float_positional(value, trim="-")
+    text = repr(float(value))  # shortest round-trip form; positional unless very large or small
+    if "e" in text:
+        text = np.format_float_positional(value, trim="-")
+    elif text.endswith(".0"):
+        text = text[:-2]
     return "0" if text == "-0" else text
 
 
+_PLAIN = re.compile(r"[ !-%'-\[\]_-{}]*")  # printable ASCII but the separators | ^ ~ \ & (nothing to escape)
+
+
 def _escape(text: str) -> str:
+    if _PLAIN.fullmatch(text):
+        return text  # numbers, codes, times: the common case, without a walk over each character
     # The library escapes the separators and control characters; text beyond ASCII travels as UTF-8
     # (MSH-18 says so), since its hex escapes hold one byte and would garble anything above U+00FF.
     if text.isascii():
@@ -213,14 +222,18 @@ def build_oru_r01(report: ObservationReport, header: MessageHeader = DEFAULT_HEA
         _segment("OBX", ["1", None, _MDS, "1.0.0.0", None, None, None, None, None, None, "X", None, None, None,
                          None, None, None, device]),
     ]
-    index: dict[str, int] = {}
+    # Per metric, its containment and codes are escaped once; each value's segment is then a format.
+    columns: dict[str, tuple[str, str, str]] = {}
+    device_field = _field(device)
     for number, (sample, text) in enumerate(kept, start=2):
-        metric = index.setdefault(sample.metric, len(index) + 1)
-        codes = observation_codes(sample.metric)
-        segments.append(_segment("OBX", [
-            str(number), "NM", codes.observation, f"1.1.1.{metric}", text, codes.unit, None, None, None, None,
-            "R", None, None, hl7_time(sample.time_ns), None, None, None, device,
-        ]))
+        known = columns.get(sample.metric)
+        if known is None:
+            codes = observation_codes(sample.metric)
+            known = columns[sample.metric] = (_field(codes.observation), f"1.1.1.{len(columns) + 1}",
+                                              _field(codes.unit))
+        code, containment, unit = known
+        segments.append(f"OBX|{number}|NM|{code}|{containment}|{text}|{unit}|||||R|||{hl7_time(sample.time_ns)}"
+                        f"||||{device_field}")
     return "\r".join(segments) + "\r"
 
 
