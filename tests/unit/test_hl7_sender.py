@@ -280,7 +280,7 @@ def test_the_hl7_endpoint_setting_is_checked_and_named() -> None:
 
     assert CloudConfig.from_env({"VB_HL7_URL": "mllp://ehr:2575"}).hl7_url == "mllp://ehr:2575"
     assert CloudConfig.from_env({"VB_HL7_URL": ""}).hl7_url is None
-    with pytest.raises(ConfigError, match="VB_HL7_URL: .*not an mllp://host:port URL"):
+    with pytest.raises(ConfigError, match=r"VB_HL7_URL: .*not an mllp://host:port URL"):
         CloudConfig.from_env({"VB_HL7_URL": "https://ehr:2575"})
 
 
