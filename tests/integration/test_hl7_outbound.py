@@ -15,7 +15,7 @@ import pytest
 from cloud.hl7 import batch_control_id, hl7_time
 from tests.integration._gateway import TestGateway, running_gateway, spo2_batch
 from tests.integration.helpers import wait_for
-from tests.receivers import MllpReceiver
+from tests.receivers import MllpReceiver, mllp_receiver
 from vitalbridge.cli import main
 from vitalbridge.stack import free_port
 
@@ -108,3 +108,55 @@ async def test_export_hl7_says_plainly_when_the_receiver_or_the_database_cannot_
     code = await asyncio.to_thread(main, [*args, "--influx-db", unique_name("vbhl7-missing")])
     captured = capsys.readouterr()
     assert code == 1 and "database not found" in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.slow
+async def test_a_week_of_vitals_streams_as_oru_r01_with_every_observation_accounted_for(
+        stack: Any, unique_name: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from cloud.timeseries import InfluxV1Client, batch_to_lines
+    from vitals.samples import Batch, Sample, Stream
+
+    influx_db = unique_name("vbhl7week")
+    week_start = 1_763_942_400 * S  # 2025-11-24T00:00:00Z
+    minute = 60 * S
+    influx = InfluxV1Client(stack.influx_url, influx_db)
+    expected: dict[tuple[str, int], float] = {}
+    try:
+        await influx.create_database()
+        for day in range(7):  # an oximeter every minute, a cuff three times a day
+            base = week_start + day * 24 * 60 * minute
+            spo2 = [Sample("spo2", base + i * minute, float(92 + (i * 7 + day) % 8)) for i in range(24 * 60)]
+            pulse = [Sample("pulse_rate", base + i * minute, float(60 + (i * 3 + day) % 30)) for i in range(24 * 60)]
+            bp = [Sample(metric, base + hour * 60 * minute, value) for hour in (8, 14, 20)
+                  for metric, value in (("bp_systolic", 120.0 + day), ("bp_diastolic", 80.0 - day))]
+            oximeter = (Stream.from_samples("spo2", "%", spo2), Stream.from_samples("pulse_rate", "/min", pulse))
+            batches = [Batch("gw-w", day, "p-week", "ox-1", "generic.pulse_oximeter", oximeter),
+                       Batch("gw-w", 100 + day, "p-week", "cuff-1", "generic.bp_cuff",
+                             (Stream.from_samples("bp_systolic", "mm[Hg]", bp[0::2]),
+                              Stream.from_samples("bp_diastolic", "mm[Hg]", bp[1::2])))]
+            for batch in batches:
+                await influx.write_lines(batch_to_lines(batch))
+                for stream in batch.streams:
+                    expected.update({(s.metric, s.time_ns): s.value for s in stream.samples()})
+    finally:
+        await influx.aclose()
+    async with mllp_receiver() as receiver:
+        code = await asyncio.to_thread(main, [
+            "cloud", "export-hl7", "--patient", "p-week", "--start", "2025-11-24", "--end", "2025-11-30T23:59:59Z",
+            "--to", receiver.url, "--influx-url", stack.influx_url, "--influx-db", influx_db])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        total = len(expected)
+        assert total == 7 * (2 * 24 * 60 + 6)
+        assert f"{total} observations in" in out and f"({total} observations)" in out
+        assert set(receiver.accepted.values()) == {1}
+        got: dict[tuple[str, int], float] = {}
+        names = {"MDC_PULS_OXIM_SAT_O2": "spo2", "MDC_PULS_OXIM_PULS_RATE": "pulse_rate",
+                 "MDC_PRESS_BLD_NONINV_SYS": "bp_systolic", "MDC_PRESS_BLD_NONINV_DIA": "bp_diastolic"}
+        for message in receiver.accepted_messages():
+            for obx in message.segments("OBX")[1:]:
+                stamp = dt.datetime.strptime(str(obx(14))[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+                key = (names[str(obx(3)(1)(2))], int(stamp.timestamp()) * S)
+                assert key not in got  # no observation twice
+                got[key] = float(str(obx(5)))
+        assert got == expected  # every observation, once, with its value
