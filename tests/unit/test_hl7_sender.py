@@ -1,15 +1,14 @@
 """The MLLP client and the HL7 outbox sender against a real MLLP receiver on a free loopback port.
 
 The receiver is down at first, answers AE before AA, refuses with AR, stays silent, and restarts
-mid-stream; at the end every message is acknowledged exactly once by its control id, in order.
+mid-stream; at the end every message is acknowledged exactly once by its control id, in order. The
+outbox runs on SQLite and on PostgreSQL (the ``store`` fixture).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -30,7 +29,7 @@ from cloud.hl7 import (
     parse_ack,
     parse_mllp_url,
 )
-from cloud.store import DeadLetterEntry, Hl7Outbound, Hl7OutboxStore, IngestCommit, Store, open_store
+from cloud.store import DeadLetterEntry, Hl7Outbound, Hl7OutboxStore, IngestCommit, Store
 from tests.receivers import MllpReceiver, mllp_receiver
 from vitals.samples import Sample
 
@@ -52,15 +51,6 @@ class Clock:
 
     def skip(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'cloud.db'}")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def sender(store: Store, url: str, clock: Clock, **settings: float) -> Hl7Sender:
