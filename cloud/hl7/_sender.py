@@ -71,6 +71,10 @@ class Hl7Outbox(Protocol):
         """Rows by status."""
         ...
 
+    def prune(self, sent_before: dt.datetime, failed_before: dt.datetime) -> int:
+        """Delete old sent and failed rows."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Hl7SenderSettings:
@@ -83,6 +87,10 @@ class Hl7SenderSettings:
     """Attempts an application error (AE/CE) gets before its row is failed; an unreachable receiver has no limit."""
     retry_initial_s: float = 1.0
     retry_max_s: float = 300.0
+    keep_sent_days: float = 7.0
+    """How long acknowledged messages stay in the outbox (for a look at what went out)."""
+    keep_failed_days: float = 90.0
+    prune_every_s: float = 3600.0
 
 
 class Hl7Metrics:
@@ -173,10 +181,23 @@ class Hl7Sender:
         return {"endpoint": str(self.client.endpoint), "connected": self.client.connected, "sent": self.sent,
                 "failed_attempts": self.failed_attempts, "outbox": dict(self.counts), "last_error": self.last_error}
 
+    async def prune(self) -> int:
+        """Drop acknowledged rows older than ``keep_sent_days`` and failed ones older than ``keep_failed_days``."""
+        now = self.clock()
+        return await asyncio.to_thread(self.outbox.prune, now - dt.timedelta(days=self.settings.keep_sent_days),
+                                       now - dt.timedelta(days=self.settings.keep_failed_days))
+
     async def run(self) -> None:
-        """Send until cancelled."""
+        """Send until cancelled (and prune the outbox every ``prune_every_s``)."""
+        pruned_at = -self.settings.prune_every_s
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                if loop.time() - pruned_at >= self.settings.prune_every_s:
+                    pruned_at = loop.time()
+                    removed = await self.prune()
+                    if removed:
+                        log.info("HL7 outbox: removed %d old rows", removed)
                 sent = await self.run_once()
                 if not sent:
                     await asyncio.sleep(self.settings.poll_s)

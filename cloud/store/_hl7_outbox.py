@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.store._hl7_models import Hl7OutboxRecord
@@ -119,6 +119,14 @@ class Hl7OutboxStore:
         with self._sessions() as session, session.begin():
             session.execute(update(Hl7OutboxRecord).where(Hl7OutboxRecord.id.in_(ids))
                             .values(lease_until=None, attempts=Hl7OutboxRecord.attempts - 1))
+
+    def prune(self, sent_before: dt.datetime, failed_before: dt.datetime) -> int:
+        """Delete rows sent before ``sent_before`` and failed rows created before ``failed_before``."""
+        with self._sessions() as session, session.begin():
+            removed = session.execute(delete(Hl7OutboxRecord).where(
+                ((Hl7OutboxRecord.status == "sent") & (Hl7OutboxRecord.sent_at < sent_before))
+                | ((Hl7OutboxRecord.status == "failed") & (Hl7OutboxRecord.created_at < failed_before))))
+            return int(getattr(removed, "rowcount", 0) or 0)
 
     def counts(self) -> dict[str, int]:
         """Rows by status (``pending``, ``sent``, ``failed``)."""

@@ -188,6 +188,9 @@ async def test_a_receiver_down_at_first_then_naks_then_restarts_mid_stream_gets_
     received = [str(m.segment("MSH")(10)) for m in receiver.received]
     assert received.count("C0000") == 2 and received.count("C0012") == 2  # the AE'd one, the unanswered one
     assert worker.sent == 30 and worker.health()["outbox"] == {"pending": 0, "sent": 30, "failed": 0}
+    assert await worker.prune() == 0  # acknowledged moments ago: kept
+    clock.skip(8 * 24 * 3600)
+    assert await worker.prune() == 30 and outbox.counts() == {"pending": 0, "sent": 0, "failed": 0}
 
 
 async def test_a_refused_message_is_failed_with_the_reason_and_the_rest_go_on(store: Store) -> None:
