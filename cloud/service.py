@@ -42,6 +42,16 @@ from cloud.alerting import (
 )
 from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
+from cloud.hl7 import (
+    BatchForwarder,
+    Hl7AlertChannel,
+    Hl7Metrics,
+    Hl7Sender,
+    Hl7SenderSettings,
+    MessageHeader,
+    MllpClient,
+    parse_mllp_url,
+)
 from cloud.ingest import (
     BrokerUnavailable,
     IngestLimits,
@@ -54,7 +64,7 @@ from cloud.ingest import (
 )
 from cloud.registry import GatewayBindings, Registry
 from cloud.rules import RuleEngine, build_rules, load_rules_file
-from cloud.store import Retention, Store, open_store
+from cloud.store import Hl7OutboxStore, Retention, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
@@ -119,6 +129,9 @@ _ENVIRONMENT = {
     "VB_SMTP_STARTTLS": "smtp_starttls",
     "VB_WEBHOOK_SECRET": "webhook_secret",
     "VB_RULES": "rules_file",
+    "VB_HL7_URL": "hl7_url",
+    "VB_HL7_ACK_TIMEOUT_S": "hl7_ack_timeout_s",
+    "VB_HL7_FACILITY": "hl7_facility",
 }
 _SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
@@ -206,6 +219,17 @@ class CloudConfig(BaseModel):
     smtp_starttls: bool = False
     webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
     rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
+    hl7_url: str | None = Field(None, description="mllp://host:port of an EHR's HL7 v2 receiver: every stored "
+                                "batch is queued as an ORU^R01 in its own transaction and sent there")
+    hl7_ack_timeout_s: float = Field(30.0, gt=0, le=3600, description="how long the HL7 sender waits for an ACK")
+    hl7_facility: str = Field("", max_length=180, description="MSH-4, the sending facility of HL7 messages")
+
+    @field_validator("hl7_url")
+    @classmethod
+    def _mllp_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_mllp_url(value)
+        return value or None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -354,6 +378,8 @@ class CloudService:
         self.notifier: NotifierWorker | None = None
         self.alert_clock: AlertClock | None = None
         self._webhook: WebhookChannel | None = None
+        self._hl7_alerts: Hl7AlertChannel | None = None
+        self.hl7_sender: Hl7Sender | None = None
 
     def now(self) -> dt.datetime:
         """The service clock as an aware UTC datetime."""
@@ -420,9 +446,11 @@ class CloudService:
         engine = RuleEngine(build_rules(config.rules), pending=True)
         bindings = (GatewayBindings(Registry(self.store.engine), ttl_s=config.registry_cache_s).lookup
                     if config.registry == "enforce" else None)
+        header = MessageHeader(sending_facility=config.hl7_facility)
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values),
-                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings)
+                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings,
+                                         outbound=BatchForwarder(header) if config.hl7_url else None)
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
                                        max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
@@ -435,8 +463,20 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
                                                name="ingest"))
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
+        if config.hl7_url:
+            self._start_hl7(config.hl7_url)
         if config.notify:
             self._start_alerting()
+
+    def _start_hl7(self, url: str) -> None:
+        # Observations reach the outbox in the ingest's transaction; this sends them, in order.
+        assert self.store is not None
+        client = MllpClient(parse_mllp_url(url), ack_timeout_s=self.config.hl7_ack_timeout_s)
+        self.hl7_sender = Hl7Sender(Hl7OutboxStore(self.store.engine), client, clock=self.now,
+                                    settings=Hl7SenderSettings(poll_s=self.config.notify_poll_s),
+                                    metrics=Hl7Metrics(self.registry))
+        self._tasks.append(asyncio.create_task(self._supervise("hl7-sender", self.hl7_sender.run, None),
+                                               name="hl7-sender"))
 
     def _start_alerting(self) -> None:
         config = self.config
@@ -449,6 +489,10 @@ class CloudService:
         if config.webhook_secret:
             self._webhook = WebhookChannel(config.webhook_secret.encode(), clock=lambda: self.clock() / 1e9)
             channels["webhook"] = self._webhook
+        # Recipients written mllp://host:port get alerts as PCD-04 ORU^R40.
+        self._hl7_alerts = Hl7AlertChannel(clock=self.clock, header=MessageHeader(sending_facility=config.hl7_facility),
+                                           ack_timeout_s=config.hl7_ack_timeout_s)
+        channels["hl7"] = self._hl7_alerts
         self.alert_clock = AlertClock(self.store, clock=self.now, every_s=config.alert_tick_s)
         self.notifier = NotifierWorker(self.store, channels, clock=self.now,
                                        group_window=self.alerting.policy.group_window,
@@ -512,6 +556,9 @@ class CloudService:
             ingest["failed_tasks"] = dict(self._failures)
             details["ingest"] = ingest
             ready = ingest["broker_connected"] and not ingest["stalled"] and not self._failures
+        if self.hl7_sender is not None:
+            # A receiver that is down holds messages in the outbox (shown here), it does not stop the ingest.
+            details["hl7"] = self.hl7_sender.health()
         dead = [task.get_name() for task in self._tasks if task.done()]
         if dead:
             details["stopped_tasks"] = dead
@@ -541,6 +588,8 @@ class CloudService:
     async def _close(self) -> None:
         if self._webhook is not None:
             await self._webhook.aclose()
+        if self._hl7_alerts is not None:
+            await self._hl7_alerts.aclose()
         if self.client is not None:
             await self.client.stop()
         if self.influx is not None:

@@ -16,7 +16,8 @@ _GROUPS = ("demo", "edge", "cloud", "sim", "profiles", "rules")
 # Which extra brings a third-party package (its top-level module), for the message when one is missing.
 _EXTRA_OF = {
     **dict.fromkeys(("scipy", "bleak", "serial_asyncio_fast", "serial", "ruamel", "aiomqtt", "paho"), "edge"),
-    **dict.fromkeys(("fastapi", "uvicorn", "sqlalchemy", "alembic", "httpx", "prometheus_client"), "cloud"),
+    **dict.fromkeys(("fastapi", "uvicorn", "sqlalchemy", "alembic", "httpx", "prometheus_client",
+                      "hl7"), "cloud"),
     "matplotlib": "sim",
 }
 

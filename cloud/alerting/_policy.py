@@ -36,7 +36,7 @@ class Recipient(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    channel: Literal["email", "webhook"]
+    channel: Literal["email", "webhook", "hl7"]
     address: str
 
     def __str__(self) -> str:
@@ -44,14 +44,25 @@ class Recipient(BaseModel):
 
 
 def parse_recipient(text: str) -> Recipient:
-    """``mailto:dr@example.org`` or ``dr@example.org`` is email; ``https://...`` (or http) is a webhook."""
+    """``mailto:dr@example.org`` or ``dr@example.org`` is email; ``https://...`` (or http) is a webhook;
+    ``mllp://host:port`` is an HL7 v2 receiver (alerts as ``ORU^R40``)."""
     value = text.strip()
     if value.startswith(("http://", "https://")):
         return Recipient(channel="webhook", address=value)
+    if value.startswith("mllp://"):
+        from urllib.parse import urlsplit
+
+        try:
+            port = urlsplit(value).port
+        except ValueError:
+            port = None
+        if not urlsplit(value).hostname or not port:
+            raise ValueError(f"{text!r} is not an mllp://host:port address")
+        return Recipient(channel="hl7", address=value)
     address = value.removeprefix("mailto:")
     local, at, domain = address.partition("@")
     if not at or not local or "." not in domain or any(c.isspace() for c in address):
-        raise ValueError(f"{text!r} is neither an email address nor an http(s) URL")
+        raise ValueError(f"{text!r} is neither an email address nor an http(s) URL (nor an mllp://host:port address)")
     return Recipient(channel="email", address=address)
 
 

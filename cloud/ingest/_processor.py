@@ -37,6 +37,7 @@ from cloud.store import (
     DeadLetterEntry,
     DeviceSeen,
     HealthUpdate,
+    Hl7Outbound,
     IngestCommit,
     IngestCommitResult,
     LoggedBatch,
@@ -48,11 +49,14 @@ from vitals.health import GatewayEvent, GatewayStatus, HealthMessageError, decod
 from vitals.samples import Batch, Sample
 from vitals.topics import TopicError, gateway_of
 
-__all__ = ["BindingLookup", "Disposition", "InboundMessage", "IngestProcessor", "Outcome", "ProcessResult",
-           "registry_refusal"]
+__all__ = ["BindingLookup", "Disposition", "InboundMessage", "IngestProcessor", "Outcome", "OutboundMessages",
+           "ProcessResult", "registry_refusal"]
 
 BindingLookup = Callable[[Iterable[str]], Mapping[str, GatewayBinding | None]]
 """Each gateway's registry binding (None: not registered), e.g. :meth:`cloud.registry.GatewayBindings.lookup`."""
+
+OutboundMessages = Callable[[Sequence[Batch], dt.datetime], list[Hl7Outbound]]
+"""The messages to queue for stored batches, committed with them (e.g. :func:`cloud.hl7.batch_messages`)."""
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,7 @@ class IngestProcessor:
         write_chunk_lines: int = 5000,
         bindings: BindingLookup | None = None,
         gateway_silent_s: float = 900.0,
+        outbound: OutboundMessages | None = None,
     ) -> None:
         self.store = store
         self.influx = influx
@@ -131,6 +136,7 @@ class IngestProcessor:
         self.write_chunk_lines = write_chunk_lines
         self.bindings = bindings  # None: no registry check (every registered or unregistered gateway is taken)
         self.gateway_silent_s = gateway_silent_s
+        self.outbound = outbound  # None: nothing is forwarded (no HL7 endpoint)
 
     def now(self) -> dt.datetime:
         """The processor clock as an aware UTC datetime."""
@@ -218,6 +224,8 @@ class IngestProcessor:
         health = HealthUpdate(statuses, events, [_device_seen(item.batch) for item in stored])
         commit = IngestCommit(at=at, batches=[LoggedBatch(item.key, item.batch.patient, item.samples)
                                               for item in stored], dead_letters=dead, health=health)
+        if self.outbound is not None and stored:
+            commit.hl7 = self.outbound([item.batch for item in stored], at)
         committed, late_windows = await self._evaluate_and_commit([item.batch for item in stored], commit)
         final = [d for d in dispositions if d is not None]
         assert len(final) == len(dispositions)

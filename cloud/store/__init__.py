@@ -1,11 +1,13 @@
 """The relational store (SQLAlchemy 2, Alembic migrations): alerts and their outbox, rule states, dead letters,
-the ingest log, gateway and device health."""
+the ingest log, gateway and device health, the HL7 outbox."""
 
 from cloud.store._alerting_models import AlertTransition, NotificationDelivery, NotificationItem, SilenceRecord
 from cloud.store._alerting_store import MAX_ID, STATE_FILTERS, AlertQuery, DeliveryLog, NotificationQuery
 from cloud.store._alerts import apply_alert_changes
 from cloud.store._health import DeviceSeen, HealthUpdate, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
+from cloud.store._hl7_models import Hl7OutboxRecord
+from cloud.store._hl7_outbox import Hl7Outbound, Hl7OutboxStore, PendingHl7
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 from cloud.store._store import (
     BatchKey,
@@ -36,11 +38,15 @@ __all__ = [
     "GatewayEpoch",
     "GatewayHealth",
     "HealthUpdate",
+    "Hl7Outbound",
+    "Hl7OutboxRecord",
+    "Hl7OutboxStore",
     "IngestCommit",
     "IngestCommitResult",
     "IngestedBatch",
     "LoggedBatch",
     "PatientLock",
+    "PendingHl7",
     "NotificationDelivery",
     "NotificationItem",
     "NotificationQuery",

@@ -30,6 +30,7 @@ from cloud.store._alerting_store import AlertingStore, AlertQuery
 from cloud.store._alerts import apply_alert_changes
 from cloud.store._health import HealthUpdate, apply_health, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
+from cloud.store._hl7_outbox import Hl7Outbound, add_hl7_messages
 from cloud.store._models import AlertRecord, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
 from vitals.senml import SENML_EPOCH_PREFIX
 
@@ -121,6 +122,8 @@ class IngestCommit:
     changes: list[AlertChange] = field(default_factory=list)
     dead_letters: list[DeadLetterEntry] = field(default_factory=list)
     health: HealthUpdate = field(default_factory=HealthUpdate)
+    hl7: list[Hl7Outbound] = field(default_factory=list)
+    """HL7 messages to queue in the same transaction (when an HL7 endpoint is configured)."""
 
 
 @dataclass
@@ -428,6 +431,8 @@ class PatientLock:
                            size=len(letter.payload), payload=letter.payload)
                 for letter in commit.dead_letters
             )
+            if commit.hl7:
+                add_hl7_messages(session, commit.hl7, commit.at)
             self._transaction.commit()
         except BaseException:
             self.rollback()

@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any
 
+from vitalbridge.commands._hl7 import add_hl7_export_parser
 from vitalbridge.commands._users import add_user_parser
 
 __all__ = ["add_parser"]
@@ -25,7 +26,8 @@ _ENVIRONMENT_HELP = (
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
     "VB_DEAD_LETTER_DAYS, VB_DEAD_LETTER_PAYLOAD_DAYS, VB_DEAD_LETTER_MAX, VB_REGISTRY (enforce|off), "
     "VB_REGISTRY_CACHE_S, VB_AUTH_SECRET or VB_AUTH_SECRET_FILE, VB_ACCESS_TOKEN_MINUTES, VB_REFRESH_TOKEN_DAYS, "
-    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS, VB_RULES."
+    "VB_AUDIT_DAYS, VB_TLS_CERT, VB_TLS_KEY, VB_HSTS, VB_CORS_ORIGINS, VB_FORWARDED_ALLOW_IPS, VB_RULES, "
+    "VB_HL7_URL (mllp://host:port), VB_HL7_ACK_TIMEOUT_S, VB_HL7_FACILITY."
 )
 
 
@@ -60,6 +62,7 @@ def add_parser(subparsers: Any) -> None:
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(func=_run, api=api, ingest=ingest)
     add_user_parser(commands)
+    add_hl7_export_parser(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
