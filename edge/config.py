@@ -26,6 +26,7 @@ device profiles and transports (a profile's transport, each transport's options)
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -113,6 +114,20 @@ class GatewayConfig:
     mqtt_ca_file: str | None = None
     mqtt_password_file: str | None = None
     source: ConfigSource | None = field(default=None, compare=False, repr=False)
+
+    def broker_ca_file(self) -> str | None:
+        """``mqtt_ca_file`` once checked to hold a usable PEM CA certificate (None when the file names none).
+        Raises :class:`ConfigError` naming the file when it cannot be read or holds no certificate."""
+        if self.mqtt_ca_file is None:
+            return None
+        where = ("mqtt_ca_file",)
+        try:
+            ssl.create_default_context(cafile=self.mqtt_ca_file)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) if not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
+            raise self.where(where).error(where, f"cannot use {self.mqtt_ca_file} as the broker's CA: "
+                                          f"{reason}") from None
+        return self.mqtt_ca_file
 
     def broker_password(self) -> str | None:
         """The broker password from ``mqtt_password_file`` (first line), or None when the file names none.
