@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -43,6 +43,9 @@ from cloud.alerting import (
 )
 from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
+
+if TYPE_CHECKING:
+    from cloud.broker import BrokerAccounts
 from cloud.ingest import (
     BrokerUnavailable,
     IngestLimits,
@@ -369,6 +372,8 @@ class CloudService:
         self.client: MqttIngestClient | None = None
         self.metrics: IngestMetrics | None = None
         self.security: SecurityContext | None = None
+        # Gateway accounts on the broker (``broker_pki_dir``): revocation from the registry, enrolment.
+        self.broker_accounts: BrokerAccounts | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
@@ -398,6 +403,7 @@ class CloudService:
     async def start(self) -> None:
         """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
+        self.broker_accounts = _broker_accounts(config) if self.run_api else None
         try:
             self.store = await asyncio.to_thread(open_store, config.database_url, self.alerting)
         except Exception as exc:
@@ -426,12 +432,13 @@ class CloudService:
         if self.run_ingest:
             await self._start_ingest()
         if self.run_api:
-            self.security = _security(config, self.store)
+            self.security = _security(config, self.store, self.broker_accounts)
             app = create_app(self.store, self.influx_reader, health=self.health, stats=lambda: self.stats,
                              registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
                              security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
                              cors_origins=config.cors_origins)
+            app.state.broker_accounts = self.broker_accounts  # gateway accounts for routes that make them
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
         else:
@@ -602,17 +609,23 @@ def http_server_options(config: CloudConfig) -> dict[str, Any]:
     return options
 
 
-def _security(config: CloudConfig, store: Store) -> SecurityContext:
+def _broker_accounts(config: CloudConfig) -> BrokerAccounts | None:
+    """The broker's gateway accounts when ``broker_pki_dir`` is set (its files are checked now)."""
+    if config.broker_pki_dir is None:
+        return None
+    from cloud.broker import BrokerAccounts, BrokerAccountsError
+
+    try:
+        return BrokerAccounts(pathlib.Path(config.broker_pki_dir), config.mqtt_url)
+    except BrokerAccountsError as exc:
+        raise ServiceUnavailable(f"broker_pki_dir: {exc}") from None
+
+
+def _security(config: CloudConfig, store: Store, accounts: BrokerAccounts | None) -> SecurityContext:
     context: SecurityContext = default_security(
         store, secret=config.token_secret(), token_ttl=dt.timedelta(minutes=config.access_token_minutes),
         refresh_ttl=dt.timedelta(days=config.refresh_token_days))
-    if config.broker_pki_dir is not None:
-        from cloud.broker import BrokerAccounts, BrokerAccountsError
-
-        try:
-            accounts = BrokerAccounts(pathlib.Path(config.broker_pki_dir), config.mqtt_url)
-        except BrokerAccountsError as exc:
-            raise ServiceUnavailable(f"broker_pki_dir: {exc}") from None
+    if accounts is not None:
         context = dataclasses.replace(context, on_gateway_revoked=accounts.revoke_gateway)
     if config.token_secret() is None:
         log.warning("no VB_AUTH_SECRET or VB_AUTH_SECRET_FILE: access tokens are signed with a random key and "
