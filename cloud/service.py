@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -20,7 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -65,10 +66,13 @@ from cloud.ingest import (
 from cloud.registry import GatewayBindings, Registry
 from cloud.rules import RuleEngine, build_rules, load_rules_file
 from cloud.store import Hl7OutboxStore, Retention, Store, open_store
-from cloud.timeseries import InfluxError, InfluxV1Client
+from cloud.timeseries import InfluxError, InfluxRejected, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
 from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_SENML, ALL_STATUS, shared_subscription
+
+if TYPE_CHECKING:
+    from cloud.broker import BrokerAccounts
 
 __all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable", "http_server_options"]
 
@@ -88,6 +92,14 @@ _ENVIRONMENT = {
     "VB_INFLUX_URL": "influx_url",
     "VB_INFLUX_DB": "influx_db",
     "VB_INFLUX_TOKEN": "influx_token",
+    "VB_INFLUX_USERNAME": "influx_username",
+    "VB_INFLUX_PASSWORD": "influx_password",
+    "VB_INFLUX_READ_USERNAME": "influx_read_username",
+    "VB_INFLUX_READ_PASSWORD": "influx_read_password",
+    "VB_MQTT_CA_FILE": "mqtt_ca_file",
+    "VB_MQTT_USERNAME": "mqtt_username",
+    "VB_MQTT_PASSWORD": "mqtt_password",
+    "VB_BROKER_PKI_DIR": "broker_pki_dir",
     "VB_DATABASE_URL": "database_url",
     "VB_HTTP_HOST": "http_host",
     "VB_HTTP_PORT": "http_port",
@@ -133,7 +145,8 @@ _ENVIRONMENT = {
     "VB_HL7_ACK_TIMEOUT_S": "hl7_ack_timeout_s",
     "VB_HL7_FACILITY": "hl7_facility",
 }
-_SECRETS = frozenset({"auth_secret"})  # never echoed in an error
+# Never echoed in an error.
+_SECRETS = frozenset({"auth_secret", "influx_password", "influx_read_password", "mqtt_password"})
 
 _FLAGS = {"http_host": "--host", "http_port": "--port", "rules_file": "--rules"}
 
@@ -150,6 +163,18 @@ class CloudConfig(BaseModel):
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = Field("vitalbridge", min_length=1)
     influx_token: str | None = None
+    influx_username: str | None = Field(None, min_length=1, description="InfluxDB 1.x user the ingest writes as")
+    influx_password: SecretStr | None = None
+    influx_read_username: str | None = Field(
+        None, min_length=1, description="InfluxDB 1.x user the API reads as (default: influx_username)")
+    influx_read_password: SecretStr | None = None
+    mqtt_ca_file: str | None = Field(None, description="PEM CA the broker's certificate is checked against "
+                                     "(mqtts://; default: the system's CAs)")
+    mqtt_username: str | None = Field(None, min_length=1, description="broker account (instead of the URL's)")
+    mqtt_password: SecretStr | None = None
+    broker_pki_dir: str | None = Field(
+        None, description="directory written by `vitalbridge cloud init-pki`: revoking a gateway in the registry "
+        "also deletes its broker account (Mosquitto's dynamic-security plugin)")
     database_url: str = "sqlite:///vitalbridge.db"
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
@@ -365,12 +390,15 @@ class CloudService:
         self.clock = clock
         self.registry = CollectorRegistry()
         self.store: Store | None = None
-        self.influx: InfluxV1Client | None = None
+        self.influx: InfluxV1Client | None = None  # the ingest's writer
+        self.influx_reader: InfluxV1Client | None = None  # the API's reader (the writer when no reader is set)
         self.processor: IngestProcessor | None = None
         self.worker: IngestWorker | None = None
         self.client: MqttIngestClient | None = None
         self.metrics: IngestMetrics | None = None
         self.security: SecurityContext | None = None
+        # Gateway accounts on the broker (``broker_pki_dir``): revocation from the registry, enrolment.
+        self.broker_accounts: BrokerAccounts | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
@@ -402,26 +430,42 @@ class CloudService:
     async def start(self) -> None:
         """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
+        self.broker_accounts = _broker_accounts(config) if self.run_api else None
         try:
             self.store = await asyncio.to_thread(open_store, config.database_url, self.alerting)
         except Exception as exc:
             raise ServiceUnavailable(f"cannot open the database {_safe_url(config.database_url)}: "
                                      f"{str(exc).splitlines()[0][:300]}") from None
-        self.influx = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token)
+        self.influx = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token,
+                                     username=config.influx_username, password=_secret(config.influx_password))
+        if config.influx_read_username is not None:
+            self.influx_reader = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token,
+                                                username=config.influx_read_username,
+                                                password=_secret(config.influx_read_password))
+        else:
+            self.influx_reader = self.influx
         try:
             await self.influx.create_database()
+        except InfluxRejected as exc:
+            if exc.status not in (401, 403):
+                await self._close()
+                raise ServiceUnavailable(str(exc)) from None
+            # A user with no admin rights may not create databases: the administrator made it for us.
+            log.info("InfluxDB user %s may not create database %s; using it as it is", config.influx_username,
+                     config.influx_db)
         except InfluxError as exc:
             await self._close()
             raise ServiceUnavailable(str(exc)) from None
         if self.run_ingest:
             await self._start_ingest()
         if self.run_api:
-            self.security = _security(config, self.store)
-            app = create_app(self.store, self.influx, health=self.health, stats=lambda: self.stats,
+            self.security = _security(config, self.store, self.broker_accounts)
+            app = create_app(self.store, self.influx_reader, health=self.health, stats=lambda: self.stats,
                              registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
                              security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
                              cors_origins=config.cors_origins)
+            app.state.broker_accounts = self.broker_accounts  # gateway accounts for routes that make them
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
         else:
@@ -453,7 +497,9 @@ class CloudService:
                                          outbound=BatchForwarder(header) if config.hl7_url else None)
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
-                                       max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
+                                       max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s,
+                                       ca_file=config.mqtt_ca_file, username=config.mqtt_username,
+                                       password=_secret(config.mqtt_password))
         try:
             await self.client.start()
         except BrokerUnavailable as exc:
@@ -592,6 +638,8 @@ class CloudService:
             await self._hl7_alerts.aclose()
         if self.client is not None:
             await self.client.stop()
+        if self.influx_reader is not None and self.influx_reader is not self.influx:
+            await self.influx_reader.aclose()
         if self.influx is not None:
             await self.influx.aclose()
         if self.store is not None:
@@ -611,14 +659,32 @@ def http_server_options(config: CloudConfig) -> dict[str, Any]:
     return options
 
 
-def _security(config: CloudConfig, store: Store) -> SecurityContext:
+def _broker_accounts(config: CloudConfig) -> BrokerAccounts | None:
+    """The broker's gateway accounts when ``broker_pki_dir`` is set (its files are checked now)."""
+    if config.broker_pki_dir is None:
+        return None
+    from cloud.broker import BrokerAccounts, BrokerAccountsError
+
+    try:
+        return BrokerAccounts(pathlib.Path(config.broker_pki_dir), config.mqtt_url)
+    except BrokerAccountsError as exc:
+        raise ServiceUnavailable(f"broker_pki_dir: {exc}") from None
+
+
+def _security(config: CloudConfig, store: Store, accounts: BrokerAccounts | None) -> SecurityContext:
     context: SecurityContext = default_security(
         store, secret=config.token_secret(), token_ttl=dt.timedelta(minutes=config.access_token_minutes),
         refresh_ttl=dt.timedelta(days=config.refresh_token_days))
+    if accounts is not None:
+        context = dataclasses.replace(context, on_gateway_revoked=accounts.revoke_gateway)
     if config.token_secret() is None:
         log.warning("no VB_AUTH_SECRET or VB_AUTH_SECRET_FILE: access tokens are signed with a random key and "
                     "stop working when this process ends (and are not accepted by other API processes)")
     return context
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _safe_url(url: str) -> str:

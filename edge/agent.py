@@ -159,7 +159,8 @@ class EdgeAgent:
         settings = publisher_settings or PublisherSettings(**fields)
         self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
                                        clock_s=lambda: self.clock_ns() / 1e9, settings=settings,
-                                       on_config=self.receive_thresholds)
+                                       on_config=self.receive_thresholds, ca_file=config.broker_ca_file(),
+                                       password=config.broker_password())
         self.thresholds = PatientThresholdStore(thresholds_path(config.spool))
         self.devices: dict[str, _Device] = {}
         for device in config.devices:

@@ -4,6 +4,8 @@ Example::
 
     gateway: home-0001
     mqtt_url: mqtts://broker.example.org:8883
+    mqtt_ca_file: ca.pem                  # the broker's CA (vitalbridge cloud init-pki)
+    mqtt_password_file: broker-password   # 0600; the user name is the gateway id
     spool: /var/lib/vitalbridge/spool.db
     timezone: Europe/Berlin
     batch_interval_s: 5
@@ -24,6 +26,7 @@ device profiles and transports (a profile's transport, each transport's options)
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -108,7 +111,39 @@ class GatewayConfig:
     profile_dirs: tuple[str, ...] = ()
     status_file: str | None = None
     publisher: dict[str, float | int] = field(default_factory=dict)
+    mqtt_ca_file: str | None = None
+    mqtt_password_file: str | None = None
     source: ConfigSource | None = field(default=None, compare=False, repr=False)
+
+    def broker_ca_file(self) -> str | None:
+        """``mqtt_ca_file`` once checked to hold a usable PEM CA certificate (None when the file names none).
+        Raises :class:`ConfigError` naming the file when it cannot be read or holds no certificate."""
+        if self.mqtt_ca_file is None:
+            return None
+        where = ("mqtt_ca_file",)
+        try:
+            ssl.create_default_context(cafile=self.mqtt_ca_file)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) if not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
+            raise self.where(where).error(where, f"cannot use {self.mqtt_ca_file} as the broker's CA: "
+                                          f"{reason}") from None
+        return self.mqtt_ca_file
+
+    def broker_password(self) -> str | None:
+        """The broker password from ``mqtt_password_file`` (first line), or None when the file names none.
+        Raises :class:`ConfigError` when the file cannot be read or is empty."""
+        if self.mqtt_password_file is None:
+            return None
+        where = ("mqtt_password_file",)
+        try:
+            text = Path(self.mqtt_password_file).read_text()
+        except OSError as exc:
+            raise self.where(where).error(where, f"cannot read {self.mqtt_password_file}: "
+                                          f"{exc.strerror or exc}") from None
+        password = text.splitlines()[0].strip() if text.strip() else ""
+        if not password:
+            raise self.where(where).error(where, f"{self.mqtt_password_file} is empty")
+        return password
 
     @property
     def status_path(self) -> Path:
@@ -196,6 +231,8 @@ class GatewayFile(BaseModel):
 
     gateway: Identifier
     mqtt_url: Annotated[str, Field(strict=True), AfterValidator(_mqtt_url)]
+    mqtt_ca_file: Text | None = None
+    mqtt_password_file: Text | None = None
     spool: Text = DEFAULT_SPOOL
     status_file: Text | None = None
     batch_interval_s: Annotated[float, Field(ge=0.05, le=3600, allow_inf_nan=False)] = 5.0
@@ -242,6 +279,8 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
     dirs = [Path(d) for d in model.profile_dirs or ()]
     if base_dir is not None:
         dirs = [d if d.is_absolute() else base_dir / d for d in dirs]
+    ca_file, password_file = (None if name is None else str(base_dir / name if base_dir is not None else name)
+                              for name in (model.mqtt_ca_file, model.mqtt_password_file))
     return GatewayConfig(
         gateway=model.gateway,
         mqtt_url=model.mqtt_url,
@@ -258,6 +297,8 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
         profile_dirs=tuple(str(d) for d in dirs),
         status_file=model.status_file,
         publisher=model.publisher.model_dump(exclude_none=True) if model.publisher is not None else {},
+        mqtt_ca_file=ca_file,
+        mqtt_password_file=password_file,
         source=origin,
     )
 

@@ -110,9 +110,15 @@ class MqttPublisher:
         monotonic_s: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_config: Callable[[bytes], Awaitable[None]] | None = None,
+        ca_file: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.endpoint = parse_mqtt_url(mqtt_url)
+        self.ca_file = ca_file
+        # A password given apart from the URL logs in as the URL's user, else as the gateway itself.
+        self._username = self.endpoint.username or (gateway if password is not None else None)
+        self._password = password if password is not None else self.endpoint.password
         self.spool = spool
         self.clock_s = clock_s
         self.monotonic_s = monotonic_s
@@ -179,15 +185,16 @@ class MqttPublisher:
         client = aiomqtt.Client(
             self.endpoint.host,
             self.endpoint.port,
-            username=self.endpoint.username,
-            password=self.endpoint.password,
+            username=self._username,
+            password=self._password,
             identifier=f"vb-gateway-{self.gateway}",
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
             keepalive=30,
             clean_start=False,  # keep the session: acks published while we were away are queued for us
             properties=connect,
-            tls_context=ssl.create_default_context() if self.endpoint.tls else None,
+            # The broker's own CA when given (vitalbridge cloud init-pki), else the system's trusted CAs.
+            tls_context=ssl.create_default_context(cafile=self.ca_file) if self.endpoint.tls else None,
             # Small messages at once: with Nagle each window waited ~40 ms on a delayed ACK.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )

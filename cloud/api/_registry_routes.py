@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +21,8 @@ from cloud.auth.policy import Permission, Principal, SecurityContext, note_patie
 from cloud.registry import Device, Gateway, Patient, RegistryError
 
 __all__ = ["registry_router"]
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -216,8 +219,18 @@ async def register_gateway(request: Request, body: GatewayIn, _principal: Manage
 @registry_router.post("/api/v1/registry/gateways/{gateway_id}/revoke", response_model=GatewayOut,
                       responses=_ADMIN_ERRORS)
 async def revoke_gateway(request: Request, gateway_id: str, _principal: ManageRegistry) -> GatewayOut:
-    """Revoke a gateway: the ingest refuses its batches from the next registry cache refresh on."""
-    return _gateway_out(await _registry(request, _context(request).registry.revoke_gateway, gateway_id))
+    """Revoke a gateway: the ingest refuses its batches from the next registry cache refresh on, and where the
+    cloud manages broker accounts the broker deletes its account and disconnects it at once."""
+    context = _context(request)
+    gateway = await _registry(request, context.registry.revoke_gateway, gateway_id)
+    if context.on_gateway_revoked is not None:
+        try:
+            await asyncio.to_thread(context.on_gateway_revoked, gateway_id)
+        except Exception as exc:  # the registry's revocation stands; say that the broker's did not happen
+            log.error("gateway %s is revoked in the registry but not on the broker: %s", gateway_id, exc)
+            raise ApiError(503, f"gateway {gateway_id} is revoked in the registry, but its broker account could "
+                           "not be removed yet; try again") from None
+    return _gateway_out(gateway)
 
 
 @registry_router.put("/api/v1/registry/gateways/{gateway_id}/patients/{patient_id}", status_code=204,

@@ -166,13 +166,19 @@ class Principal:
 
 @dataclass
 class SecurityContext:
-    """What the dependencies need, kept on ``app.state.security``."""
+    """What the dependencies need, kept on ``app.state.security``.
+
+    ``on_gateway_revoked`` (optional) is called with a gateway's id after the registry revoked it, e.g.
+    :meth:`cloud.broker.BrokerAccounts.revoke_gateway` to cut its broker access at once; it may block
+    (it runs in a worker thread) and raises to say the revocation is not complete.
+    """
 
     identity: Identity
     registry: Registry
     audit: AuditLog
     signer: TokenSigner
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    on_gateway_revoked: Callable[[str], None] | None = None
 
 
 @dataclass

@@ -66,8 +66,15 @@ class MqttIngestClient:
         client_id: str,
         max_inflight: int = 5000,
         session_expiry_s: int = 3600,
+        ca_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.endpoint = parse_mqtt_url(mqtt_url)
+        self.ca_file = ca_file
+        # Credentials given apart from the URL win over those in it (the URL is often logged or shown).
+        self._username = username if username is not None else self.endpoint.username
+        self._password = password if username is not None else self.endpoint.password
         self.subscriptions = list(subscriptions)
         self.client_id = client_id
         self.max_inflight = max_inflight
@@ -179,10 +186,11 @@ class MqttIngestClient:
         self.taken_over = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
                              manual_ack=True)
-        if self.endpoint.username:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
+        if self._username:
+            client.username_pw_set(self._username, self._password)
         if self.endpoint.tls:
-            client.tls_set_context(ssl.create_default_context())
+            # A private CA (``vitalbridge cloud init-pki``) when given, else the system's trusted CAs.
+            client.tls_set_context(ssl.create_default_context(cafile=self.ca_file))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

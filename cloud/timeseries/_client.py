@@ -48,7 +48,7 @@ class InfluxV1Client:
     """Async client bound to one database (``db``) of one server (``url``).
 
     ``token`` is sent as ``Authorization: Token ...`` (InfluxDB 2.x/3); ``username``/``password`` as
-    v1 query parameters.
+    HTTP basic authentication (InfluxDB 1.x users), never in the URL where logs and proxies would keep them.
     """
 
     def __init__(
@@ -65,11 +65,9 @@ class InfluxV1Client:
         self.url = url.rstrip("/")
         self.db = db
         headers = {"Authorization": f"Token {token}"} if token else {}
-        self._auth_params: dict[str, str] = {}
-        if username:
-            self._auth_params = {"u": username, "p": password or ""}
+        auth = httpx.BasicAuth(username, password or "") if username and not token else None
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=timeout_s, transport=transport
+            base_url=self.url, headers=headers, auth=auth, timeout=timeout_s, transport=transport
         )
 
     async def aclose(self) -> None:
@@ -119,7 +117,7 @@ class InfluxV1Client:
             raise min(errors, key=lambda error: not isinstance(error, InfluxRejected))
 
     async def _write_chunk(self, body: bytes, retries: int) -> None:
-        params = {"db": self.db, "precision": "ns", **self._auth_params}
+        params = {"db": self.db, "precision": "ns"}
         delay = 0.2
         for attempt in range(retries + 1):
             error: InfluxError
@@ -141,7 +139,7 @@ class InfluxV1Client:
             delay *= 2
 
     async def _post_query(self, statement: str) -> list[dict[str, Any]]:
-        params = {"q": statement, "db": self.db, **self._auth_params}
+        params = {"q": statement, "db": self.db}
         try:
             response = await self._http.post("/query", params=params)
         except httpx.HTTPError as exc:
@@ -153,7 +151,7 @@ class InfluxV1Client:
 
         ``params`` are bound server-side (``$name`` placeholders), never pasted into the statement.
         """
-        query_params: dict[str, Any] = {"q": statement, "db": self.db, "epoch": "ns", **self._auth_params}
+        query_params: dict[str, Any] = {"q": statement, "db": self.db, "epoch": "ns"}
         if params:
             query_params["params"] = json.dumps(params)
         try:

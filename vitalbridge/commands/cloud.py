@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from vitalbridge.commands._hl7 import add_hl7_export_parser
+from vitalbridge.commands._pki import add_pki_parser
 from vitalbridge.commands._users import add_user_parser
 
 __all__ = ["add_parser"]
@@ -20,7 +21,9 @@ _ROLES = {
 }
 
 _ENVIRONMENT_HELP = (
-    "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_DATABASE_URL, "
+    "Flags override the environment: VB_MQTT_URL, VB_INFLUX_URL, VB_INFLUX_DB, VB_INFLUX_TOKEN, VB_INFLUX_USERNAME, "
+    "VB_INFLUX_PASSWORD, VB_INFLUX_READ_USERNAME, VB_INFLUX_READ_PASSWORD, VB_MQTT_CA_FILE, VB_MQTT_USERNAME, "
+    "VB_MQTT_PASSWORD, VB_BROKER_PKI_DIR, VB_DATABASE_URL, "
     "VB_HTTP_HOST, VB_HTTP_PORT, VB_INGEST_CLIENT_ID, VB_INGEST_WORKER_INDEX, VB_INGEST_SHARED_GROUP, "
     "VB_INGEST_SESSION_EXPIRY_S, VB_GATEWAY_SILENT_S, VB_INGEST_MAX_MESSAGES, "
     "VB_INGEST_MAX_WAIT_MS, VB_INGEST_MAX_INFLIGHT, VB_INGEST_MAX_VALUES, VB_INGEST_STALL_S, VB_DEDUP_HORIZON_DAYS, "
@@ -63,6 +66,7 @@ def add_parser(subparsers: Any) -> None:
         command.set_defaults(func=_run, api=api, ingest=ingest)
     add_user_parser(commands)
     add_hl7_export_parser(commands)
+    add_pki_parser(commands)
 
 
 def _run(args: argparse.Namespace) -> int:

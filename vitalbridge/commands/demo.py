@@ -18,7 +18,8 @@ def add_parser(subparsers: Any) -> None:
         help="run broker, InfluxDB, cloud and a gateway with three simulated patients",
         description="Starts Mosquitto and influxd on free loopback ports (unless --mqtt-url / --influx-url "
         "name running ones), the cloud and a gateway with virtual pulse oximeters for three patients, one of "
-        "whom slides into hypoxia. With --for, ends by printing {\"published\", \"stored\", \"alerts\"} as JSON.",
+        "whom slides into hypoxia. The servers it starts run the secure profile (TLS, accounts, ACLs) unless "
+        "--insecure. With --for, ends by printing {\"published\", \"stored\", \"alerts\"} as JSON.",
     )
     parser.add_argument("--for", dest="duration_s", type=float, default=None, metavar="SECONDS",
                         help="run this long, then stop cleanly (default: until Ctrl-C)")
@@ -30,6 +31,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--history", dest="history_s", type=float, default=3 * 3600.0, metavar="SECONDS",
                         help="how much recent past to replay before going live (default 10800)")
     parser.add_argument("--run-dir", type=Path, help="keep configs, logs and data here (default: a temp dir)")
+    parser.add_argument("--insecure", dest="secure", action="store_false",
+                        help="the open profile: anonymous broker without TLS, InfluxDB without users (by default "
+                        "the demo runs the secure profile: a new CA, TLS only, an account per client, ACLs)")
     parser.set_defaults(func=_run)
 
 
@@ -42,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     options = DemoOptions(duration_s=args.duration_s, mqtt_url=args.mqtt_url, influx_url=args.influx_url,
                           http_port=args.http_port, history_s=args.history_s, speed=args.speed,
-                          run_dir=args.run_dir)
+                          run_dir=args.run_dir, secure=args.secure)
     try:
         result = asyncio.run(run_demo(options, announce=lambda line: print(line, flush=True)))
     except StackError as exc:

@@ -6,13 +6,15 @@ for until it really answers (MQTT CONNACK, InfluxDB ``/ping`` 204, a PostgreSQL 
 stopped cleanly.
 """
 
-from vitalbridge.stack._influxd import InfluxDB
-from vitalbridge.stack._mosquitto import Mosquitto
+from vitalbridge.stack._influxd import InfluxAccounts, InfluxDB
+from vitalbridge.stack._mosquitto import BrokerSecurity, Mosquitto
 from vitalbridge.stack._postgres import PostgreSQL, find_postgres_bindir
 from vitalbridge.stack._process import ServiceProcess, ServiceUser, StackError, free_port
 from vitalbridge.stack._runner import LocalStack
 
 __all__ = [
+    "BrokerSecurity",
+    "InfluxAccounts",
     "InfluxDB",
     "LocalStack",
     "Mosquitto",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from vitalbridge.stack._process import ServiceProcess, find_binary, free_port
+from vitalbridge.stack._process import ServiceProcess, StackError, find_binary, free_port
 
-__all__ = ["InfluxDB", "influx_ping"]
+__all__ = ["InfluxAccounts", "InfluxDB", "influx_ping"]
 
 
 def influx_ping(url: str, timeout_s: float = 1.0) -> bool:
@@ -19,11 +23,41 @@ def influx_ping(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-class InfluxDB:
-    """An ``influxd`` with its HTTP API on ``127.0.0.1:port`` and its data under ``run_dir``."""
+@dataclass(frozen=True)
+class InfluxAccounts:
+    """The secure profile's InfluxDB users as ``(username, password)``: an admin, a writer for the
+    ingest (may only write), a reader for the API (may only read)."""
 
-    def __init__(self, run_dir: Path, port: int | None = None) -> None:
+    admin: tuple[str, str]
+    writer: tuple[str, str]
+    reader: tuple[str, str]
+
+    @classmethod
+    def generate(cls) -> InfluxAccounts:
+        """Three accounts with fresh random passwords."""
+        return cls(*((name, secrets.token_urlsafe(18)) for name in ("vb_admin", "vb_ingest", "vb_api")))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxDB:
+    """An ``influxd`` with its HTTP API on ``127.0.0.1:port`` and its data under ``run_dir``.
+
+    With ``auth=True`` (the secure profile) every request needs a user: an admin, a write-only user
+    for the ingest and a read-only user for the API are made at the first start and kept in
+    ``run_dir/accounts.json`` (0600); :meth:`add_database` creates a database and grants them on it.
+    """
+
+    def __init__(self, run_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
         self.run_dir = run_dir
+        self.auth = auth
+        self.accounts: InfluxAccounts | None = None
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.rpc_port = free_port()
@@ -53,7 +87,7 @@ class InfluxDB:
                 "[http]",
                 "  enabled = true",
                 f'  bind-address = "{self.host}:{self.port}"',
-                "  auth-enabled = false",
+                f"  auth-enabled = {'true' if self.auth else 'false'}",
                 "  log-enabled = false",
                 "  max-body-size = 0",
                 "[continuous_queries]",
@@ -75,6 +109,43 @@ class InfluxDB:
             lambda: influx_ping(self.url),
         )
         self._process.start(timeout_s=60.0)
+        if self.auth:
+            self.accounts = self._provision()
+
+    def _query(self, statement: str, auth: tuple[str, str] | None) -> None:
+        try:
+            response = httpx.post(f"{self.url}/query", data={"q": statement}, auth=auth, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise StackError(f"influxd at {self.url} did not answer: {exc}") from None
+        error = response.json().get("results", [{}])[0].get("error") if response.status_code == 200 else None
+        if response.status_code != 200 or error:
+            raise StackError(f"influxd refused {statement.split(' WITH ')[0]!r}: {error or response.text.strip()}")
+
+    def _provision(self) -> InfluxAccounts:
+        path = self.run_dir / "accounts.json"
+        if path.exists():  # a restart on the same data: the users exist already
+            data = json.loads(path.read_text())
+            return InfluxAccounts(*(tuple(data[role]) for role in ("admin", "writer", "reader")))
+        accounts = InfluxAccounts.generate()
+        # With auth on and no user yet, influxd accepts exactly one request unauthenticated: the first admin.
+        self._query(f"CREATE USER {_quote(accounts.admin[0])} WITH PASSWORD {_string(accounts.admin[1])} "
+                    "WITH ALL PRIVILEGES", None)
+        for name, password in (accounts.writer, accounts.reader):
+            self._query(f"CREATE USER {_quote(name)} WITH PASSWORD {_string(password)}", accounts.admin)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump({"admin": accounts.admin, "writer": accounts.writer, "reader": accounts.reader}, file)
+        return accounts
+
+    def add_database(self, db: str) -> None:
+        """Create database ``db`` and let the writer write and the reader read it (secure profile only;
+        without auth the cloud creates its database itself)."""
+        if self.accounts is None:
+            return
+        admin = self.accounts.admin
+        self._query(f"CREATE DATABASE {_quote(db)}", admin)
+        self._query(f"GRANT WRITE ON {_quote(db)} TO {_quote(self.accounts.writer[0])}", admin)
+        self._query(f"GRANT READ ON {_quote(db)} TO {_quote(self.accounts.reader[0])}", admin)
 
     def stop(self) -> None:
         """Stop influxd."""

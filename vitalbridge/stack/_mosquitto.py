@@ -3,35 +3,78 @@
 from __future__ import annotations
 
 import getpass
+import glob
 import os
 import socket
+import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
-from vitalbridge.stack._process import ServiceProcess, find_binary, free_port
+from vitalbridge.stack._process import ServiceProcess, StackError, find_binary, free_port
 
-__all__ = ["Mosquitto", "mqtt_connack"]
+__all__ = ["BrokerSecurity", "Mosquitto", "dynsec_plugin", "mqtt_connack"]
 
 # MQTT 3.1.1 CONNECT with clean session, keepalive 60 s and client id "vb-probe".
 _CONNECT = bytes([0x10, 20, 0, 4]) + b"MQTT" + bytes([4, 0x02, 0, 60, 0, 8]) + b"vb-probe"
 _DISCONNECT = bytes([0xE0, 0])
 
 
-def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """Return True when an MQTT broker at ``host:port`` accepts a connection (CONNACK code 0)."""
+def mqtt_connack(host: str, port: int, timeout_s: float = 1.0, *, tls: ssl.SSLContext | None = None,
+                 any_answer: bool = False) -> bool:
+    """Return True when an MQTT broker at ``host:port`` accepts a connection (CONNACK code 0), or with
+    ``any_answer`` when it answers a CONNACK at all (a broker that refuses anonymous clients is up too).
+    ``tls`` wraps the connection in TLS first."""
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            sock.sendall(_CONNECT)
-            reply = sock.recv(4)
-            accepted = len(reply) == 4 and reply[0] == 0x20 and reply[3] == 0
-            if accepted:
-                sock.sendall(_DISCONNECT)
-            return accepted
+        with socket.create_connection((host, port), timeout=timeout_s) as raw:
+            if tls is None:
+                return _handshake(raw, any_answer)
+            with tls.wrap_socket(raw, server_hostname=host) as sock:
+                return _handshake(sock, any_answer)
     except OSError:
         return False
 
 
+def _handshake(sock: socket.socket, any_answer: bool) -> bool:
+    sock.sendall(_CONNECT)
+    reply = sock.recv(4)
+    answered = len(reply) == 4 and reply[0] == 0x20
+    accepted = answered and reply[3] == 0
+    if accepted:
+        sock.sendall(_DISCONNECT)
+    return answered if any_answer else accepted
+
+
+def dynsec_plugin() -> str | None:
+    """The path of Mosquitto's dynamic-security plugin, or None when it is not installed."""
+    for pattern in ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
+                    "/usr/local/lib/mosquitto_dynamic_security.so"):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """The secure profile's files: the CA, the broker's certificate chain and key, the plugin's state file."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    dynsec_file: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A TLS context that trusts only this broker's CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
 class Mosquitto:
-    """A Mosquitto broker listening on ``127.0.0.1:port``, anonymous, with persistence in ``run_dir``.
+    """A Mosquitto broker listening on ``127.0.0.1:port`` with persistence in ``run_dir``.
+
+    Without ``security`` it is open: plain TCP, anonymous clients welcome. With it (the secure
+    profile) its only listener speaks TLS 1.2+ with the given certificate, anonymous clients are
+    refused, and who may log in and use which topics is kept by the dynamic-security plugin in
+    ``security.dynsec_file`` (accounts can change while it runs).
 
     Queued QoS 1 messages, retained messages and persistent sessions are saved in
     ``run_dir/data/mosquitto.db`` every ``autosave_s`` seconds and on a clean stop, so
@@ -42,8 +85,9 @@ class Mosquitto:
     """
 
     def __init__(self, run_dir: Path, port: int | None = None, *, autosave_s: int = 30,
-                 max_queued: int = 100_000) -> None:
+                 max_queued: int = 100_000, security: BrokerSecurity | None = None) -> None:
         self.run_dir = run_dir
+        self.security = security
         self.autosave_s = autosave_s
         self.max_queued = max_queued
         self.host = "127.0.0.1"
@@ -52,8 +96,8 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        """``mqtt://127.0.0.1:PORT``."""
-        return f"mqtt://{self.host}:{self.port}"
+        """``mqtt://127.0.0.1:PORT``, or ``mqtts://127.0.0.1:PORT`` in the secure profile."""
+        return f"{'mqtts' if self.security is not None else 'mqtt'}://{self.host}:{self.port}"
 
     def config_text(self) -> str:
         """The generated mosquitto.conf."""
@@ -64,7 +108,7 @@ class Mosquitto:
             [
                 f"user {user}",
                 f"listener {self.port} {self.host}",
-                "allow_anonymous true",
+                *self._access_lines(),
                 "persistence true",
                 f"persistence_location {self.run_dir / 'data'}/",
                 f"autosave_interval {self.autosave_s}",
@@ -80,6 +124,33 @@ class Mosquitto:
             ]
         )
 
+    def _access_lines(self) -> list[str]:
+        if self.security is None:
+            return ["allow_anonymous true"]
+        plugin = dynsec_plugin()
+        if plugin is None:
+            raise StackError("the secure profile needs Mosquitto's dynamic-security plugin "
+                             "(mosquitto_dynamic_security.so, in Debian's mosquitto package from 2.0 on)")
+        security = self.security
+        return [
+            # The one listener speaks TLS: there is no plain port to fall back to.
+            f"cafile {security.ca_file}",
+            f"certfile {security.cert_file}",
+            f"keyfile {security.key_file}",
+            "tls_version tlsv1.2",
+            "require_certificate false",
+            "allow_anonymous false",
+            f"plugin {plugin}",
+            f"plugin_opt_config_file {security.dynsec_file}",
+            # QoS 0 cannot be refused by Mosquitto; it is bounded instead: never queued for an offline client.
+            "queue_qos0_messages false",
+        ]
+
+    def _ready(self) -> bool:
+        if self.security is None:
+            return mqtt_connack(self.host, self.port)
+        return mqtt_connack(self.host, self.port, tls=self.security.client_context(), any_answer=True)
+
     def start(self) -> None:
         """Write the config, start the broker and wait for a CONNACK."""
         binary = find_binary("mosquitto", "mosquitto")
@@ -90,7 +161,7 @@ class Mosquitto:
             "mosquitto",
             [binary, "-c", str(config)],
             self.run_dir / "mosquitto.log",
-            lambda: mqtt_connack(self.host, self.port),
+            self._ready,
         )
         self._process.start()
 
