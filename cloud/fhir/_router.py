@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from cloud.auth import ApiError
-from cloud.auth.policy import Permission, Principal, SecurityContext, check_patient, require
+from cloud.auth.policy import Permission, Principal, SecurityContext, check_patient, note_patients, require
 from cloud.fhir._capability import capability_statement
 from cloud.fhir._codes import metrics_for_code
 from cloud.fhir._export import bundle_chunks, export_resources, ndjson_chunks
@@ -203,16 +203,19 @@ def fhir_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.dat
         request: Request, id: str,
         principal: Annotated[Principal, Depends(require(Permission.READ_PATIENT))],
     ) -> FhirResponse:
-        """A device of one of the caller's patients, or the gateway such a device hangs from."""
+        """A device of one of the caller's patients, or a gateway bound to one of them."""
         reader = source(request)
-        for device in await reader.devices(principal.patients(Permission.READ_PATIENT)):
+        for device in await reader.devices(None):
             if id in (device.id, fhir_id(device.id)):
                 check_patient(request, principal, Permission.READ_PATIENT, device.patient)
                 return FhirResponse(device_resource(device))
-            if device.gateway and id in (device.gateway, fhir_id(device.gateway)):
-                check_patient(request, principal, Permission.READ_PATIENT, device.patient)
-                for gateway in await reader.gateways([device.gateway]):
-                    return FhirResponse(gateway_resource(gateway))
+        for gateway in await reader.all_gateways():
+            if id in (gateway.id, fhir_id(gateway.id)):
+                visible = [p for p in gateway.patients if principal.may(Permission.READ_PATIENT, p)]
+                check_patient(request, principal, Permission.READ_PATIENT,
+                              (visible or list(gateway.patients) or [None])[0])
+                note_patients(request, visible)
+                return FhirResponse(gateway_resource(gateway))
         raise ApiError(404, "not found")
 
     @router.get("/DetectedIssue")

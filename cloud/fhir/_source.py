@@ -63,9 +63,13 @@ class FhirSource:
         """The registered patient, or None."""
         return await asyncio.to_thread(self.registry.patient, patient_id)
 
-    async def devices(self, patient_ids: Iterable[str]) -> list[Device]:
-        """The devices bound to ``patient_ids``."""
-        return await asyncio.to_thread(self.registry.devices, list(patient_ids))
+    async def devices(self, patient_ids: Iterable[str] | None) -> list[Device]:
+        """The devices bound to ``patient_ids`` (None: every device)."""
+        return await asyncio.to_thread(self.registry.devices, None if patient_ids is None else list(patient_ids))
+
+    async def all_gateways(self) -> list[Gateway]:
+        """Every registered gateway."""
+        return await asyncio.to_thread(self.registry.gateways)
 
     async def gateways(self, gateway_ids: Iterable[str]) -> list[Gateway]:
         """The registered gateways among ``gateway_ids``."""
