@@ -143,7 +143,9 @@ class FhirSource:
             start = window_end
             if start >= span.end_ns:
                 return windows, None
-        return windows, (start if chosen else None)
+        if not chosen or await self._waveform_first(patient, chosen, start, span.end_ns) is None:
+            return windows, None  # no link to an empty page
+        return windows, start
 
     async def _waveform_first(self, patient: str, metrics: list[str], start_ns: int, end_ns: int) -> int | None:
         params: dict[str, Any] = {"patient": patient}
