@@ -99,20 +99,33 @@ async def write_export(source: FhirSource, patient: Patient, span: TimeRange, ou
             counts[resource["resourceType"]] = counts.get(resource["resourceType"], 0) + 1
             yield resource
 
+    # Written beside the target and renamed at the end: a failed export leaves no half file to load.
     if fmt == "bundle":
-        with out.open("w", encoding="utf-8") as file:
-            async for chunk in bundle_chunks(counted()):
-                file.write(chunk)
+        partial = out.with_name(out.name + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8") as file:
+                async for chunk in bundle_chunks(counted()):
+                    file.write(chunk)
+            partial.replace(out)
+        finally:
+            partial.unlink(missing_ok=True)
         return counts
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Any] = {}
+    done = False
     try:
         async for resource in counted():
             kind = resource["resourceType"]
             if kind not in files:
-                files[kind] = (out / f"{kind}.ndjson").open("w", encoding="utf-8")
+                files[kind] = (out / f"{kind}.ndjson.partial").open("w", encoding="utf-8")
             files[kind].write(_dumps(resource) + "\n")
+        done = True
     finally:
-        for file in files.values():
+        for kind, file in files.items():
             file.close()
+            partial = out / f"{kind}.ndjson.partial"
+            if done:
+                partial.replace(out / f"{kind}.ndjson")
+            else:
+                partial.unlink(missing_ok=True)
     return counts
