@@ -212,8 +212,8 @@ def fhir_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.dat
         for gateway in await reader.all_gateways():
             if id in (gateway.id, fhir_id(gateway.id)):
                 visible = [p for p in gateway.patients if principal.may(Permission.READ_PATIENT, p)]
-                check_patient(request, principal, Permission.READ_PATIENT,
-                              (visible or list(gateway.patients) or [None])[0])
+                bound: list[str | None] = [*visible, *gateway.patients]
+                check_patient(request, principal, Permission.READ_PATIENT, bound[0] if bound else None)
                 note_patients(request, visible)
                 return FhirResponse(gateway_resource(gateway))
         raise ApiError(404, "not found")
