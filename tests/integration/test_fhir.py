@@ -163,6 +163,10 @@ async def test_waveforms_come_as_sampled_data_windows(world: World, data: Data) 
     assert len(windows) == ECG_SECONDS // 10 + 1 and pages == 2
     samples = sum(len(r["valueSampledData"]["data"].split()) for r in windows)
     assert samples == data.ecg_samples and all(r["valueSampledData"]["period"] == 4.0 for r in windows)
+    exported = await world.client.get(f"/fhir/Patient/{PATIENT}/$everything", headers=world.doctor, params={
+        "start": "2024-05-02", "end": "2024-05-02", "_waveforms": "true", "_outputFormat": "ndjson"})
+    resources = [json.loads(line) for line in exported.text.splitlines()]
+    assert [r for r in resources if "valueSampledData" in r] == windows
 
 
 async def test_a_doctor_off_the_care_team_reads_nothing(world: World) -> None:
