@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -46,6 +46,7 @@ FHIR_NDJSON = "application/fhir+ndjson"
 _NUMERIC = frozenset(name for name, metric in CATALOGUE.items() if metric.kind is MetricKind.NUMERIC)
 _MAX_COUNT = 1000
 _MAX_WAVEFORM_WINDOWS = 20
+_T = TypeVar("_T")
 
 
 class FhirResponse(JSONResponse):
@@ -74,7 +75,8 @@ def _resolve(request: Request, principal: Principal, permission: Permission, raw
     """The caller's patient ``raw`` names (its VitalBridge id or its FHIR id), or 404/403 as the policy says."""
     found = next((p for p in sorted(principal.patients(permission)) if raw in (p, fhir_id(p))), None)
     check_patient(request, principal, permission, found or (raw if is_identifier(raw) else None))
-    assert found is not None  # check_patient refuses every other case
+    if found is None:  # check_patient has refused every such case already
+        raise ApiError(404, "not found")
     return found
 
 
@@ -110,7 +112,7 @@ def _self_url(request: Request) -> str:
     return str(request.url)
 
 
-async def _unavailable(call: Any) -> Any:
+async def _unavailable(call: Awaitable[_T]) -> _T:
     try:
         return await call
     except InfluxError as exc:

@@ -181,6 +181,7 @@ def _export(world: World, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 async def test_a_week_of_a_demo_patient_exports_as_a_bundle_that_parses(world: World, data: Data,
                                                                         tmp_path: Path) -> None:
     out = tmp_path / "week.json"
