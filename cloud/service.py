@@ -323,6 +323,18 @@ class CloudConfig(BaseModel):
                 env[name] = str(value)
         return env
 
+    def influx_writer(self) -> InfluxV1Client:
+        """A client of InfluxDB as the ingest's (writing) user."""
+        return InfluxV1Client(self.influx_url, self.influx_db, token=self.influx_token,
+                              username=self.influx_username, password=_secret(self.influx_password))
+
+    def influx_reader(self) -> InfluxV1Client:
+        """A client of InfluxDB as the API's reading user (the writing user when no reader is set)."""
+        if self.influx_read_username is None:
+            return self.influx_writer()
+        return InfluxV1Client(self.influx_url, self.influx_db, token=self.influx_token,
+                              username=self.influx_read_username, password=_secret(self.influx_read_password))
+
     def ingest_client_id(self) -> str:
         """The MQTT client id: as configured, else ``vitalbridge-ingest-<host>[-<worker index>]``.
 
@@ -436,14 +448,8 @@ class CloudService:
         except Exception as exc:
             raise ServiceUnavailable(f"cannot open the database {_safe_url(config.database_url)}: "
                                      f"{str(exc).splitlines()[0][:300]}") from None
-        self.influx = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token,
-                                     username=config.influx_username, password=_secret(config.influx_password))
-        if config.influx_read_username is not None:
-            self.influx_reader = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token,
-                                                username=config.influx_read_username,
-                                                password=_secret(config.influx_read_password))
-        else:
-            self.influx_reader = self.influx
+        self.influx = config.influx_writer()
+        self.influx_reader = self.influx if config.influx_read_username is None else config.influx_reader()
         try:
             await self.influx.create_database()
         except InfluxRejected as exc:

@@ -32,6 +32,7 @@ from cloud.auth.policy import (
     check_routes,
     require,
 )
+from cloud.fhir import fhir_router, install_fhir_errors
 from cloud.ingest import IngestStats
 from cloud.registry import Registry
 from cloud.store import AlertRecord, Store
@@ -165,14 +166,16 @@ def create_app(
     ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
     shown as ``unknown``.
 
-    Every route under ``/api/v1`` (but health) needs a token and a permission (:mod:`cloud.auth.policy`)
-    and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
-    (none by default).
+    ``/fhir`` serves the same data as FHIR R4 (:mod:`cloud.fhir`), under the same policy and audit trail.
+    Every route under ``/api/v1`` and ``/fhir`` (but health and ``/fhir/metadata``) needs a token and a
+    permission (:mod:`cloud.auth.policy`) and is audited; ``hsts`` when clients reach it over TLS;
+    ``cors_origins`` may call it from browsers (none by default).
     """
     app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
     app.state.security = context = security or default_security(store, clock)
     install_error_handlers(app)
+    install_fhir_errors(app)
     install_audit(app, context.audit, context.clock)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=False,
@@ -269,5 +272,6 @@ def create_app(
     app.include_router(alerts_router(store, clock))
     app.include_router(gateway_router(store, clock, gateway_silent_s))
     app.include_router(views_router(store, influx, clock, ViewOptions(gateway_silent_s=gateway_silent_s)))
+    app.include_router(fhir_router(store, influx, clock))
     check_routes(app)
     return app

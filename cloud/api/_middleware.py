@@ -20,7 +20,8 @@ __all__ = ["SecureHeaders", "install_audit", "outcome_of"]
 log = logging.getLogger(__name__)
 
 _NO_PATIENT: list[str | None] = [None]
-_UNAUDITED = frozenset({"/api/v1/health"})
+_UNAUDITED = frozenset({"/api/v1/health", "/fhir/metadata"})
+_AUDITED_PREFIXES = ("/api/v1/", "/fhir/")
 _STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _DOCS_CSP = "frame-ancestors 'none'"  # the interactive docs page loads scripts and styles of its own
 
@@ -33,13 +34,13 @@ def outcome_of(status: int) -> str:
 
 
 def install_audit(app: FastAPI, audit: AuditLog, clock: Callable[[], dt.datetime]) -> None:
-    """Write one audit row per patient a call under ``/api/v1/`` touched (one row when it touched none),
+    """Write one audit row per patient a call under ``/api/v1/`` or ``/fhir/`` touched (one row when it touched none),
     refusals included. If the row cannot be written, the caller gets 503 instead of the data."""
 
     @app.middleware("http")
     async def audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
-        if not path.startswith("/api/v1/") or path in _UNAUDITED:
+        if not path.startswith(_AUDITED_PREFIXES) or path in _UNAUDITED:
             return await call_next(request)
         try:
             response = await call_next(request)
@@ -48,8 +49,12 @@ def install_audit(app: FastAPI, audit: AuditLog, clock: Callable[[], dt.datetime
             await _record(audit, request, 500, clock)
             raise
         if not await _record(audit, request, status, clock):
-            return JSONResponse({"error": {"code": "unavailable", "message": "the audit trail cannot be written"}},
-                                status_code=503)
+            message = "the audit trail cannot be written"
+            if path.startswith("/fhir/"):
+                return JSONResponse({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "transient", "diagnostics": message}]},
+                    status_code=503, media_type="application/fhir+json")
+            return JSONResponse({"error": {"code": "unavailable", "message": message}}, status_code=503)
         return response
 
 
@@ -91,7 +96,7 @@ class SecureHeaders:
                 headers["X-Frame-Options"] = "DENY"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["Content-Security-Policy"] = _DOCS_CSP if path.startswith("/api/docs") else _STRICT_CSP
-                if path.startswith("/api/v1/"):
+                if path.startswith(("/api/v1/", "/fhir/")):
                     headers["Cache-Control"] = "no-store"
                 if self.hsts:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"

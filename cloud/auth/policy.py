@@ -33,7 +33,7 @@ Using it in a route (the alerts router, or any new one)::
     # a list over several patients: filter by principal.patients(Permission.READ_ALERTS)
     # and tell the audit trail which patients were read: note_patients(request, patients)
 
-Every route under ``/api/`` must carry ``require(...)`` or be listed in :data:`OPEN_ROUTES`;
+Every route under ``/api/`` and ``/fhir/`` must carry ``require(...)`` or be listed in :data:`OPEN_ROUTES`;
 :func:`check_routes` (run when the app is built) refuses an app that has one that does neither.
 """
 
@@ -124,6 +124,7 @@ OPEN_ROUTES = frozenset({
     "/health", "/metrics", "/api/v1/health",  # operations: probes and Prometheus
     "/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/auth/logout",  # they carry their own credentials
     "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect",
+    "/fhir/metadata",  # the FHIR CapabilityStatement: it tells a client how to sign in
 })
 """Routes that need no access token."""
 
@@ -313,8 +314,8 @@ def route_permissions(app: FastAPI) -> list[tuple[str, str, Permission | None]]:
 
 
 def check_routes(app: FastAPI) -> None:
-    """Raise ``RuntimeError`` when a route under ``/api/`` neither requires a permission nor is open."""
+    """Raise ``RuntimeError`` when a route under ``/api/`` or ``/fhir/`` neither requires a permission nor is open."""
     missing = [f"{method} {path}" for method, path, permission in route_permissions(app)
-               if path.startswith("/api/") and path not in OPEN_ROUTES and permission is None]
+               if path.startswith(("/api/", "/fhir/")) and path not in OPEN_ROUTES and permission is None]
     if missing:
         raise RuntimeError(f"routes without a policy (add require(Permission.X) or list them as open): {missing}")

@@ -33,7 +33,7 @@ from cloud.auth.policy import (
     decide,
     route_permissions,
 )
-from cloud.registry import Gateway, Patient, Relation
+from cloud.registry import Device, Gateway, Patient, Relation
 from cloud.rules import AlertChange
 from cloud.store import HealthUpdate, IngestCommit, Store
 from cloud.timeseries import InfluxV1Client
@@ -186,6 +186,22 @@ def _cases() -> dict[tuple[str, str], Any]:
         ("DELETE", "/api/v1/registry/gateways/{gateway_id}/patients/{patient_id}"): lambda r: Case(
             "DELETE", "/api/v1/registry/gateways/gw-old/patients/p3", **admin_made(204), patient="p3"),
         ("GET", "/api/v1/registry/devices"): lambda r: Case("GET", "/api/v1/registry/devices", **admin_only),
+        # /fhir: the same policy (an admin on no care team reads no patient), errors as OperationOutcome.
+        ("GET", "/fhir/metadata"): lambda r: Case("GET", "/fhir/metadata", 200, open=True),
+        ("GET", "/fhir/Observation"): lambda r: Case(
+            "GET", "/fhir/Observation", 404, {**_each(OWN, 200), "admin": 403}, params={"patient": "p1"},
+            patient="p1"),
+        ("GET", "/fhir/Patient/{id}"): lambda r: Case(
+            "GET", "/fhir/Patient/p1", 404, {**_each(OWN, 200), "admin": 403}, patient="p1"),
+        ("GET", "/fhir/Patient/{id}/$everything"): lambda r: Case(
+            "GET", "/fhir/Patient/p1/$everything", 404, {**_each(OWN, 200), "admin": 403}, patient="p1"),
+        ("GET", "/fhir/Device"): lambda r: Case(
+            "GET", "/fhir/Device", 404, {**_each(OWN, 200), "admin": 403}, params={"patient": "p1"}, patient="p1"),
+        ("GET", "/fhir/Device/{id}"): lambda r: Case(
+            "GET", "/fhir/Device/dev-1", 404, {**_each(OWN, 200), "admin": 403}, patient="p1"),
+        ("GET", "/fhir/DetectedIssue"): lambda r: Case(
+            "GET", "/fhir/DetectedIssue", 404, {**_each(OWN, 200), "admin": 403}, params={"patient": "p1"},
+            patient="p1"),
         ("POST", "/api/v1/registry/devices"): lambda r: Case(
             "POST", "/api/v1/registry/devices", **admin_made(201),
             json={"id": f"dev-{next(_unique)}", "patient": "p3"}),
@@ -235,6 +251,7 @@ async def world(store: Store) -> AsyncIterator[World]:
     for patient in ("p1", "p2", "p3"):
         security.registry.add_patient(Patient(patient, f"Patient {patient}"))
     security.registry.add_gateway(Gateway("gw-old", "old home", ("p1",)))
+    security.registry.add_device(Device("dev-1", "p1", "gw-old", "generic.pulse_oximeter"))
     headers: dict[str, dict[str, str]] = {}
     for role, spec in ROLES.items():
         if spec is None:
@@ -289,9 +306,11 @@ async def test_role_matrix(world: World, role: str) -> None:
         if response.status_code != case.status(role):
             failures.append(f"{case.method} {case.path}: {response.status_code} (expected {case.status(role)})")
             continue
-        if response.status_code >= 400:
+        if response.status_code >= 400 and case.path.startswith("/fhir/"):
+            assert response.json()["resourceType"] == "OperationOutcome", response.text
+        elif response.status_code >= 400:
             assert set(response.json()) == {"error"} and set(response.json()["error"]) == {"code", "message"}
-        if not case.path.startswith("/api/v1/") or case.path == "/api/v1/health":
+        if not case.path.startswith(("/api/v1/", "/fhir/")) or case.path in ("/api/v1/health", "/fhir/metadata"):
             continue
         rows = world.security.audit.entries(AuditQuery(limit=50))
         new = [row for row in rows if row.id > before]

@@ -46,7 +46,7 @@ def parse_instant(text: str) -> dt.datetime:
 def _run(args: argparse.Namespace) -> int:
     from cloud.hl7 import MessageHeader, MllpClient, export_observations, parse_mllp_url
     from cloud.service import CloudConfig, ConfigError
-    from cloud.timeseries import InfluxError, InfluxV1Client
+    from cloud.timeseries import InfluxError
 
     name = "vitalbridge cloud export-hl7"
     try:
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
     async def main() -> int:
-        influx = InfluxV1Client(config.influx_url, config.influx_db, token=config.influx_token)
+        influx = config.influx_reader()
         client = MllpClient(endpoint, ack_timeout_s=args.ack_timeout)
         try:
             result = await export_observations(influx, client, args.patient, ns(args.start), ns(args.end),

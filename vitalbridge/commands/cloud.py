@@ -1,4 +1,5 @@
-"""`vitalbridge cloud run|ingest|api`: the cloud together or as separate processes, by flags or VB_* variables."""
+"""`vitalbridge cloud run|ingest|api`: the cloud together or as separate processes, by flags or VB_* variables;
+`vitalbridge cloud export-fhir`: one patient's data as a FHIR R4 transaction Bundle or NDJSON."""
 
 from __future__ import annotations
 
@@ -67,6 +68,95 @@ def add_parser(subparsers: Any) -> None:
     add_user_parser(commands)
     add_hl7_export_parser(commands)
     add_pki_parser(commands)
+    _add_export_parser(commands)
+
+
+def _add_export_parser(commands: Any) -> None:
+    export = commands.add_parser(
+        "export-fhir", help="export one patient's vitals, devices and alerts as FHIR R4",
+        description="Write one patient's data between --start and --end as a FHIR R4 transaction Bundle (one file, "
+        "loadable with one POST to a FHIR server's base URL) or as NDJSON (a directory, one TYPE.ndjson file per "
+        "resource type). Reads the database and InfluxDB named by the flags or VB_DATABASE_URL, VB_INFLUX_URL, "
+        "VB_INFLUX_DB, VB_INFLUX_TOKEN.")
+    export.add_argument("--patient", required=True, help="the patient's id")
+    export.add_argument("--start", required=True, metavar="ISO",
+                        help="from this FHIR date or time (e.g. 2024-05-01 or 2024-05-01T08:00:00Z; UTC if no zone)")
+    export.add_argument("--end", required=True, metavar="ISO",
+                        help="up to the end of this FHIR date or time (2024-05-07 includes all of that day)")
+    export.add_argument("--out", required=True, metavar="PATH", help="the Bundle file, or the NDJSON directory")
+    export.add_argument("--format", choices=["bundle", "ndjson"], default="bundle", help="default: bundle")
+    export.add_argument("--waveforms", action="store_true", help="include ECG and PPG waveforms (large)")
+    export.add_argument("--influx-url", help="InfluxDB HTTP API (VB_INFLUX_URL)")
+    export.add_argument("--influx-db", help="InfluxDB database (VB_INFLUX_DB)")
+    export.add_argument("--database-url", help="SQLAlchemy URL of the relational store (VB_DATABASE_URL)")
+    export.set_defaults(func=_export_fhir)
+
+
+def _export_fhir(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloud.fhir import FhirSource, SearchError, parse_date_params, write_export
+    from cloud.registry import Registry
+    from cloud.service import CloudConfig, ConfigError, _safe_url
+    from cloud.store import open_store
+    from cloud.timeseries import InfluxError
+
+    name = "vitalbridge cloud export-fhir"
+    try:
+        span = parse_date_params([f"ge{args.start}", f"le{args.end}"])
+    except SearchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    if span.empty:
+        print(f"{name}: --start must be before --end", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if args.format == "bundle" and out.is_dir():
+        print(f"{name}: --out {out} is a directory; a bundle is written to a file", file=sys.stderr)
+        return 2
+    if args.format == "ndjson" and out.exists() and not out.is_dir():
+        print(f"{name}: --out {out} is a file; NDJSON is written to a directory (one file per type)",
+              file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"{name}: the directory of --out ({out.parent}) does not exist", file=sys.stderr)
+        return 2
+    try:
+        config = CloudConfig.from_env(influx_url=args.influx_url, influx_db=args.influx_db,
+                                      database_url=args.database_url)
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(config.database_url)
+    except Exception as exc:
+        print(f"{name}: cannot open the database {_safe_url(config.database_url)}: "
+              f"{str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return 1
+
+    async def export() -> int:
+        registry = Registry(store.engine)
+        patient = registry.patient(args.patient)
+        if patient is None:
+            print(f"{name}: no patient {args.patient!r} in the registry", file=sys.stderr)
+            return 2
+        async with config.influx_reader() as influx:
+            counts = await write_export(FhirSource(store, registry, influx), patient, span, out, args.format,
+                                        waveforms=args.waveforms)
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
+        print(f"wrote {out}: {summary}")
+        return 0
+
+    try:
+        return asyncio.run(export())
+    except InfluxError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{name}: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
 
 
 def _run(args: argparse.Namespace) -> int:
