@@ -42,6 +42,7 @@ from cloud.alerting import (
 )
 from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
+from cloud.enrolment import BrokerAccounts, Enrolment, EnrolmentCodes
 from cloud.ingest import (
     BrokerUnavailable,
     IngestLimits,
@@ -119,6 +120,8 @@ _ENVIRONMENT = {
     "VB_SMTP_STARTTLS": "smtp_starttls",
     "VB_WEBHOOK_SECRET": "webhook_secret",
     "VB_RULES": "rules_file",
+    "VB_GATEWAY_MQTT_URL": "gateway_mqtt_url",
+    "VB_ENROLMENT_CODE_HOURS": "enrolment_code_hours",
 }
 _SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
@@ -206,12 +209,27 @@ class CloudConfig(BaseModel):
     smtp_starttls: bool = False
     webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
     rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
+    gateway_mqtt_url: str | None = Field(
+        None, description="the broker as gateways reach it, handed out on enrolment; unset: mqtt_url without "
+        "its credentials")
+    enrolment_code_hours: float = Field(24.0, gt=0, le=30 * 24, description="how long an enrolment code works")
 
     @field_validator("mqtt_url")
     @classmethod
     def _broker_url(cls, value: str) -> str:
         parse_mqtt_url(value)
         return value
+
+    @field_validator("gateway_mqtt_url")
+    @classmethod
+    def _gateway_broker_url(cls, value: str | None) -> str | None:
+        if value is not None and parse_mqtt_url(value).password is not None:
+            raise ValueError("must not carry a password: each gateway gets its own login on enrolment")
+        return value
+
+    def gateway_broker_url(self) -> str:
+        """The broker address handed to enrolling gateways (never the ingest's credentials)."""
+        return self.gateway_mqtt_url or parse_mqtt_url(self.mqtt_url).url
 
     @field_validator("influx_url")
     @classmethod
@@ -333,8 +351,10 @@ class CloudService:
     """Runs the ingest and/or the API until stopped. ``await service.start()`` then ``await service.stop()``."""
 
     def __init__(self, config: CloudConfig, *, api: bool = True, ingest: bool = True,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, broker_accounts: BrokerAccounts | None = None) -> None:
         self.config = config
+        # Gives each enrolling gateway its broker login; None: the broker has no per-gateway logins.
+        self.broker_accounts = broker_accounts
         self.run_api = api
         self.run_ingest = ingest
         self.clock = clock
@@ -394,7 +414,10 @@ class CloudService:
                              registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
                              security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
-                             cors_origins=config.cors_origins)
+                             cors_origins=config.cors_origins, enrolment=Enrolment(
+                                 EnrolmentCodes(self.store.engine,
+                                                ttl=dt.timedelta(hours=config.enrolment_code_hours)),
+                                 broker_url=config.gateway_broker_url(), accounts=self.broker_accounts))
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
         else:

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import ssl
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ import numpy as np
 from device_profiles.errors import DecodeError
 from device_profiles.registry import DecodeContext, DecodeResult, DecoderRegistry
 from edge.batcher import StreamCollector
-from edge.config import DeviceConfig, GatewayConfig
+from edge.config import DeviceConfig, GatewayConfig, broker_login
 from edge.patient_thresholds import PatientThresholdStore, thresholds_path
 from edge.priority import batch_priority
 from edge.publisher import MqttPublisher, PublisherSettings
@@ -148,6 +149,7 @@ class EdgeAgent:
         publisher_settings: PublisherSettings | None = None,
     ) -> None:
         self.config = config
+        login = broker_login(config)  # before the spool opens: a missing password file is a config mistake
         self._zone = config.zone()
         self.clock_ns = clock_ns
         self.decoders = decoders
@@ -157,9 +159,16 @@ class EdgeAgent:
         # Live batches (made within a few batch intervals) go ahead of a backlog, unless the file says otherwise.
         fields: dict[str, Any] = {"live_window_s": 3 * config.batch_interval_s, **config.publisher}
         settings = publisher_settings or PublisherSettings(**fields)
-        self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
-                                       clock_s=lambda: self.clock_ns() / 1e9, settings=settings,
-                                       on_config=self.receive_thresholds)
+        try:
+            self.publisher = MqttPublisher(config.gateway, config.mqtt_url, self.spool,
+                                           clock_s=lambda: self.clock_ns() / 1e9, settings=settings,
+                                           on_config=self.receive_thresholds, username=login.username,
+                                           password=login.password, ca_file=login.ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            if spool is None:
+                self.spool.close()
+            raise config.where(("broker", "ca_file")).error(
+                ("broker", "ca_file"), f"{login.ca_file}: not a usable PEM certificate ({exc})") from None
         self.thresholds = PatientThresholdStore(thresholds_path(config.spool))
         self.devices: dict[str, _Device] = {}
         for device in config.devices:

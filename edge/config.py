@@ -8,6 +8,10 @@ Example::
     timezone: Europe/Berlin
     batch_interval_s: 5
     publisher: {ack_timeout_s: 30, window: 64}
+    broker:                      # written by `vitalbridge edge enroll`
+      username: home-0001
+      password_file: credentials/broker-password
+      ca_file: credentials/broker-ca.pem
     devices:
       - id: oximeter-1
         patient: patient-001
@@ -37,6 +41,8 @@ from vitals.endpoints import parse_mqtt_url
 from vitals.samples import is_identifier
 
 __all__ = [
+    "BrokerLogin",
+    "BrokerSection",
     "ConfigError",
     "ConfigSource",
     "DeviceConfig",
@@ -45,6 +51,7 @@ __all__ = [
     "DEFAULT_SPOOL",
     "GatewayFile",
     "PublisherSection",
+    "broker_login",
     "load_config",
     "parse_config",
 ]
@@ -95,6 +102,9 @@ class GatewayConfig:
     loaded from a file). ``status_file`` is where the running agent keeps its status for
     ``vitalbridge edge status`` (default: next to the spool, see :attr:`status_path`). ``publisher``
     holds the fields of :class:`edge.publisher.PublisherSettings` the file sets (the rest default).
+    ``broker_username``, ``broker_password_file`` and ``broker_ca_file`` (absolute once loaded from a file)
+    are the gateway's own broker login and the CA its broker's certificate is checked against (default: the
+    system's CAs); :func:`broker_login` reads them.
     """
 
     gateway: str
@@ -108,6 +118,9 @@ class GatewayConfig:
     profile_dirs: tuple[str, ...] = ()
     status_file: str | None = None
     publisher: dict[str, float | int] = field(default_factory=dict)
+    broker_username: str | None = None
+    broker_password_file: str | None = None
+    broker_ca_file: str | None = None
     source: ConfigSource | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -189,6 +202,24 @@ class PublisherSection(BaseModel):
         return self
 
 
+class BrokerSection(BaseModel):
+    """The ``broker`` section: the gateway's own broker login (the password in a file of its own, readable by
+    the gateway's user alone) and the CA that signed the broker's certificate. ``vitalbridge edge enroll``
+    writes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    username: Text | None = None
+    password_file: Text | None = None
+    ca_file: Text | None = None
+
+    @model_validator(mode="after")
+    def _login_whole(self) -> BrokerSection:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together")
+        return self
+
+
 class GatewayFile(BaseModel):
     """The gateway config file as written; see ``docs/gateway.md`` for every field."""
 
@@ -205,6 +236,7 @@ class GatewayFile(BaseModel):
     devices: list[DeviceEntry] | None = None
     pipeline: dict[str, Any] | None = None
     publisher: PublisherSection | None = None
+    broker: BrokerSection | None = None
 
 
 def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_timezone: str | None = None,
@@ -242,6 +274,13 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
     dirs = [Path(d) for d in model.profile_dirs or ()]
     if base_dir is not None:
         dirs = [d if d.is_absolute() else base_dir / d for d in dirs]
+
+    def beside(name: str | None) -> str | None:  # a file named relative to the config's folder
+        if name is None or base_dir is None or Path(name).is_absolute():
+            return name
+        return str(base_dir / name)
+
+    broker = model.broker or BrokerSection()
     return GatewayConfig(
         gateway=model.gateway,
         mqtt_url=model.mqtt_url,
@@ -258,8 +297,42 @@ def parse_config(raw: Any, source: str | ConfigSource = "config", *, default_tim
         profile_dirs=tuple(str(d) for d in dirs),
         status_file=model.status_file,
         publisher=model.publisher.model_dump(exclude_none=True) if model.publisher is not None else {},
+        broker_username=broker.username,
+        broker_password_file=beside(broker.password_file),
+        broker_ca_file=beside(broker.ca_file),
         source=origin,
     )
+
+
+@dataclass(frozen=True)
+class BrokerLogin:
+    """The broker login and trust a gateway config names, files read."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+
+
+def broker_login(config: GatewayConfig) -> BrokerLogin:
+    """Read the password file of ``config``'s ``broker`` section; :class:`ConfigError` names the field when
+    a file named there cannot be read (or the password file is empty)."""
+    password = None
+    if config.broker_password_file is not None:
+        where = config.where(("broker", "password_file"))
+        try:
+            password = Path(config.broker_password_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
+            raise where.error(("broker", "password_file"), f"cannot read {config.broker_password_file}: {reason}"
+                              + ("; run the gateway as the user `vitalbridge edge enroll` gave the file to"
+                                 if isinstance(exc, PermissionError) else "")) from None
+        if not password:
+            raise where.error(("broker", "password_file"), f"{config.broker_password_file} is empty; enrol the "
+                              "gateway again (`vitalbridge edge enroll`)")
+    if config.broker_ca_file is not None and not Path(config.broker_ca_file).is_file():
+        raise config.where(("broker", "ca_file")).error(("broker", "ca_file"),
+                                                        f"{config.broker_ca_file}: no such file")
+    return BrokerLogin(config.broker_username, password, config.broker_ca_file)
 
 
 def load_config(path: Path) -> GatewayConfig:

@@ -29,7 +29,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from device_profiles.userfile import read_yaml_text
 from edge.config import ConfigError, ConfigSource, GatewayConfig, parse_config
 
-__all__ = ["append_device", "check_text", "new_config_text", "write_atomically"]
+__all__ = ["append_device", "check_text", "new_config_text", "set_broker", "write_atomically"]
 
 _KEY_LINE = re.compile(r"^ *[A-Za-z_][\w.-]*:( |$)")
 
@@ -192,4 +192,73 @@ def append_device(path: Path, device: Mapping[str, Any]) -> GatewayConfig:
     result = buffer.getvalue()
     config = check_text(result, path)  # never write a file the gateway would refuse
     write_atomically(path, result)
+    return config
+
+
+def _plain_or_quoted(value: str) -> str:
+    return value if _scalar(value) == value else DoubleQuotedScalarString(value)
+
+
+def _insert_before_devices(data: CommentedMap, key: str, section: CommentedMap, note: str) -> None:
+    """Insert ``section`` as ``key`` before ``devices`` (at the end without one), under the comment ``note``.
+
+    The comment lines above ``devices`` are kept by ruamel on the key before; they move to the end of the
+    new section, so that they stay right above ``devices``.
+    """
+    keys = list(data.keys())
+    position = keys.index("devices") if "devices" in keys else len(keys)
+    data.insert(position, key, section)
+    if position > 0:
+        slot = data.ca.items.get(keys[position - 1])
+        if slot and len(slot) >= 3 and slot[2] is not None and section:
+            token = slot[2]
+            end_of_line, _newline, rest = str(token.value).partition("\n")
+            if rest:
+                moved = copy.copy(token)
+                moved.value = "\n" + rest
+                token.value = end_of_line + "\n"
+                section.ca.items[list(section.keys())[-1]] = [None, None, moved, None]
+    data.yaml_set_comment_before_after_key(key, before=note)
+
+
+def set_broker(path: Path, *, gateway: str, mqtt_url: str, username: str | None, password_file: str | None,
+               ca_file: str | None, base_text: str | None = None) -> GatewayConfig:
+    """Point the config at ``path`` (or ``base_text``, a new file's text, when given) at the broker an
+    enrolment named: set ``gateway`` and ``mqtt_url``, and write the ``broker`` section (``username``,
+    ``password_file``, ``ca_file``; a section left with nothing is removed). Everything else stays as
+    written. :class:`ConfigError` when the file cannot be read or the result would not be a valid config
+    (then nothing is written); returns the config as the gateway will read it.
+    """
+    if base_text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        check_text(text, path)  # the file as it is must be valid before it is edited
+    else:
+        text = base_text
+    round_trip = _yaml_for(text)
+    data = round_trip.load(text)
+    if not isinstance(data, CommentedMap):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    data["gateway"] = _plain_or_quoted(gateway)
+    data["mqtt_url"] = _plain_or_quoted(mqtt_url)
+    section = data.get("broker")
+    if not isinstance(section, CommentedMap):
+        section = CommentedMap()
+    for key, value in (("username", username), ("password_file", password_file), ("ca_file", ca_file)):
+        if value is None:
+            section.pop(key, None)
+        else:
+            section[key] = _plain_or_quoted(value)
+    if not section:
+        data.pop("broker", None)
+    elif "broker" not in data:
+        _insert_before_devices(data, "broker", section,
+                               "\nThis gateway's own broker login and CA, written by `vitalbridge edge enroll`.")
+    buffer = io.StringIO()
+    round_trip.dump(data, buffer)
+    result = buffer.getvalue()
+    config = check_text(result, path)  # never write a file the gateway would refuse
+    write_atomically(path, result, mode=0o640)
     return config

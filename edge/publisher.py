@@ -110,9 +110,17 @@ class MqttPublisher:
         monotonic_s: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_config: Callable[[bytes], Awaitable[None]] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.endpoint = parse_mqtt_url(mqtt_url)
+        # A login given apart (from the config's broker section) wins over one written into the URL.
+        self._username = username if username is not None else self.endpoint.username
+        self._password = password if username is not None else self.endpoint.password
+        # Made once: a CA file that is not PEM fails here (ssl.SSLError, OSError), not at every reconnect.
+        self._tls = ssl.create_default_context(cafile=ca_file) if self.endpoint.tls else None
         self.spool = spool
         self.clock_s = clock_s
         self.monotonic_s = monotonic_s
@@ -179,15 +187,15 @@ class MqttPublisher:
         client = aiomqtt.Client(
             self.endpoint.host,
             self.endpoint.port,
-            username=self.endpoint.username,
-            password=self.endpoint.password,
+            username=self._username,
+            password=self._password,
             identifier=f"vb-gateway-{self.gateway}",
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
             keepalive=30,
             clean_start=False,  # keep the session: acks published while we were away are queued for us
             properties=connect,
-            tls_context=ssl.create_default_context() if self.endpoint.tls else None,
+            tls_context=self._tls,
             # Small messages at once: with Nagle each window waited ~40 ms on a delayed ACK.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
