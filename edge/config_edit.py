@@ -8,6 +8,7 @@ comments, key order, quoting and blank lines stay as they were. Both check the r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import io
@@ -35,14 +36,20 @@ _KEY_LINE = re.compile(r"^ *[A-Za-z_][\w.-]*:( |$)")
 
 
 def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), keeping its permissions."""
+    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), keeping its permissions
+    and, where the caller may, its owner."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
+            current = path.stat()
+            os.chmod(temporary, current.st_mode & 0o777)
+            if (current.st_uid, current.st_gid) != (os.geteuid(), os.getegid()):
+                # Edited with sudo: the file stays its owner's (the gateway's user must still read it).
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, current.st_uid, current.st_gid)
         elif mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, path)
