@@ -182,3 +182,15 @@ async def test_without_broker_accounts_the_login_is_null(store: Store) -> None:
     await influx.aclose()
     assert enrolled == {"gateway": "gw-open", "patients": [], "broker_url": "mqtt://127.0.0.1:1883", "ca_pem": None,
                         "credentials": None}
+
+
+def test_gateways_are_given_the_broker_address_never_the_ingest_login() -> None:
+    from cloud.service import CloudConfig, ConfigError
+
+    config = CloudConfig.from_env({"VB_MQTT_URL": "mqtts://ingest:secret@broker.internal:8883"})
+    assert config.gateway_broker_url() == "mqtts://broker.internal:8883"
+    public = CloudConfig.from_env({"VB_GATEWAY_MQTT_URL": "mqtts://broker.example.org:8883",
+                                   "VB_ENROLMENT_CODE_HOURS": "2"})
+    assert (public.gateway_broker_url(), public.enrolment_code_hours) == ("mqtts://broker.example.org:8883", 2.0)
+    with pytest.raises(ConfigError, match=r"VB_GATEWAY_MQTT_URL.*must not carry a password"):
+        CloudConfig.from_env({"VB_GATEWAY_MQTT_URL": "mqtts://gw:pw@broker.example.org:8883"})
