@@ -106,10 +106,10 @@ async def issue_code(
     if found is not None:
         note_patients(request, found.patients)
     if not principal.may(Permission.ENROL_GATEWAY):  # a doctor: on the care team of every patient it serves
-        related = [p for p in (found.patients if found is not None else ()) if p in principal.relations]
-        if not related:
+        patients = found.patients if found is not None else ()
+        if not any(p in principal.relations for p in patients):  # no relation: as if it did not exist
             raise ApiError(404, "not found")
-        if not all(principal.may(Permission.ENROL_GATEWAY, p) for p in found.patients):  # type: ignore[union-attr]
+        if not all(principal.may(Permission.ENROL_GATEWAY, p) for p in patients):
             raise ApiError(403, "only an admin, or a doctor on the care team of every patient of this gateway, "
                            "may enrol it")
     elif found is None:
