@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +21,8 @@ from cloud.auth.policy import Permission, Principal, SecurityContext, note_patie
 from cloud.registry import Device, Gateway, Patient, RegistryError
 
 __all__ = ["registry_router"]
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -216,8 +219,20 @@ async def register_gateway(request: Request, body: GatewayIn, _principal: Manage
 @registry_router.post("/api/v1/registry/gateways/{gateway_id}/revoke", response_model=GatewayOut,
                       responses=_ADMIN_ERRORS)
 async def revoke_gateway(request: Request, gateway_id: str, _principal: ManageRegistry) -> GatewayOut:
-    """Revoke a gateway: the ingest refuses its batches from the next registry cache refresh on."""
-    return _gateway_out(await _registry(request, _context(request).registry.revoke_gateway, gateway_id))
+    """Revoke a gateway: the ingest refuses its batches from the next registry cache refresh on, and its
+    broker login (from enrolment, where the cloud keeps broker accounts) is removed. Revoking again retries
+    the broker's part."""
+    revoked = _gateway_out(await _registry(request, _context(request).registry.revoke_gateway, gateway_id))
+    accounts = getattr(getattr(request.app.state, "enrolment", None), "accounts", None)
+    if accounts is not None:
+        try:
+            await asyncio.to_thread(accounts.revoke_gateway, gateway_id)
+        except Exception as exc:
+            log.error("gateway %s revoked in the registry; removing its broker login failed (%s)", gateway_id,
+                      type(exc).__name__)
+            raise ApiError(503, "revoked in the registry, but its broker login could not be removed; revoke it "
+                           "again to retry") from None
+    return revoked
 
 
 @registry_router.put("/api/v1/registry/gateways/{gateway_id}/patients/{patient_id}", status_code=204,

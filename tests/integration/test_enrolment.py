@@ -51,7 +51,8 @@ class RecordingAccounts:
         return Credentials(gateway, gateway, f"pw-{gateway}-0123456789")
 
     def revoke_gateway(self, gateway: str) -> None:
-        self.added.remove(gateway)
+        if gateway in self.added:
+            self.added.remove(gateway)
 
     def ca_pem(self) -> str:
         return CA_PEM

@@ -43,7 +43,8 @@ class FakeAccounts:
         return Credentials(gateway, gateway, f"secret-of-{gateway}")
 
     def revoke_gateway(self, gateway: str) -> None:
-        self.added.remove(gateway)
+        if gateway in self.added:
+            self.added.remove(gateway)
 
     def ca_pem(self) -> str:
         return "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -194,3 +195,12 @@ def test_gateways_are_given_the_broker_address_never_the_ingest_login() -> None:
     assert (public.gateway_broker_url(), public.enrolment_code_hours) == ("mqtts://broker.example.org:8883", 2.0)
     with pytest.raises(ConfigError, match=r"VB_GATEWAY_MQTT_URL.*must not carry a password"):
         CloudConfig.from_env({"VB_GATEWAY_MQTT_URL": "mqtts://gw:pw@broker.example.org:8883"})
+
+
+async def test_revoking_a_gateway_removes_its_broker_login(world: World) -> None:
+    code = (await _issue(world)).json()["code"]
+    assert (await world.client.post("/api/v1/enrol", json={"code": code})).status_code == 200
+    assert world.accounts.added == ["gw-home"]
+    revoked = await world.client.post("/api/v1/registry/gateways/gw-home/revoke", headers=world.headers["root"])
+    assert revoked.status_code == 200 and revoked.json()["revoked"]
+    assert world.accounts.added == []
