@@ -320,7 +320,8 @@ def broker_login(config: GatewayConfig) -> BrokerLogin:
     if config.broker_password_file is not None:
         where = config.where(("broker", "password_file"))
         try:
-            password = Path(config.broker_password_file).read_text(encoding="utf-8").strip()
+            # Only the line end goes: spaces may be part of a password.
+            password = Path(config.broker_password_file).read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
             raise where.error(("broker", "password_file"), f"cannot read {config.broker_password_file}: {reason}"
