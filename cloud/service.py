@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -43,6 +43,7 @@ from cloud.alerting import (
 )
 from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
+from cloud.enrolment import BrokerAccounts, Enrolment, EnrolmentCodes
 from cloud.hl7 import (
     BatchForwarder,
     Hl7AlertChannel,
@@ -70,9 +71,6 @@ from cloud.timeseries import InfluxError, InfluxRejected, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
 from vitals.topics import ALL_DATA, ALL_EVENTS, ALL_SENML, ALL_STATUS, shared_subscription
-
-if TYPE_CHECKING:
-    from cloud.broker import BrokerAccounts
 
 __all__ = ["CloudConfig", "CloudService", "ConfigError", "ServiceUnavailable", "http_server_options"]
 
@@ -144,6 +142,8 @@ _ENVIRONMENT = {
     "VB_HL7_URL": "hl7_url",
     "VB_HL7_ACK_TIMEOUT_S": "hl7_ack_timeout_s",
     "VB_HL7_FACILITY": "hl7_facility",
+    "VB_GATEWAY_MQTT_URL": "gateway_mqtt_url",
+    "VB_ENROLMENT_CODE_HOURS": "enrolment_code_hours",
 }
 # Never echoed in an error.
 _SECRETS = frozenset({"auth_secret", "influx_password", "influx_read_password", "mqtt_password"})
@@ -244,6 +244,10 @@ class CloudConfig(BaseModel):
     smtp_starttls: bool = False
     webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
     rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
+    gateway_mqtt_url: str | None = Field(
+        None, description="the broker as gateways reach it, handed out on enrolment; unset: mqtt_url without "
+        "its credentials")
+    enrolment_code_hours: float = Field(24.0, gt=0, le=30 * 24, description="how long an enrolment code works")
     hl7_url: str | None = Field(None, description="mllp://host:port of an EHR's HL7 v2 receiver: every stored "
                                 "batch is queued as an ORU^R01 in its own transaction and sent there")
     hl7_ack_timeout_s: float = Field(30.0, gt=0, le=3600, description="how long the HL7 sender waits for an ACK")
@@ -261,6 +265,17 @@ class CloudConfig(BaseModel):
     def _broker_url(cls, value: str) -> str:
         parse_mqtt_url(value)
         return value
+
+    @field_validator("gateway_mqtt_url")
+    @classmethod
+    def _gateway_broker_url(cls, value: str | None) -> str | None:
+        if value is not None and parse_mqtt_url(value).password is not None:
+            raise ValueError("must not carry a password: each gateway gets its own login on enrolment")
+        return value
+
+    def gateway_broker_url(self) -> str:
+        """The broker address handed to enrolling gateways (never the ingest's credentials)."""
+        return self.gateway_mqtt_url or parse_mqtt_url(self.mqtt_url).url
 
     @field_validator("influx_url")
     @classmethod
@@ -395,8 +410,11 @@ class CloudService:
     """Runs the ingest and/or the API until stopped. ``await service.start()`` then ``await service.stop()``."""
 
     def __init__(self, config: CloudConfig, *, api: bool = True, ingest: bool = True,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, broker_accounts: BrokerAccounts | None = None) -> None:
         self.config = config
+        # Gateway accounts on the broker (given, or from ``broker_pki_dir``): enrolment hands out their
+        # logins, revocation removes them; None: the broker has no per-gateway logins.
+        self.broker_accounts = broker_accounts
         self.run_api = api
         self.run_ingest = ingest
         self.clock = clock
@@ -409,8 +427,6 @@ class CloudService:
         self.client: MqttIngestClient | None = None
         self.metrics: IngestMetrics | None = None
         self.security: SecurityContext | None = None
-        # Gateway accounts on the broker (``broker_pki_dir``): revocation from the registry, enrolment.
-        self.broker_accounts: BrokerAccounts | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, str] = {}
@@ -442,7 +458,8 @@ class CloudService:
     async def start(self) -> None:
         """Open the stores, connect the ingest, serve HTTP; raises :class:`ServiceUnavailable` in one line."""
         config = self.config
-        self.broker_accounts = _broker_accounts(config) if self.run_api else None
+        if self.broker_accounts is None and self.run_api:
+            self.broker_accounts = _broker_accounts(config)
         try:
             self.store = await asyncio.to_thread(open_store, config.database_url, self.alerting)
         except Exception as exc:
@@ -470,7 +487,10 @@ class CloudService:
                              registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
                              security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
-                             cors_origins=config.cors_origins)
+                             cors_origins=config.cors_origins, enrolment=Enrolment(
+                                 EnrolmentCodes(self.store.engine,
+                                                ttl=dt.timedelta(hours=config.enrolment_code_hours)),
+                                 broker_url=config.gateway_broker_url(), accounts=self.broker_accounts))
             app.state.broker_accounts = self.broker_accounts  # gateway accounts for routes that make them
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
@@ -669,10 +689,11 @@ def _broker_accounts(config: CloudConfig) -> BrokerAccounts | None:
     """The broker's gateway accounts when ``broker_pki_dir`` is set (its files are checked now)."""
     if config.broker_pki_dir is None:
         return None
-    from cloud.broker import BrokerAccounts, BrokerAccountsError
+    from cloud.broker import BrokerAccounts as DynamicSecurityAccounts
+    from cloud.broker import BrokerAccountsError
 
     try:
-        return BrokerAccounts(pathlib.Path(config.broker_pki_dir), config.mqtt_url)
+        return DynamicSecurityAccounts(pathlib.Path(config.broker_pki_dir), config.mqtt_url)
     except BrokerAccountsError as exc:
         raise ServiceUnavailable(f"broker_pki_dir: {exc}") from None
 

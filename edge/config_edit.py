@@ -8,6 +8,7 @@ comments, key order, quoting and blank lines stay as they were. Both check the r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import io
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from ruamel.yaml import YAML
@@ -29,20 +31,26 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from device_profiles.userfile import read_yaml_text
 from edge.config import ConfigError, ConfigSource, GatewayConfig, parse_config
 
-__all__ = ["append_device", "check_text", "new_config_text", "write_atomically"]
+__all__ = ["append_device", "check_text", "new_config_text", "set_broker", "write_atomically"]
 
 _KEY_LINE = re.compile(r"^ *[A-Za-z_][\w.-]*:( |$)")
 
 
 def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), keeping its permissions."""
+    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), keeping its permissions
+    and, where the caller may, its owner."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
+            current = path.stat()
+            os.chmod(temporary, current.st_mode & 0o777)
+            if (current.st_uid, current.st_gid) != (os.geteuid(), os.getegid()):
+                # Edited with sudo: the file stays its owner's (the gateway's user must still read it).
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, current.st_uid, current.st_gid)
         elif mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, path)
@@ -192,4 +200,52 @@ def append_device(path: Path, device: Mapping[str, Any]) -> GatewayConfig:
     result = buffer.getvalue()
     config = check_text(result, path)  # never write a file the gateway would refuse
     write_atomically(path, result)
+    return config
+
+
+def _plain_or_quoted(value: str) -> str:
+    return value if _scalar(value) == value else DoubleQuotedScalarString(value)
+
+
+def set_broker(path: Path, *, gateway: str, mqtt_url: str, username: str | None, password_file: str | None,
+               ca_file: str | None, base_text: str | None = None) -> GatewayConfig:
+    """Point the config at ``path`` (or ``base_text``, a new file's text, when given) at the broker an
+    enrolment named: set ``gateway`` and ``mqtt_url``, ``mqtt_password_file`` and ``mqtt_ca_file`` (a
+    setting given as None is removed). The broker login is the gateway id; a ``username`` that differs
+    from it goes into the URL. Everything else stays as written. :class:`ConfigError` when the file
+    cannot be read or the result would not be a valid config (then nothing is written); returns the
+    config as the gateway will read it.
+    """
+    if base_text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        check_text(text, path)  # the file as it is must be valid before it is edited
+    else:
+        text = base_text
+    round_trip = _yaml_for(text)
+    data = round_trip.load(text)
+    if not isinstance(data, CommentedMap):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    data["gateway"] = _plain_or_quoted(gateway)
+    if username is not None and username != gateway:
+        parts = urlsplit(mqtt_url)
+        host = parts.netloc.rpartition("@")[2]
+        mqtt_url = urlunsplit(parts._replace(netloc=f"{quote(username, safe='')}@{host}"))
+    data["mqtt_url"] = _plain_or_quoted(mqtt_url)
+    at = list(data.keys()).index("mqtt_url") + 1
+    for key, value in (("mqtt_password_file", password_file), ("mqtt_ca_file", ca_file)):
+        if value is None:
+            data.pop(key, None)
+        elif key in data:
+            data[key] = _plain_or_quoted(value)
+        else:
+            data.insert(at, key, _plain_or_quoted(value))
+            at += 1
+    buffer = io.StringIO()
+    round_trip.dump(data, buffer)
+    result = buffer.getvalue()
+    config = check_text(result, path)  # never write a file the gateway would refuse
+    write_atomically(path, result, mode=0o640)
     return config

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cloud.api._alerts import alerts_router
 from cloud.api._auth_routes import auth_router
+from cloud.api._enrolment_routes import enrolment_router
 from cloud.api._gateways import gateway_router
 from cloud.api._middleware import SecureHeaders, install_audit
 from cloud.api._registry_routes import registry_router
@@ -32,6 +33,7 @@ from cloud.auth.policy import (
     check_routes,
     require,
 )
+from cloud.enrolment import Enrolment, EnrolmentCodes
 from cloud.fhir import fhir_router, install_fhir_errors
 from cloud.ingest import IngestStats
 from cloud.registry import Registry
@@ -160,6 +162,7 @@ def create_app(
     hsts: bool = False,
     cors_origins: Sequence[str] = (),
     gateway_silent_s: float = 900.0,
+    enrolment: Enrolment | None = None,
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
 
@@ -169,11 +172,14 @@ def create_app(
     ``/fhir`` serves the same data as FHIR R4 (:mod:`cloud.fhir`), under the same policy and audit trail.
     Every route under ``/api/v1`` and ``/fhir`` (but health and ``/fhir/metadata``) needs a token and a
     permission (:mod:`cloud.auth.policy`) and is audited; ``hsts`` when clients reach it over TLS;
-    ``cors_origins`` may call it from browsers (none by default).
+    ``cors_origins`` may call it from browsers (none by default). ``enrolment`` issues and takes gateway
+    enrolment codes (default: codes over ``store``, valid 24 h, and no broker address, so gateways cannot
+    enrol until one is given).
     """
     app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
     app.state.security = context = security or default_security(store, clock)
+    app.state.enrolment = enrolment or Enrolment(EnrolmentCodes(store.engine), broker_url=None)
     install_error_handlers(app)
     install_fhir_errors(app)
     install_audit(app, context.audit, context.clock)
@@ -273,5 +279,6 @@ def create_app(
     app.include_router(gateway_router(store, clock, gateway_silent_s))
     app.include_router(views_router(store, influx, clock, ViewOptions(gateway_silent_s=gateway_silent_s)))
     app.include_router(fhir_router(store, influx, clock))
+    app.include_router(enrolment_router)
     check_routes(app)
     return app

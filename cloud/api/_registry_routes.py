@@ -220,16 +220,20 @@ async def register_gateway(request: Request, body: GatewayIn, _principal: Manage
                       responses=_ADMIN_ERRORS)
 async def revoke_gateway(request: Request, gateway_id: str, _principal: ManageRegistry) -> GatewayOut:
     """Revoke a gateway: the ingest refuses its batches from the next registry cache refresh on, and where the
-    cloud manages broker accounts the broker deletes its account and disconnects it at once."""
+    cloud manages broker accounts the broker deletes its account and disconnects it at once. Revoking again
+    retries the broker's part."""
     context = _context(request)
     gateway = await _registry(request, context.registry.revoke_gateway, gateway_id)
-    if context.on_gateway_revoked is not None:
+    accounts = getattr(getattr(request.app.state, "enrolment", None), "accounts", None)
+    on_broker = context.on_gateway_revoked or (accounts.revoke_gateway if accounts is not None else None)
+    if on_broker is not None:
         try:
-            await asyncio.to_thread(context.on_gateway_revoked, gateway_id)
+            await asyncio.to_thread(on_broker, gateway_id)
         except Exception as exc:  # the registry's revocation stands; say that the broker's did not happen
-            log.error("gateway %s is revoked in the registry but not on the broker: %s", gateway_id, exc)
+            log.error("gateway %s is revoked in the registry but not on the broker: %s", gateway_id,
+                      type(exc).__name__)
             raise ApiError(503, f"gateway {gateway_id} is revoked in the registry, but its broker account could "
-                           "not be removed yet; try again") from None
+                           "not be removed yet; revoke it again to retry") from None
     return _gateway_out(gateway)
 
 

@@ -10,7 +10,9 @@ Three kinds of permission:
   family. No role reads any patient without a relation: an admin on no care team reads
   no vitals. Family may read, and mark alerts seen, but not acknowledge, resolve or silence them;
 - **reading gateways** comes from either: an admin reads every gateway, a care team member those its
-  patients are bound to (family none).
+  patients are bound to (family none);
+- **enrolling a gateway** (making its one-time enrolment code) is for an admin, or for a *doctor* on the care
+  team of every patient bound to the gateway (the route checks each patient once it knows the gateway).
 
 A patient the caller has no relation to is answered 404, exactly like a patient that does not exist, so
 existence does not leak; a relation that lacks the permission (family acknowledging) is 403; no or a bad
@@ -63,6 +65,7 @@ __all__ = [
     "RELATION_PERMISSIONS",
     "ROLE_OR_RELATION_PERMISSIONS",
     "ROLE_PERMISSIONS",
+    "CARE_DOCTOR_PERMISSIONS",
     "AuditNote",
     "Permission",
     "Principal",
@@ -95,6 +98,7 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     MANAGE_REGISTRY = "registry.manage"
     READ_AUDIT = "audit.read"
+    ENROL_GATEWAY = "gateways.enrol"
 
 
 PATIENT_PERMISSIONS = frozenset({Permission.READ_VITALS, Permission.READ_ALERTS, Permission.ACK_ALERT,
@@ -106,6 +110,10 @@ ROLE_OR_RELATION_PERMISSIONS = frozenset({Permission.READ_GATEWAYS})
 """Granted by a role (on everything) or by a relation (on what concerns that patient): an admin reads
 every gateway, a care team member the gateways its patients are bound to."""
 
+CARE_DOCTOR_PERMISSIONS = frozenset({Permission.ENROL_GATEWAY})
+"""Granted by the admin role (on everything), or to a doctor on the care team of the patient concerned
+(a nurse's care relation is not enough)."""
+
 RELATION_PERMISSIONS: Mapping[Relation, frozenset[Permission]] = {
     Relation.CARE: PATIENT_PERMISSIONS | {Permission.READ_GATEWAYS},
     Relation.FAMILY: frozenset({Permission.READ_VITALS, Permission.READ_ALERTS, Permission.MARK_ALERT_SEEN,
@@ -114,7 +122,8 @@ RELATION_PERMISSIONS: Mapping[Relation, frozenset[Permission]] = {
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.READ_SELF, Permission.READ_INGEST, Permission.MANAGE_USERS,
-                           Permission.MANAGE_REGISTRY, Permission.READ_AUDIT, Permission.READ_GATEWAYS}),
+                           Permission.MANAGE_REGISTRY, Permission.READ_AUDIT, Permission.READ_GATEWAYS,
+                           Permission.ENROL_GATEWAY}),
     Role.DOCTOR: frozenset({Permission.READ_SELF}),
     Role.NURSE: frozenset({Permission.READ_SELF}),
     Role.FAMILY: frozenset({Permission.READ_SELF}),
@@ -123,6 +132,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 OPEN_ROUTES = frozenset({
     "/health", "/metrics", "/api/v1/health",  # operations: probes and Prometheus
     "/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/auth/logout",  # they carry their own credentials
+    "/api/v1/enrol",  # the one-time enrolment code is the credential (wrong codes are throttled)
     "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect",
     "/fhir/metadata",  # the FHIR CapabilityStatement: it tells a client how to sign in
 })
@@ -134,6 +144,8 @@ def decide(role: Role, relation: Relation | None, permission: Permission) -> boo
     relation, or no patient concerned), do ``permission``?"""
     if permission in PATIENT_PERMISSIONS:
         return relation is not None and permission in RELATION_PERMISSIONS[relation]
+    if permission in CARE_DOCTOR_PERMISSIONS:
+        return role is Role.ADMIN or (role is Role.DOCTOR and relation is Relation.CARE)
     if permission in ROLE_OR_RELATION_PERMISSIONS and relation is not None:
         return permission in ROLE_PERMISSIONS[role] or permission in RELATION_PERMISSIONS[relation]
     return permission in ROLE_PERMISSIONS[role]
@@ -271,6 +283,9 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
         elif permission in ROLE_OR_RELATION_PERMISSIONS:
             if not principal.may(permission) and not principal.patients(permission):
                 raise ApiError(403, f"a {principal.role.value} on no care team may not {permission.value}")
+        elif permission in CARE_DOCTOR_PERMISSIONS:
+            if not principal.may(permission) and not principal.patients(permission):
+                raise ApiError(403, f"only an admin, or a doctor on the patients' care team, may {permission.value}")
         elif not principal.may(permission):
             raise ApiError(403, f"role {principal.role.value} may not {permission.value}")
         return principal

@@ -4,6 +4,7 @@ the ingest log, gateway and device health, the HL7 outbox."""
 from cloud.store._alerting_models import AlertTransition, NotificationDelivery, NotificationItem, SilenceRecord
 from cloud.store._alerting_store import MAX_ID, STATE_FILTERS, AlertQuery, DeliveryLog, NotificationQuery
 from cloud.store._alerts import apply_alert_changes
+from cloud.store._enrolment_models import EnrolmentCodeRecord
 from cloud.store._health import DeviceSeen, HealthUpdate, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._hl7_models import Hl7OutboxRecord
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceHealth",
     "DeviceSeen",
     "DeliveryLog",
+    "EnrolmentCodeRecord",
     "GatewayEpoch",
     "GatewayHealth",
     "HealthUpdate",

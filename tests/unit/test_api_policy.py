@@ -24,6 +24,7 @@ from cloud.api import create_app
 from cloud.audit import AuditQuery
 from cloud.auth import Role
 from cloud.auth.policy import (
+    CARE_DOCTOR_PERMISSIONS,
     OPEN_ROUTES,
     PATIENT_PERMISSIONS,
     ROLE_OR_RELATION_PERMISSIONS,
@@ -159,6 +160,11 @@ def _cases() -> dict[tuple[str, str], Any]:
         ("GET", "/api/v1/gateways/{gateway}"): lambda r: Case(
             "GET", "/api/v1/gateways/gw-old", 404, {**_each((*ADMINS, "doctor", "nurse"), 200),
                                                     "family": 403, "family_other": 403}),
+        ("POST", "/api/v1/gateways/{gateway}/enrolment"): lambda r: Case(  # gw-old serves p1
+            "POST", "/api/v1/gateways/gw-old/enrolment", 403,
+            {**_each((*ADMINS, "doctor"), 201), "doctor_other": 404}, patient="p1"),
+        ("POST", "/api/v1/enrol"): lambda r: Case("POST", "/api/v1/enrol", 404, open=True,
+                                                  json={"code": "ABCD-EFGH-JK"}),
         ("GET", "/api/v1/ingest/stats"): lambda r: Case("GET", "/api/v1/ingest/stats", **admin_only),
         ("GET", "/api/v1/dead-letters"): lambda r: Case("GET", "/api/v1/dead-letters", **admin_only),
         ("GET", "/api/v1/audit"): lambda r: Case("GET", "/api/v1/audit", **admin_only),
@@ -389,5 +395,7 @@ def test_the_policy_invariants(role: Role, relation: Relation | None, permission
             assert allowed
     elif permission in ROLE_OR_RELATION_PERMISSIONS:  # gateways: an admin reads all, a care team its patients'
         assert allowed == (role is Role.ADMIN or relation is Relation.CARE)
+    elif permission in CARE_DOCTOR_PERMISSIONS:  # enrolment: an admin, or a doctor treating the patient
+        assert allowed == (role is Role.ADMIN or (role is Role.DOCTOR and relation is Relation.CARE))
     else:
         assert allowed == (role is Role.ADMIN or permission is Permission.READ_SELF)

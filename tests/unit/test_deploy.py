@@ -271,6 +271,20 @@ def test_the_cloud_unit_runs_the_cloud_hardened() -> None:
     assert "postgresql.service" in unit["Unit"]["After"]
 
 
+def test_the_gateway_unit_runs_the_gateway_as_its_own_user_hardened() -> None:
+    service = _unit("vitalbridge-gateway.service")["Service"]
+    assert service["ExecStart"].endswith("/vitalbridge edge run --config /etc/vitalbridge/gateway.yaml")
+    assert service["User"] == service["Group"] == "vitalbridge-gateway"
+    hardening = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+                 "CapabilityBoundingSet": "", "RestrictNamespaces": "yes", "SystemCallArchitectures": "native",
+                 "ReadWritePaths": "/var/lib/vitalbridge", "StateDirectory": "vitalbridge", "UMask": "0077",
+                 "DevicePolicy": "closed"}
+    assert {key: service.get(key) for key in hardening} == hardening
+    # The radio and the serial ports are all it may reach besides the network.
+    assert "AF_BLUETOOTH" in service["RestrictAddressFamilies"]
+    assert set(service["SupplementaryGroups"].split()) == {"bluetooth", "dialout"}
+
+
 def test_the_systemd_units_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:

@@ -1,4 +1,5 @@
-"""`vitalbridge edge ...`: set up, run and check the gateway; scan for BLE devices; pair a device to a patient."""
+"""`vitalbridge edge ...`: set up, enrol, run and check the gateway; scan for BLE devices; pair a device to a
+patient."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ __all__ = ["DEFAULT_CONFIG", "PairingError", "add_parser", "init_config", "pair_
 
 DEFAULT_CONFIG = "/etc/vitalbridge/gateway.yaml"
 """Where the systemd unit (deploy/systemd/vitalbridge-gateway.service) reads the config."""
+
+GATEWAY_USER = "vitalbridge-gateway"
+"""The user the systemd unit runs the gateway as; ``enroll`` run as root gives it the files it writes."""
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _PLATFORM_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
@@ -277,6 +281,59 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owner(name: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of the user to give the enrolment's files to: ``name``, else the gateway's service user when
+    run as root and that user exists, else nobody (the files stay the caller's)."""
+    import pwd
+
+    if name is None:
+        if os.geteuid() != 0:
+            return None
+        name = GATEWAY_USER
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return entry.pw_uid, entry.pw_gid
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"no user {name!r} on this machine (--owner)") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from edge.enrol import EnrolmentFailed, check_cloud_url, enrol
+
+    path = Path(args.config)
+    try:
+        _base, plain = check_cloud_url(args.cloud)
+        owner = _owner(args.owner)
+        if owner is not None and os.geteuid() != 0 and owner[0] != os.geteuid():
+            raise ConfigError("only root may give the files to another user; run it with sudo")
+        if plain:
+            print("vitalbridge edge enroll: warning: plain http:// to this machine; fine for trying things out, "
+                  "never across a network", file=sys.stderr)
+        zone = system_timezone()
+        # Only used when there is no config yet: the enrolment fills in the gateway and the broker.
+        template = new_config_text(gateway="enrolling", mqtt_url="mqtt://localhost", spool=_default_spool(path),
+                                   timezone=zone, today=dt.date.today())
+        done = enrol(args.code, args.cloud, path, ca_file=Path(args.ca_file) if args.ca_file else None,
+                     credentials_dir=Path(args.credentials_dir) if args.credentials_dir else None, owner=owner,
+                     new_config=template)
+    except (EnrolmentFailed, ConfigError) as exc:
+        return _fail("enroll", exc)
+    patients = ", ".join(done.patients) or "none yet (your care team binds them)"
+    print(f"enrolled: this is gateway {done.gateway}, sending for patient(s) {patients} to {done.broker_url}")
+    kept = [str(f) for f in (done.password_file, done.ca_file) if f is not None]
+    if kept:
+        whose = f"user {args.owner or GATEWAY_USER}" if owner is not None else "you"
+        print(f"kept {', '.join(kept)} (readable by {whose} alone)")
+    print(f"{'wrote' if done.created_config else 'updated'} {path}. Next: pair a device with `vitalbridge edge pair "
+          f"--config {path} --patient {done.patients[0] if done.patients else 'ID'} ...`, then start the gateway")
+    return 0
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -298,8 +355,9 @@ def _interval(text: str) -> float:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register the `edge` command group: ``init``, ``run``, ``status``, ``scan``, ``pair``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("edge", help="home gateway: init, run, status, scan, pair")
+    """Register the `edge` command group: ``init``, ``enroll``, ``run``, ``status``, ``scan``, ``pair``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "edge", help="home gateway: init, enroll, run, status, scan, pair")
 
     def usage(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -323,6 +381,23 @@ def add_parser(subparsers: Any) -> None:
     init.add_argument("--force", action="store_true", help="replace an existing file")
     init.add_argument("--no-input", action="store_true", help="never ask, even in a terminal")
     init.set_defaults(func=_init)
+
+    enroll = commands.add_parser(
+        "enroll", help="enrol this gateway with the code from your care team",
+        description="Trades a one-time enrolment code for this gateway's name, its patients, the broker's address "
+                    "and CA, and its broker login; keeps the login readable by the gateway's user alone and writes "
+                    "or updates the gateway config.")
+    enroll.add_argument("--code", required=True, help="the enrolment code, e.g. ABCD-EFGH-JK")
+    enroll.add_argument("--cloud", required=True, metavar="URL", help="the cloud's address, https://...")
+    enroll.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                        help=f"gateway config to write or update (default {DEFAULT_CONFIG})")
+    enroll.add_argument("--ca-file", metavar="PEM", help="trust the cloud's certificate through this CA file "
+                                                        "(default: the system's CAs)")
+    enroll.add_argument("--credentials-dir", metavar="DIR",
+                        help="where to keep the broker login and CA (default: credentials/ beside the config)")
+    enroll.add_argument("--owner", metavar="USER", help=f"give the files to this user (default, as root: "
+                                                        f"{GATEWAY_USER} when that user exists)")
+    enroll.set_defaults(func=_enroll)
 
     run = commands.add_parser("run", help="run the gateway until interrupted")
     run.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",

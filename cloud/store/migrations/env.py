@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from cloud.store import _registry_models  # noqa: F401  (its tables join the metadata)
+from cloud.store._enrolment_models import EnrolmentCodeRecord  # noqa: F401 (its table)
 from cloud.store._health_models import DeviceHealth, GatewayHealth  # noqa: F401 (their tables)
 from cloud.store._hl7_models import Hl7OutboxRecord  # noqa: F401 (its table)
 from cloud.store._models import Base
