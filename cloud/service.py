@@ -48,13 +48,15 @@ from cloud.ingest import (
     IngestMetrics,
     IngestProcessor,
     IngestStats,
+    GatewayConfigPublisher,
     IngestWorker,
     MqttIngestClient,
+    SettingsCache,
     WorkerSettings,
 )
 from cloud.registry import GatewayBindings, Registry
 from cloud.rules import RuleEngine, build_rules, load_rules_file
-from cloud.store import Retention, Store, open_store
+from cloud.store import Retention, SettingsStore, Store, open_store
 from cloud.timeseries import InfluxError, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
@@ -119,6 +121,8 @@ _ENVIRONMENT = {
     "VB_SMTP_STARTTLS": "smtp_starttls",
     "VB_WEBHOOK_SECRET": "webhook_secret",
     "VB_RULES": "rules_file",
+    "VB_THRESHOLDS_PUBLISH": "publish_thresholds",
+    "VB_THRESHOLDS_EVERY_S": "thresholds_every_s",
 }
 _SECRETS = frozenset({"auth_secret"})  # never echoed in an error
 
@@ -206,6 +210,9 @@ class CloudConfig(BaseModel):
     smtp_starttls: bool = False
     webhook_secret: str | None = Field(None, min_length=16, description="HMAC key that signs webhook calls")
     rules_file: str | None = Field(None, description="YAML rules file; unset: the default rule set")
+    publish_thresholds: bool = Field(True, description="keep each gateway's patients' thresholds published "
+                                     "(retained, vb/v1/{gateway}/cmd/config) beside the ingest")
+    thresholds_every_s: float = Field(5.0, gt=0, le=3600, description="how often the thresholds are reconciled")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -353,6 +360,7 @@ class CloudService:
         self.notifier: NotifierWorker | None = None
         self.alert_clock: AlertClock | None = None
         self._webhook: WebhookChannel | None = None
+        self.config_publisher: GatewayConfigPublisher | None = None
 
     def now(self) -> dt.datetime:
         """The service clock as an aware UTC datetime."""
@@ -394,7 +402,8 @@ class CloudService:
                              registry=self.registry, clock=self.now, gateway_silent_s=config.gateway_silent_s,
                              security=self.security,
                              hsts=config.hsts if config.hsts is not None else config.serves_tls,
-                             cors_origins=config.cors_origins)
+                             cors_origins=config.cors_origins, rules=build_rules(config.rules),
+                             on_settings_saved=self._settings_saved)
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
         else:
@@ -419,9 +428,12 @@ class CloudService:
         engine = RuleEngine(build_rules(config.rules), pending=True)
         bindings = (GatewayBindings(Registry(self.store.engine), ttl_s=config.registry_cache_s).lookup
                     if config.registry == "enforce" else None)
+        # Each patient is judged with their own settings in force, whichever process saved them.
+        settings = SettingsStore(self.store.engine)
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values),
-                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings)
+                                         gateway_silent_s=config.gateway_silent_s, bindings=bindings,
+                                         settings=SettingsCache(settings, engine))
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
                                        max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s)
@@ -434,6 +446,11 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("ingest", self.worker.run, self._reconnect),
                                                name="ingest"))
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
+        if config.publish_thresholds:
+            self.config_publisher = GatewayConfigPublisher(settings, engine, self.client.publish_retained,
+                                                           clock=self.now, every_s=config.thresholds_every_s)
+            self._tasks.append(asyncio.create_task(
+                self._supervise("gateway-thresholds", self.config_publisher.run, None), name="gateway-thresholds"))
         if config.notify:
             self._start_alerting()
 
@@ -456,6 +473,11 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("alert-clock", self.alert_clock.run, None),
                                                name="alert-clock"))
         self._tasks.append(asyncio.create_task(self._supervise("notifier", self.notifier.run, None), name="notifier"))
+
+    def _settings_saved(self, _patient: str, _version: int) -> None:
+        # A publisher in this process sends the gateway its new thresholds now; others notice on their next pass.
+        if self.config_publisher is not None:
+            self.config_publisher.nudge()
 
     async def _audit_retention(self) -> None:
         # Hourly: drop audit rows past their retention (the chain's anchor moves with them).

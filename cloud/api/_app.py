@@ -21,6 +21,7 @@ from cloud.api._auth_routes import auth_router
 from cloud.api._gateways import gateway_router
 from cloud.api._middleware import SecureHeaders, install_audit
 from cloud.api._registry_routes import registry_router
+from cloud.api._settings_routes import settings_router
 from cloud.audit import AuditLog
 from cloud.auth import ERROR_RESPONSES, ApiError, Identity, TokenSigner, install_error_handlers
 from cloud.auth.policy import (
@@ -33,7 +34,8 @@ from cloud.auth.policy import (
 )
 from cloud.ingest import IngestStats
 from cloud.registry import Registry
-from cloud.store import AlertRecord, Store
+from cloud.rules import Rule, build_rules
+from cloud.store import AlertRecord, SettingsStore, Store
 from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
 from vitals.catalogue import CATALOGUE
@@ -158,11 +160,14 @@ def create_app(
     hsts: bool = False,
     cors_origins: Sequence[str] = (),
     gateway_silent_s: float = 900.0,
+    rules: Sequence[Rule] | None = None,
+    on_settings_saved: Callable[[str, int], None] | None = None,
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
 
     ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
-    shown as ``unknown``.
+    shown as ``unknown``. ``rules`` (default: the default rule set) check and preview patients' settings;
+    ``on_settings_saved(patient, version)`` hears of every saved change.
 
     Every route under ``/api/v1`` (but health) needs a token and a permission (:mod:`cloud.auth.policy`)
     and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
@@ -267,5 +272,8 @@ def create_app(
 
     app.include_router(alerts_router(store, clock))
     app.include_router(gateway_router(store, clock, gateway_silent_s))
+    app.include_router(settings_router(SettingsStore(store.engine), influx,
+                                       build_rules(None) if rules is None else rules, clock=clock,
+                                       on_saved=on_settings_saved))
     check_routes(app)
     return app

@@ -1,5 +1,5 @@
 """The relational store (SQLAlchemy 2, Alembic migrations): alerts and their outbox, rule states, dead letters,
-the ingest log, gateway and device health."""
+the ingest log, gateway and device health, patients' settings (versioned) and gateways' threshold messages."""
 
 from cloud.store._alerting_models import AlertTransition, NotificationDelivery, NotificationItem, SilenceRecord
 from cloud.store._alerting_store import MAX_ID, STATE_FILTERS, AlertQuery, DeliveryLog, NotificationQuery
@@ -7,6 +7,8 @@ from cloud.store._alerts import apply_alert_changes
 from cloud.store._health import DeviceSeen, HealthUpdate, gateway_state
 from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
+from cloud.store._settings_models import GatewayConfigRecord, PatientSettingsCurrent, PatientSettingsVersion
+from cloud.store._settings_store import SettingsConflict, SettingsRecord, SettingsStore
 from cloud.store._store import (
     BatchKey,
     DeadLetterEntry,
@@ -33,6 +35,7 @@ __all__ = [
     "DeviceHealth",
     "DeviceSeen",
     "DeliveryLog",
+    "GatewayConfigRecord",
     "GatewayEpoch",
     "GatewayHealth",
     "HealthUpdate",
@@ -41,12 +44,17 @@ __all__ = [
     "IngestedBatch",
     "LoggedBatch",
     "PatientLock",
+    "PatientSettingsCurrent",
+    "PatientSettingsVersion",
     "NotificationDelivery",
     "NotificationItem",
     "NotificationQuery",
     "PruneResult",
     "Retention",
     "RuleStateRecord",
+    "SettingsConflict",
+    "SettingsRecord",
+    "SettingsStore",
     "SilenceRecord",
     "Store",
     "apply_alert_changes",

@@ -353,9 +353,11 @@ def test_the_policy_invariants(role: Role, relation: Relation | None, permission
     allowed = decide(role, relation, permission)
     if permission in PATIENT_PERMISSIONS:
         assert not allowed or relation is not None  # no role reads a patient without a relation to them
-        if relation is Relation.FAMILY:  # family reads and marks seen; never acks, resolves or silences
+        if relation is Relation.FAMILY:  # family reads and marks seen; never acks, resolves, silences or
+            # reads or changes the clinical settings
             assert allowed == (permission not in {Permission.ACK_ALERT, Permission.RESOLVE_ALERT,
-                                                  Permission.SILENCE_ALERTS})
+                                                  Permission.SILENCE_ALERTS, Permission.READ_SETTINGS,
+                                                  Permission.CHANGE_SETTINGS})
         if relation is Relation.CARE:
             assert allowed
     elif permission in ROLE_OR_RELATION_PERMISSIONS:  # gateways: an admin reads all, a care team its patients'
