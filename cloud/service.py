@@ -44,11 +44,11 @@ from cloud.api import create_app, create_ops_app, default_security
 from cloud.auth.policy import SecurityContext
 from cloud.ingest import (
     BrokerUnavailable,
+    GatewayConfigPublisher,
     IngestLimits,
     IngestMetrics,
     IngestProcessor,
     IngestStats,
-    GatewayConfigPublisher,
     IngestWorker,
     MqttIngestClient,
     SettingsCache,

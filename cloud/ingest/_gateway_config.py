@@ -15,6 +15,7 @@ process that saved it; other processes notice within ``every_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -101,9 +102,7 @@ class GatewayConfigPublisher:
         """Reconcile at start (republishing everything), then on every nudge and every ``every_s``."""
         await self.reconcile(everything=True)
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.every_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.reconcile()

@@ -153,7 +153,7 @@ class SettingsStore:
     def gateway_patients(self) -> dict[str, list[str]]:
         """Every registered gateway that is not revoked, with the patients bound to it (sorted)."""
         with self._sessions() as session:
-            gateways = {gateway: [] for gateway in session.scalars(
+            gateways: dict[str, list[str]] = {gateway: [] for gateway in session.scalars(
                 select(GatewayRecord.id).where(GatewayRecord.revoked.is_(False)))}
             for gateway, patient in session.execute(select(GatewayPatient.gateway_id, GatewayPatient.patient_id)):
                 if gateway in gateways:
