@@ -121,6 +121,18 @@ def _cases() -> dict[tuple[str, str], Any]:
                                                               _each(OWN, 200), patient="p1"),
         ("GET", "/api/v1/patients/{patient}/vitals"): lambda r: Case(
             "GET", "/api/v1/patients/p1/vitals", 404, _each(OWN, 200), params={"metric": "spo2"}, patient="p1"),
+        ("GET", "/api/v1/patients/{patient}/settings"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/settings", 404, {**_each(CLINICIANS, 200), "family": 403}, patient="p1"),
+        ("PUT", "/api/v1/patients/{patient}/settings"): lambda r: Case(
+            "PUT", "/api/v1/patients/p1/settings", 404, {**_each(CLINICIANS, 200), "family": 403}, patient="p1",
+            json={"settings": {"targets": {"spo2": {"low": 88, "high": 92}}}, "reason": "COPD",
+                  "expected_version": 0}),
+        ("GET", "/api/v1/patients/{patient}/settings/history"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/settings/history", 404, {**_each(CLINICIANS, 200), "family": 403},
+            patient="p1"),
+        ("POST", "/api/v1/patients/{patient}/settings/preview"): lambda r: Case(
+            "POST", "/api/v1/patients/p1/settings/preview", 404, {**_each(CLINICIANS, 200), "family": 403},
+            patient="p1", json={"settings": {}, "days": 1}),
         ("GET", "/api/v1/alerts"): lambda r: Case("GET", "/api/v1/alerts", 200, {"admin": 403}),
         ("POST", "/api/v1/alerts/{alert_id}/ack"): lambda r: Case(
             "POST", "/api/v1/alerts/1/ack", 404,
