@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud.registry import Gateway, Patient
 from tests.auth_helpers import clinician
 from tests.integration._gateway import TestGateway, running_gateway, spo2_batch
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import publish, wait_for
 from tests.integration.test_patient_thresholds import T0, _agent, _compressed_spo2
 from tests.receivers import smtp_server, verify_signature, webhook_receiver
 from tests.unit.test_pipeline_threshold_levels import step_crossings
@@ -178,6 +178,5 @@ async def test_a_doctors_threshold_reaches_the_gateway_and_one_deterioration_not
         finally:
             watcher.close()
             await service.stop()
-            from tests.integration.helpers import publish
             host, port = stack.mqtt_url.removeprefix("mqtt://").split(":")
             publish(host, int(port), [(config_topic(gateway_id), b"")], retain=True)  # leave the broker clean
