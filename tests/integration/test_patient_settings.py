@@ -59,7 +59,7 @@ class RetainedWatcher:
         host, port = mqtt_url.removeprefix("mqtt://").split(":")
         self.messages: list[tuple[bytes, bool]] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_message = lambda _c, _u, message: self.messages.append((message.payload, message.retain))
+        self.client.on_message = lambda _c, _u, message: self.messages.append((bytes(message.payload), message.retain))
         self.client.on_connect = lambda client, _u, _f, _r, _p: client.subscribe(topic, qos=1)
         self.client.connect(host, int(port))
         self.client.loop_start()
