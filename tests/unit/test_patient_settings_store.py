@@ -1,13 +1,12 @@
 """Per-patient settings in the store: versions, optimistic saves, history; the ingest's cache; the gateways'
 threshold messages (staged with a growing revision, published until the broker takes them); alerts stamped
-with the rule and settings versions; stored settings judge exactly as the pure engine does."""
+with the rule and settings versions; stored settings judge exactly as the pure engine does. On SQLite and
+PostgreSQL (the shared ``store`` fixture)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from cloud.ingest import GatewayConfigPublisher, SettingsCache
 from cloud.registry import Gateway, Patient, Registry
 from cloud.rules import PatientSettings, RuleEngine, TargetRange, alert_burden, build_rules, patient_levels
-from cloud.store import SettingsConflict, SettingsStore, Store, open_store
+from cloud.store import SettingsConflict, SettingsStore, Store
 from vitals.patient_thresholds import decode_threshold_config
 from vitals.samples import Sample
 
@@ -31,15 +30,6 @@ RULES = [
     {"type": "threshold", "name": "copd_rr_high", "conditions": ["copd"], "metric": "respiratory_rate",
      "direction": "above", "threshold": 24.5, "for_s": 60, "clear_threshold": 22},
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'settings.db'}")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _spo2_target(low: float) -> PatientSettings:
