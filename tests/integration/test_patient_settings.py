@@ -97,9 +97,11 @@ async def test_a_doctors_threshold_reaches_the_gateway_and_one_deterioration_not
         try:
             assert service.security is not None and service.store is not None
             registry = service.security.registry
-            registry.add_patient(Patient(PATIENT, "Ada"))
-            registry.add_gateway(Gateway(gateway_id, "Ada's home", (PATIENT,)))
-            doctor = clinician(service.security, [PATIENT], username="dr.lee")
+            # In worker threads, as the service does: a blocking call here would stall the ingest holding the
+            # database's write lock on this event loop.
+            await asyncio.to_thread(registry.add_patient, Patient(PATIENT, "Ada"))
+            await asyncio.to_thread(registry.add_gateway, Gateway(gateway_id, "Ada's home", (PATIENT,)))
+            doctor = await asyncio.to_thread(clinician, service.security, [PATIENT], "dr.lee")
             async with httpx.AsyncClient(base_url=service.api_url, headers=doctor) as client:
                 url = f"/api/v1/patients/{PATIENT}/settings"
                 saved = await client.put(url, json={
