@@ -16,7 +16,8 @@ from cloud.ingest import GatewayConfigPublisher, SettingsCache
 from cloud.registry import Gateway, Patient, Registry
 from cloud.rules import PatientSettings, RuleEngine, TargetRange, alert_burden, build_rules, patient_levels
 from cloud.store import SettingsConflict, SettingsStore, Store
-from vitals.patient_thresholds import decode_threshold_config
+from vitals.catalogue import CATALOGUE
+from vitals.patient_thresholds import build_threshold_config, decode_threshold_config
 from vitals.samples import Sample
 
 S = 10**9
@@ -193,3 +194,37 @@ def test_the_burden_counts_each_fired_episode_once_by_rule() -> None:
     assert alert_burden(engine, "p1", dips, None).by_rule == {"spo2_low": 2}
     assert alert_burden(engine, "p1", dips, _spo2_target(85)).alerts == 0
     assert json.dumps(alert_burden(engine, "p1", [], None).by_rule) == "{}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.none() | st.floats(min_value=-50, max_value=150, allow_nan=False),
+       high=st.none() | st.floats(min_value=-50, max_value=300, allow_nan=False),
+       hr=st.floats(min_value=20, max_value=250, allow_nan=False),
+       copd=st.booleans())
+def test_levels_are_what_the_tuned_rules_judge_and_always_make_a_valid_message(
+        low: float | None, high: float | None, hr: float, copd: bool) -> None:
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    tuned = PatientSettings(conditions=frozenset({"copd"}) if copd else frozenset(),
+                            targets={"spo2": TargetRange(low=low, high=high)},
+                            rules={"hr_high": {"threshold": hr, "clear_threshold": min(hr, 120)}})
+    engine = RuleEngine(build_rules(RULES))
+    levels = patient_levels(engine, "p1", tuned)
+
+    def plausible(metric: str, value: float | None) -> bool:
+        return value is not None and CATALOGUE[metric].plausible[0] <= value <= CATALOGUE[metric].plausible[1]
+
+    expected: dict[str, set[float]] = {}
+    for rule in engine.rules_for("p1", tuned):
+        config = rule.config  # type: ignore[attr-defined]
+        for value in (config.threshold, config.clear_threshold):
+            if plausible(config.metric, value):
+                expected.setdefault(config.metric, set()).add(value)
+    for bound in (low, high):
+        if plausible("spo2", bound):
+            expected.setdefault("spo2", set()).add(bound)  # type: ignore[arg-type]
+    assert {metric: set(values) for metric, values in levels.items()} == expected
+    assert ("respiratory_rate" in levels) == copd
+    assert all(values == sorted(values) for values in levels.values())
+    message = decode_threshold_config(build_threshold_config({"p1": levels}, revision=1))
+    assert {metric: list(values) for metric, values in message.levels_for("p1").items()} == levels
