@@ -56,17 +56,19 @@ from cloud.hl7 import (
 )
 from cloud.ingest import (
     BrokerUnavailable,
+    GatewayConfigPublisher,
     IngestLimits,
     IngestMetrics,
     IngestProcessor,
     IngestStats,
     IngestWorker,
     MqttIngestClient,
+    SettingsCache,
     WorkerSettings,
 )
 from cloud.registry import GatewayBindings, Registry
 from cloud.rules import RuleEngine, build_rules, load_rules_file
-from cloud.store import Hl7OutboxStore, Retention, Store, open_store
+from cloud.store import Hl7OutboxStore, Retention, SettingsStore, Store, open_store
 from cloud.timeseries import InfluxError, InfluxRejected, InfluxV1Client
 from device_profiles.userfile import UserFileError
 from vitals.endpoints import parse_mqtt_url
@@ -144,6 +146,8 @@ _ENVIRONMENT = {
     "VB_HL7_FACILITY": "hl7_facility",
     "VB_GATEWAY_MQTT_URL": "gateway_mqtt_url",
     "VB_ENROLMENT_CODE_HOURS": "enrolment_code_hours",
+    "VB_THRESHOLDS_PUBLISH": "publish_thresholds",
+    "VB_THRESHOLDS_EVERY_S": "thresholds_every_s",
 }
 # Never echoed in an error.
 _SECRETS = frozenset({"auth_secret", "influx_password", "influx_read_password", "mqtt_password"})
@@ -259,6 +263,9 @@ class CloudConfig(BaseModel):
         if value:
             parse_mllp_url(value)
         return value or None
+    publish_thresholds: bool = Field(True, description="keep each gateway's patients' thresholds published "
+                                     "(retained, vb/v1/{gateway}/cmd/config) beside the ingest")
+    thresholds_every_s: float = Field(5.0, gt=0, le=3600, description="how often the thresholds are reconciled")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -436,6 +443,7 @@ class CloudService:
         self._webhook: WebhookChannel | None = None
         self._hl7_alerts: Hl7AlertChannel | None = None
         self.hl7_sender: Hl7Sender | None = None
+        self.config_publisher: GatewayConfigPublisher | None = None
 
     def now(self) -> dt.datetime:
         """The service clock as an aware UTC datetime."""
@@ -490,7 +498,8 @@ class CloudService:
                              cors_origins=config.cors_origins, enrolment=Enrolment(
                                  EnrolmentCodes(self.store.engine,
                                                 ttl=dt.timedelta(hours=config.enrolment_code_hours)),
-                                 broker_url=config.gateway_broker_url(), accounts=self.broker_accounts))
+                                 broker_url=config.gateway_broker_url(), accounts=self.broker_accounts),
+                             rules=build_rules(config.rules), on_settings_saved=self._settings_saved)
             app.state.broker_accounts = self.broker_accounts  # gateway accounts for routes that make them
             self._tasks.append(asyncio.create_task(self._supervise("audit-retention", self._audit_retention, None),
                                                    name="audit-retention"))
@@ -517,10 +526,13 @@ class CloudService:
         bindings = (GatewayBindings(Registry(self.store.engine), ttl_s=config.registry_cache_s).lookup
                     if config.registry == "enforce" else None)
         header = MessageHeader(sending_facility=config.hl7_facility)
+        # Each patient is judged with their own settings in force, whichever process saved them.
+        settings = SettingsStore(self.store.engine)
         self.processor = IngestProcessor(self.store, self.influx, engine, clock=self.clock,
                                          limits=IngestLimits(max_values=config.max_values),
                                          gateway_silent_s=config.gateway_silent_s, bindings=bindings,
-                                         outbound=BatchForwarder(header) if config.hl7_url else None)
+                                         outbound=BatchForwarder(header) if config.hl7_url else None,
+                                         settings=SettingsCache(settings, engine))
         self.metrics = IngestMetrics(self.registry)
         self.client = MqttIngestClient(config.mqtt_url, config.subscriptions(), client_id=config.ingest_client_id(),
                                        max_inflight=config.max_inflight, session_expiry_s=config.session_expiry_s,
@@ -537,6 +549,11 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("upkeep", self.worker.upkeep, None), name="upkeep"))
         if config.hl7_url:
             self._start_hl7(config.hl7_url)
+        if config.publish_thresholds:
+            self.config_publisher = GatewayConfigPublisher(settings, engine, self.client.publish_retained,
+                                                           clock=self.now, every_s=config.thresholds_every_s)
+            self._tasks.append(asyncio.create_task(
+                self._supervise("gateway-thresholds", self.config_publisher.run, None), name="gateway-thresholds"))
         if config.notify:
             self._start_alerting()
 
@@ -573,6 +590,11 @@ class CloudService:
         self._tasks.append(asyncio.create_task(self._supervise("alert-clock", self.alert_clock.run, None),
                                                name="alert-clock"))
         self._tasks.append(asyncio.create_task(self._supervise("notifier", self.notifier.run, None), name="notifier"))
+
+    def _settings_saved(self, _patient: str, _version: int) -> None:
+        # A publisher in this process sends the gateway its new thresholds now; others notice on their next pass.
+        if self.config_publisher is not None:
+            self.config_publisher.nudge()
 
     async def _audit_retention(self) -> None:
         # Hourly: drop audit rows past their retention (the chain's anchor moves with them).

@@ -67,6 +67,8 @@ class AlertOut(BaseModel):
     resolution: str | None = None
     escalation_step: int = 0
     late: bool = Field(description="found in data a gateway sent after an outage, not as it happened")
+    rule_version: str | None = Field(None, description="hash of the rule configuration that raised it")
+    settings_version: str | None = Field(None, description="version of the patient's settings it was judged with")
 
 
 class TransitionOut(BaseModel):
@@ -185,7 +187,8 @@ def alert_out(record: AlertRecord) -> AlertOut:
         resolved=_from_ns(record.resolved_ns) if record.resolved_ns is not None else None,
         acknowledged_at=record.acknowledged_at, acknowledged_by=record.acknowledged_by,
         resolved_at=record.resolved_at, resolved_by=record.resolved_by, resolution=record.resolution,
-        escalation_step=record.escalation_step, late=record.late,
+        escalation_step=record.escalation_step, late=record.late, rule_version=record.rule_version,
+        settings_version=record.settings_version,
     )
 
 

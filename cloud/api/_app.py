@@ -22,6 +22,7 @@ from cloud.api._enrolment_routes import enrolment_router
 from cloud.api._gateways import gateway_router
 from cloud.api._middleware import SecureHeaders, install_audit
 from cloud.api._registry_routes import registry_router
+from cloud.api._settings_routes import settings_router
 from cloud.api._views import ViewOptions, views_router
 from cloud.audit import AuditLog
 from cloud.auth import ERROR_RESPONSES, ApiError, Identity, TokenSigner, install_error_handlers
@@ -37,7 +38,8 @@ from cloud.enrolment import Enrolment, EnrolmentCodes
 from cloud.fhir import fhir_router, install_fhir_errors
 from cloud.ingest import IngestStats
 from cloud.registry import Registry
-from cloud.store import AlertRecord, Store
+from cloud.rules import Rule, build_rules
+from cloud.store import AlertRecord, SettingsStore, Store
 from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
 from vitals.catalogue import CATALOGUE
@@ -163,11 +165,14 @@ def create_app(
     cors_origins: Sequence[str] = (),
     gateway_silent_s: float = 900.0,
     enrolment: Enrolment | None = None,
+    rules: Sequence[Rule] | None = None,
+    on_settings_saved: Callable[[str, int], None] | None = None,
 ) -> FastAPI:
     """Build the API over ``store`` and ``influx``; ``stats`` reports the live ingest counters.
 
     ``gateway_silent_s``: a gateway that says it is online but has sent nothing for this long is
-    shown as ``unknown``.
+    shown as ``unknown``. ``rules`` (default: the default rule set) check and preview patients' settings;
+    ``on_settings_saved(patient, version)`` hears of every saved change.
 
     ``/fhir`` serves the same data as FHIR R4 (:mod:`cloud.fhir`), under the same policy and audit trail.
     Every route under ``/api/v1`` and ``/fhir`` (but health and ``/fhir/metadata``) needs a token and a
@@ -280,5 +285,8 @@ def create_app(
     app.include_router(views_router(store, influx, clock, ViewOptions(gateway_silent_s=gateway_silent_s)))
     app.include_router(fhir_router(store, influx, clock))
     app.include_router(enrolment_router)
+    app.include_router(settings_router(SettingsStore(store.engine), influx,
+                                       build_rules(None) if rules is None else rules, clock=clock,
+                                       on_saved=on_settings_saved))
     check_routes(app)
     return app

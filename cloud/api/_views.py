@@ -25,7 +25,7 @@ from cloud.auth import ERROR_RESPONSES, ApiError
 from cloud.auth.policy import Permission, Principal, note_patients, require
 from cloud.registry import Patient, Registry
 from cloud.rules import PatientSettings
-from cloud.store import AlertQuery, AlertRecord, DeviceHealth, GatewayHealth, Store, gateway_state
+from cloud.store import AlertQuery, AlertRecord, DeviceHealth, GatewayHealth, SettingsStore, Store, gateway_state
 from cloud.timeseries import (
     InfluxError,
     InfluxV1Client,
@@ -58,7 +58,7 @@ from cloud.views import (
 )
 from vitals.catalogue import CATALOGUE, MetricKind
 
-__all__ = ["SPARKLINE_METRICS", "ViewOptions", "settings_for", "views_router"]
+__all__ = ["SPARKLINE_METRICS", "ViewOptions", "views_router"]
 
 SPARKLINE_METRICS: tuple[str, ...] = ("spo2", "heart_rate", "pulse_rate", "respiratory_rate", "bp_systolic",
                                       "bp_diastolic", "body_temperature", "body_weight", "blood_glucose")
@@ -69,13 +69,6 @@ _HOUR_NS = 3600 * _NS
 _DAY_NS = 24 * _HOUR_NS
 _MAX_READINGS = 50_000
 _T = TypeVar("_T")
-
-
-def settings_for(patient: str) -> PatientSettings:
-    """The settings the views judge ``patient`` by. Until per-patient settings are stored, every patient has
-    the defaults (no conditions, UTC, no care plan, no targets). Called in a worker thread."""
-    del patient
-    return PatientSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,15 +223,20 @@ def _thread(function: Callable[..., _T], *args: Any) -> Awaitable[_T]:
 def views_router(store: Store, influx: InfluxV1Client, clock: Callable[[], dt.datetime],
                  options: ViewOptions = ViewOptions(),
                  settings: Callable[[str], PatientSettings] | None = None) -> APIRouter:
-    """The views' routes over ``store`` and ``influx``; ``settings`` gives a patient's settings (default
-    :func:`settings_for`)."""
+    """The views' routes over ``store`` and ``influx``; ``settings`` gives a patient's settings (default:
+    the version in force in the store, the defaults for a patient who has none saved)."""
     router = APIRouter(prefix="/api/v1", tags=["views"])
     registry = Registry(store.engine)
     sparklines = SparklineCache(options.sparkline_bucket_s * _NS)
 
-    def settings_of(patients: Sequence[str]) -> dict[str, PatientSettings]:
-        lookup = settings or settings_for
-        return {patient: lookup(patient) for patient in patients}
+    saved = SettingsStore(store.engine)
+
+    def settings_of(patients: Sequence[str]) -> dict[str, PatientSettings]:  # called in a worker thread
+        if settings is not None:
+            return {patient: settings(patient) for patient in patients}
+        records = saved.settings_of(patients)
+        return {patient: records[patient].settings if patient in records else PatientSettings()
+                for patient in patients}
 
     async def adherence_of(patient: str, patient_settings: PatientSettings, now_ns: int) -> dict[str, Any] | None:
         plan = patient_settings.care_plan

@@ -5,10 +5,12 @@ Three kinds of permission:
 - **role permissions** (manage users, the registry, gateways; read the audit trail and the ingest's
   health) come from the user's role alone: only an admin has them;
 - **patient permissions** (read vitals, alerts, their notification log and the registry record;
-  acknowledge or resolve an alert, silence a patient's alerts; mark an alert seen) come from the
-  user's *relation* to that patient: on the care team (doctor, nurse, or an admin who also treats) or
-  family. No role reads any patient without a relation: an admin on no care team reads
-  no vitals. Family may read, and mark alerts seen, but not acknowledge, resolve or silence them;
+  acknowledge or resolve an alert, silence a patient's alerts; mark an alert seen; read and change
+  the patient's settings) come from the user's *relation* to that patient: on the care team (doctor,
+  nurse, or an admin who also treats) or family. No role reads any patient without a relation: an
+  admin on no care team reads no vitals. Family may read, and mark alerts seen, but not acknowledge,
+  resolve or silence them, nor read or change the clinical settings (thresholds, targets, care plan:
+  the clinicians' working tools, whose reading without their context would alarm more than inform);
 - **reading gateways** comes from either: an admin reads every gateway, a care team member those its
   patients are bound to (family none);
 - **enrolling a gateway** (making its one-time enrolment code) is for an admin, or for a *doctor* on the care
@@ -92,6 +94,8 @@ class Permission(enum.StrEnum):
     SILENCE_ALERTS = "alerts.silence"
     MARK_ALERT_SEEN = "alerts.seen"
     READ_PATIENT = "patients.read"
+    READ_SETTINGS = "settings.read"
+    CHANGE_SETTINGS = "settings.change"
     READ_SELF = "self.read"
     READ_INGEST = "ingest.read"
     READ_GATEWAYS = "gateways.read"
@@ -103,7 +107,7 @@ class Permission(enum.StrEnum):
 
 PATIENT_PERMISSIONS = frozenset({Permission.READ_VITALS, Permission.READ_ALERTS, Permission.ACK_ALERT,
                                  Permission.RESOLVE_ALERT, Permission.SILENCE_ALERTS, Permission.MARK_ALERT_SEEN,
-                                 Permission.READ_PATIENT})
+                                 Permission.READ_PATIENT, Permission.READ_SETTINGS, Permission.CHANGE_SETTINGS})
 """Granted by a relation to the patient, never by a role."""
 
 ROLE_OR_RELATION_PERMISSIONS = frozenset({Permission.READ_GATEWAYS})

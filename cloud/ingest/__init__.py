@@ -1,6 +1,7 @@
 """Ingest: MQTT micro-batches -> triage, dedup -> InfluxDB, rules, one store transaction -> acknowledgements."""
 
 from cloud.ingest._errors import StoreRefused, TransientError
+from cloud.ingest._gateway_config import GatewayConfigPublisher, PublishRetained
 from cloud.ingest._metrics import IngestMetrics
 from cloud.ingest._mqtt import BrokerUnavailable, MqttIngestClient
 from cloud.ingest._processor import (
@@ -12,6 +13,7 @@ from cloud.ingest._processor import (
     ProcessResult,
     registry_refusal,
 )
+from cloud.ingest._settings_cache import SettingsCache
 from cloud.ingest._triage import Accepted, IngestLimits, Refused, peek_key, triage
 from cloud.ingest._worker import IngestStats, IngestWorker, WorkerSettings
 
@@ -20,6 +22,7 @@ __all__ = [
     "BindingLookup",
     "BrokerUnavailable",
     "Disposition",
+    "GatewayConfigPublisher",
     "InboundMessage",
     "IngestLimits",
     "IngestMetrics",
@@ -29,7 +32,9 @@ __all__ = [
     "MqttIngestClient",
     "Outcome",
     "ProcessResult",
+    "PublishRetained",
     "Refused",
+    "SettingsCache",
     "StoreRefused",
     "TransientError",
     "WorkerSettings",

@@ -269,6 +269,21 @@ class MqttIngestClient:
         if self._client is not None:
             self._client.publish(topic, payload, qos=qos)
 
+    async def publish_retained(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> bool:
+        """Publish ``payload`` retained at QoS 1; True once the broker has acknowledged it (PUBACK).
+
+        False when not connected or not acknowledged within ``timeout_s``: the caller tries again later.
+        """
+        client = self._client
+        if client is None or not client.is_connected():
+            return False
+        info = client.publish(topic, payload, qos=1, retain=True)
+        try:
+            await asyncio.to_thread(info.wait_for_publish, timeout_s)
+        except (RuntimeError, ValueError):  # the connection went (or the message was never queued)
+            return False
+        return info.is_published()
+
     async def stop(self) -> None:
         """Disconnect (the broker keeps the session for the next start)."""
         self._stopping = True

@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cloud.ingest._errors import StoreRefused, TransientError, classify_store_error
+from cloud.ingest._settings_cache import SettingsCache
 from cloud.ingest._triage import Accepted, IngestLimits, Refused, triage
 from cloud.registry import GatewayBinding
-from cloud.rules import AlertChange, LateSpan, RuleEngine, merge_spans
+from cloud.rules import AlertChange, LateSpan, PatientSettings, RuleEngine, merge_spans
 from cloud.store import (
     AlertRecord,
     BatchKey,
@@ -126,6 +127,7 @@ class IngestProcessor:
         bindings: BindingLookup | None = None,
         gateway_silent_s: float = 900.0,
         outbound: OutboundMessages | None = None,
+        settings: SettingsCache | None = None,
     ) -> None:
         self.store = store
         self.influx = influx
@@ -137,6 +139,7 @@ class IngestProcessor:
         self.bindings = bindings  # None: no registry check (every registered or unregistered gateway is taken)
         self.gateway_silent_s = gateway_silent_s
         self.outbound = outbound  # None: nothing is forwarded (no HL7 endpoint)
+        self.settings = settings  # None: every patient is judged with the engine's own settings
 
     def now(self) -> dt.datetime:
         """The processor clock as an aware UTC datetime."""
@@ -321,10 +324,11 @@ class IngestProcessor:
                 keys = self.engine.keys_for({patient: {s.metric for s in samples}
                                              for patient, samples in by_patient.items()})
                 states = await asyncio.to_thread(lock.rule_states, keys)
-                result = self.engine.evaluate(states, by_patient)
+                table = await self._settings_for(by_patient)
+                result = self.engine.evaluate(states, by_patient, table)
                 commit.states = dict(result.states)
                 spans = merge_spans(result.late)
-                commit.changes = [*result.changes, *await self._reevaluate(spans)]
+                commit.changes = [*result.changes, *await self._reevaluate(spans, table)]
                 late_windows = len(spans)
             return await asyncio.to_thread(lock.commit, commit), late_windows
         except Exception as exc:
@@ -355,7 +359,8 @@ class IngestProcessor:
             lock = await self._lock(part)
             try:
                 states = await asyncio.to_thread(lock.rule_states, keys)
-                result = self.engine.tick(states, self.clock(),
+                table = await self._settings_for(part)
+                result = self.engine.tick(states, self.clock(), table,
                                           facts={patient: facts[patient] for patient in part if patient in facts})
                 commit = IngestCommit(at=self.now(), states=dict(result.states), changes=list(result.changes))
                 opened.extend((await asyncio.to_thread(lock.commit, commit)).opened)
@@ -370,7 +375,14 @@ class IngestProcessor:
         except Exception as exc:
             raise classify_store_error(exc) from exc
 
-    async def _reevaluate(self, spans: list[LateSpan]) -> list[AlertChange]:
+    async def _settings_for(self, patients: Iterable[str]) -> Mapping[str, PatientSettings] | None:
+        """The patients' settings in force (None: the engine's own), checked against the store's versions."""
+        if self.settings is None:
+            return None
+        return await asyncio.to_thread(self.settings.settings_for, list(patients))
+
+    async def _reevaluate(self, spans: list[LateSpan],
+                          settings: Mapping[str, PatientSettings] | None = None) -> list[AlertChange]:
         """Re-run the rules over each late span's window, read back from InfluxDB."""
         if not spans:
             return []
@@ -382,7 +394,7 @@ class IngestProcessor:
             async with gate:
                 for metric in sorted(self.engine.rule(span.rule).metrics):
                     history.extend(await read_samples(self.influx, span.patient, metric, start, end))
-            return self.engine.reevaluate(span, history)
+            return self.engine.reevaluate(span, history, settings)
 
         try:
             return [change for found in await asyncio.gather(*(reevaluate(span) for span in spans))

@@ -1,11 +1,13 @@
 """Alert rules (pure): state and samples in, state and alert changes out; the engine runs them per patient."""
 
 from cloud.rules._base import SEVERITIES, AlertChange, Rule, RuleState, Severity, format_duration, normalise_severity
+from cloud.rules._burden import AlertBurden, alert_burden
 from cloud.rules._clock import GatewayOfflineRule, MissedMeasurementRule, NoDataRule
 from cloud.rules._config import ConfiguredRule, RuleConfig
 from cloud.rules._counting import ConfirmedRule, RepeatingRule
 from cloud.rules._engine import EngineResult, LateSpan, RuleEngine, StateKey, merge_spans
 from cloud.rules._facts import GatewayStatus, PatientFacts
+from cloud.rules._levels import gateway_levels, patient_levels
 from cloud.rules._news2_rule import News2Rule
 from cloud.rules._protocol import ProtocolAverageRule
 from cloud.rules._registry import (
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_RULE_FILES",
     "RULE_TYPES",
     "SEVERITIES",
+    "AlertBurden",
     "AlertChange",
     "AnyRuleConfig",
     "BaselineRule",
@@ -64,12 +67,15 @@ __all__ = [
     "TimeBelowRangeRule",
     "TimeWindow",
     "TrendRule",
+    "alert_burden",
     "build_rules",
     "default_rule_config",
     "format_duration",
+    "gateway_levels",
     "load_patient_settings",
     "load_rules_file",
     "merge_spans",
     "normalise_severity",
     "parse_rules",
+    "patient_levels",
 ]

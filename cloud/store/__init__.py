@@ -1,5 +1,6 @@
 """The relational store (SQLAlchemy 2, Alembic migrations): alerts and their outbox, rule states, dead letters,
-the ingest log, gateway and device health, the HL7 outbox."""
+the ingest log, gateway and device health, patients' settings (versioned) and gateways' threshold messages,
+the HL7 outbox, gateway enrolment codes."""
 
 from cloud.store._alerting_models import AlertTransition, NotificationDelivery, NotificationItem, SilenceRecord
 from cloud.store._alerting_store import MAX_ID, STATE_FILTERS, AlertQuery, DeliveryLog, NotificationQuery
@@ -10,6 +11,8 @@ from cloud.store._health_models import DeviceHealth, GatewayHealth
 from cloud.store._hl7_models import Hl7OutboxRecord
 from cloud.store._hl7_outbox import Hl7Outbound, Hl7OutboxStore, PendingHl7
 from cloud.store._models import AlertRecord, Base, DeadLetter, GatewayEpoch, IngestedBatch, RuleStateRecord
+from cloud.store._settings_models import GatewayConfigRecord, PatientSettingsCurrent, PatientSettingsVersion
+from cloud.store._settings_store import SettingsConflict, SettingsRecord, SettingsStore
 from cloud.store._store import (
     BatchKey,
     DeadLetterEntry,
@@ -37,6 +40,7 @@ __all__ = [
     "DeviceSeen",
     "DeliveryLog",
     "EnrolmentCodeRecord",
+    "GatewayConfigRecord",
     "GatewayEpoch",
     "GatewayHealth",
     "HealthUpdate",
@@ -49,12 +53,17 @@ __all__ = [
     "LoggedBatch",
     "PatientLock",
     "PendingHl7",
+    "PatientSettingsCurrent",
+    "PatientSettingsVersion",
     "NotificationDelivery",
     "NotificationItem",
     "NotificationQuery",
     "PruneResult",
     "Retention",
     "RuleStateRecord",
+    "SettingsConflict",
+    "SettingsRecord",
+    "SettingsStore",
     "SilenceRecord",
     "Store",
     "apply_alert_changes",

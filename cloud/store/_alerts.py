@@ -265,6 +265,15 @@ def _copy(record: AlertRecord, change: AlertChange, *, new_episode: bool) -> Non
     record.threshold = change.threshold
     record.message = change.message
     record.resolved_ns = change.resolved_ns
+    _stamp_versions(record, change)
+
+
+def _stamp_versions(record: AlertRecord, change: AlertChange) -> None:
+    # The engine names the rule and settings that judged a change "<rule hash>@<settings version>".
+    if change.rule_version:
+        rule_version, _, settings_version = change.rule_version.partition("@")
+        record.rule_version = rule_version[:64]
+        record.settings_version = settings_version[:64] or None
 
 
 def _merge_late(record: AlertRecord, change: AlertChange) -> None:

@@ -65,6 +65,10 @@ class AlertRecord(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolution: Mapped[str | None] = mapped_column(String(32), nullable=True)
     manual_episode_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rule_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The hash of the rule configuration that last judged this alert."""
+    settings_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The version of the patient's settings it judged with (None: the patient had no settings)."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     """Bumped by every update: a writer that read an older row fails and retries (the clock against an ack)."""
 

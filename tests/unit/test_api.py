@@ -202,7 +202,7 @@ async def test_alerts_list_and_filters(api: httpx.AsyncClient, store: Store) -> 
         "worst_value": 84.0, "episode_start": "2024-05-01T11:00:00Z", "fired": "2024-05-01T11:01:00Z",
         "last": "2024-05-01T11:01:30Z", "resolved": None, "acknowledged_at": None, "acknowledged_by": None,
         "late": False, "kind": "value", "episodes": 1, "resolved_at": None, "resolved_by": None, "resolution": None,
-        "escalation_step": 1,
+        "escalation_step": 1, "rule_version": None, "settings_version": None,
     }
     only = (await api.get("/api/v1/alerts", params={"patient": "pt-1"})).json()
     assert [a["patient"] for a in only] == ["pt-1"]

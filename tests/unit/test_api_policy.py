@@ -122,6 +122,18 @@ def _cases() -> dict[tuple[str, str], Any]:
                                                               _each(OWN, 200), patient="p1"),
         ("GET", "/api/v1/patients/{patient}/vitals"): lambda r: Case(
             "GET", "/api/v1/patients/p1/vitals", 404, _each(OWN, 200), params={"metric": "spo2"}, patient="p1"),
+        ("GET", "/api/v1/patients/{patient}/settings"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/settings", 404, {**_each(CLINICIANS, 200), "family": 403}, patient="p1"),
+        ("PUT", "/api/v1/patients/{patient}/settings"): lambda r: Case(
+            "PUT", "/api/v1/patients/p1/settings", 404, {**_each(CLINICIANS, 200), "family": 403}, patient="p1",
+            json={"settings": {"targets": {"spo2": {"low": 88, "high": 92}}}, "reason": "COPD",
+                  "expected_version": 0}),
+        ("GET", "/api/v1/patients/{patient}/settings/history"): lambda r: Case(
+            "GET", "/api/v1/patients/p1/settings/history", 404, {**_each(CLINICIANS, 200), "family": 403},
+            patient="p1"),
+        ("POST", "/api/v1/patients/{patient}/settings/preview"): lambda r: Case(
+            "POST", "/api/v1/patients/p1/settings/preview", 404, {**_each(CLINICIANS, 200), "family": 403},
+            patient="p1", json={"settings": {}, "days": 1}),
         ("GET", "/api/v1/alerts"): lambda r: Case("GET", "/api/v1/alerts", 200, {"admin": 403}),
         ("GET", "/api/v1/worklist"): lambda r: Case("GET", "/api/v1/worklist", 200, {"admin": 403}),
         ("GET", "/api/v1/patients/{patient}/series"): lambda r: Case(
@@ -388,9 +400,11 @@ def test_the_policy_invariants(role: Role, relation: Relation | None, permission
     allowed = decide(role, relation, permission)
     if permission in PATIENT_PERMISSIONS:
         assert not allowed or relation is not None  # no role reads a patient without a relation to them
-        if relation is Relation.FAMILY:  # family reads and marks seen; never acks, resolves or silences
+        if relation is Relation.FAMILY:  # family reads and marks seen; never acks, resolves, silences or
+            # reads or changes the clinical settings
             assert allowed == (permission not in {Permission.ACK_ALERT, Permission.RESOLVE_ALERT,
-                                                  Permission.SILENCE_ALERTS})
+                                                  Permission.SILENCE_ALERTS, Permission.READ_SETTINGS,
+                                                  Permission.CHANGE_SETTINGS})
         if relation is Relation.CARE:
             assert allowed
     elif permission in ROLE_OR_RELATION_PERMISSIONS:  # gateways: an admin reads all, a care team its patients'

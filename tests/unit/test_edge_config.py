@@ -149,7 +149,7 @@ def _error(raw: Any) -> str:
     [
         (None, "gw.yaml: expected a mapping of settings"),
         ([1, 2], "gw.yaml: expected a mapping of settings"),
-        (_minimal(colour="red"), "gw.yaml: colour: unknown field; expected one of: batch_interval_s, broker, devices,"),
+        (_minimal(colour="red"), "gw.yaml: colour: unknown field; expected one of: batch_interval_s, devices,"),
         ({"mqtt_url": "mqtt://h"}, "gw.yaml: gateway: missing required field"),
         (_minimal(gateway="home 1"), "gw.yaml: gateway: expected 1-64 letters, digits, '.', '_' or '-', not 'home 1'"),
         ({"gateway": "gw"}, "gw.yaml: mqtt_url: missing required field"),

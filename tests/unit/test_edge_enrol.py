@@ -274,15 +274,12 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path: Path, capsys: pyte
     assert status == 2 and "cannot reach the cloud at http://127.0.0.1:9" in capsys.readouterr().err
 
 
-def test_the_broker_section_login_wins_over_one_in_the_url(tmp_path: Path, spool: Any) -> None:
+def test_the_password_file_logs_in_as_the_gateway_unless_the_url_names_a_user(tmp_path: Path, spool: Any) -> None:
     from edge.publisher import MqttPublisher
 
     kept = MqttPublisher("g", "mqtt://old:pw@127.0.0.1:1883", spool, clock_s=lambda: 0.0)
     assert (kept._username, kept._password) == ("old", "pw")
-    given = MqttPublisher("g", "mqtt://old:pw@127.0.0.1:1883", spool, clock_s=lambda: 0.0, username="g",
-                          password="new")
+    given = MqttPublisher("g", "mqtts://127.0.0.1:8883", spool, clock_s=lambda: 0.0, password="new")
     assert (given._username, given._password) == ("g", "new")
-    with pytest.raises(ssl.SSLError):
-        bad = tmp_path / "ca.pem"
-        bad.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
-        MqttPublisher("g", "mqtts://127.0.0.1:8883", spool, clock_s=lambda: 0.0, ca_file=str(bad))
+    named = MqttPublisher("g", "mqtts://other@127.0.0.1:8883", spool, clock_s=lambda: 0.0, password="new")
+    assert (named._username, named._password) == ("other", "new")

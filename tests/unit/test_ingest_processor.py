@@ -293,10 +293,10 @@ async def test_a_bug_triggered_by_one_message_dead_letters_it_alone(
 ) -> None:
     real = processor.engine.evaluate
 
-    def buggy(states: object, samples_by_patient: dict[str, object]) -> object:
+    def buggy(states: object, samples_by_patient: dict[str, object], settings: object = None) -> object:
         if "pt-bug" in samples_by_patient:
             raise ZeroDivisionError("division by zero")
-        return real(states, samples_by_patient)  # type: ignore[arg-type]
+        return real(states, samples_by_patient, settings)  # type: ignore[arg-type]
 
     monkeypatch.setattr(processor.engine, "evaluate", buggy)
     result = await processor.process([_message(_batch(seq=n, patient="pt-bug" if n == 1 else "pt-1"))
@@ -377,3 +377,22 @@ def test_processor_clock_is_utc(processor: IngestProcessor) -> None:
 def test_a_message_is_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _message(b"x").topic = "y"  # type: ignore[misc]
+
+
+async def test_each_patient_is_judged_with_their_settings_in_force(store: Store, influx: InfluxV1Client) -> None:
+    from cloud.ingest import SettingsCache
+    from cloud.rules import PatientSettings
+    from cloud.store import SettingsStore
+
+    engine = RuleEngine(build_rules(_SPO2_RULE))
+    processor = IngestProcessor(store, influx, engine, clock=lambda: NOW,
+                                settings=SettingsCache(SettingsStore(store.engine), engine))
+    at = dt.datetime.fromtimestamp(NOW / 1e9, dt.UTC)
+    tuned = PatientSettings(rules={"spo2_low_sustained": {"threshold": 93, "clear_threshold": 95}})
+    SettingsStore(store.engine).save("pt-1", tuned, expected_version=0, changed_by="dr", reason="r", at=at)
+    values = [92.0] * 90  # normal by the rule set (below 90), low by pt-1's own threshold (below 93)
+    result = await processor.process([_message(_batch(1, values, start_ns=NOW - 100 * S, patient="pt-1")),
+                                      _message(_batch(2, values, start_ns=NOW - 100 * S, patient="pt-2"))])
+    [opened] = result.opened
+    assert (opened.patient, opened.threshold, opened.settings_version) == ("pt-1", 93.0, "1")
+    assert opened.rule_version == engine.rules_for("pt-1", tuned)[0].version  # type: ignore[attr-defined]
