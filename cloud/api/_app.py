@@ -36,6 +36,7 @@ from cloud.registry import Registry
 from cloud.store import AlertRecord, Store
 from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
+from cloud.web import install_web
 from vitals.catalogue import CATALOGUE
 
 __all__ = ["HealthCheck", "create_app", "create_ops_app", "default_security"]
@@ -168,8 +169,9 @@ def create_app(
     and is audited; ``hsts`` when clients reach it over TLS; ``cors_origins`` may call it from browsers
     (none by default).
     """
-    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    # The docs page is the web app's (cloud.web): its assets come from the local npm packages, never a CDN.
+    app = FastAPI(title="VitalBridge", version="1", docs_url=None, openapi_url="/api/openapi.json",
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     app.state.security = context = security or default_security(store, clock)
     install_error_handlers(app)
     install_audit(app, context.audit, context.clock)
@@ -267,5 +269,6 @@ def create_app(
 
     app.include_router(alerts_router(store, clock))
     app.include_router(gateway_router(store, clock, gateway_silent_s))
+    install_web(app)
     check_routes(app)
     return app
