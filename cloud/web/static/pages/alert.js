@@ -23,7 +23,8 @@ async function load() {
       fact(_("Began"), formatTime(alert.episode_start)),
       fact(_("Last seen"), formatTime(alert.last)),
       fact(_("Rule message"), alert.message, true),
-      fact(_("Acknowledged by"), alert.acknowledged_by ? `${alert.acknowledged_by}, ${formatTime(alert.acknowledged_at)}` : null),
+      fact(_("Acknowledged by"), alert.acknowledged_by
+        ? el("span", {}, el("span", { translate: "no" }, alert.acknowledged_by), `, ${formatTime(alert.acknowledged_at)}`) : null),
     ].flat());
     const actions = document.getElementById("alert-actions");
     actions.replaceChildren();
@@ -46,3 +47,4 @@ async function load() {
   }
 }
 await load();
+document.body.dataset.ready = "true";

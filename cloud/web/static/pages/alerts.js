@@ -81,6 +81,7 @@ async function load() {
 
 stateSelect.addEventListener("change", load);
 await load();
+document.body.dataset.ready = "true";
 liveStream((type) => {
   if (type === "transition") {
     announce(_("The alert list has changed."));

@@ -54,4 +54,5 @@ async function load() {
   }
 }
 await load();
+document.body.dataset.ready = "true";
 liveStream(() => load());

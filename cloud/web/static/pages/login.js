@@ -1,6 +1,7 @@
 import { _, homeOf, loadCatalogue, me, prefsOf, setLanguageCookie, setTokens, showError } from "../app.js";
 
 await loadCatalogue();
+document.body.dataset.ready = "true";
 
 for (const button of document.querySelectorAll("[data-lang]")) {
   button.addEventListener("click", () => {

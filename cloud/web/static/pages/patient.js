@@ -135,7 +135,8 @@ async function load() {
   }
   document.getElementById("patient-name").textContent = record.display_name;
   document.getElementById("patient-name").setAttribute("translate", "no");
-  document.getElementById("patient-meta").textContent = [patient, ...record.conditions.map(conditionName)].join(" · ");
+  document.getElementById("patient-meta").replaceChildren(el("span", { translate: "no" }, patient),
+    ...record.conditions.map((c) => ` · ${conditionName(c)}`));
   document.getElementById("summary-link").href = `/web/patients/${encodeURIComponent(patient)}/summary`;
   document.getElementById("settings-link").href = `/web/patients/${encodeURIComponent(patient)}/settings`;
   document.getElementById("settings-link").hidden = !user.patients.some((p) => p.patient === patient && p.relation === "care");
@@ -177,6 +178,7 @@ document.getElementById("ecg-event").addEventListener("change", (event) => drawE
 document.getElementById("range-start").value = localInput(range.start);
 document.getElementById("range-end").value = localInput(range.end);
 await load();
+document.body.dataset.ready = "true";
 if (isClinician(user) || user.patients.some((p) => p.patient === patient)) {
   liveStream((type, data) => {
     if (data.patient === patient) {

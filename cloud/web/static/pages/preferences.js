@@ -9,6 +9,7 @@ const zones = document.getElementById("zones");
 for (const zone of (Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : ["UTC"])) {
   zones.append(new Option(zone, zone));
 }
+document.body.dataset.ready = "true";
 document.getElementById("prefs").addEventListener("submit", (event) => {
   event.preventDefault();
   const lang = document.getElementById("language").value;

@@ -143,3 +143,4 @@ document.getElementById("settings-form").addEventListener("submit", async (event
   }
 });
 await load();
+document.body.dataset.ready = "true";

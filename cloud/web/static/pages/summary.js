@@ -22,3 +22,4 @@ try {
 } catch (error) {
   showError(error);
 }
+document.body.dataset.ready = "true";

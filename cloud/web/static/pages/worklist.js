@@ -81,6 +81,7 @@ form.addEventListener("submit", (event) => {
   load();
 });
 await load();
+document.body.dataset.ready = "true";
 liveStream(() => {
   announce(_("The worklist has been updated."));
   load();
