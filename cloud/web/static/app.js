@@ -20,6 +20,20 @@ export function fmt(text, values) {
   return text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
 }
 
+/** Like fmt, but values may be DOM nodes (e.g. a name marked translate="no"): returns nodes to append. */
+export function fmtNodes(text, values) {
+  return text.split(/(\{\w+\})/).filter(Boolean).map((part) => {
+    const name = part.match(/^\{(\w+)\}$/)?.[1];
+    if (!name || !(name in values)) return part;
+    return values[name] instanceof Node ? values[name] : String(values[name]);
+  });
+}
+
+/** A piece of data shown as it is (a user name, a device id): not text to translate. */
+export function raw(text) {
+  return el("span", { translate: "no" }, text ?? "—");
+}
+
 // -- the token: kept in sessionStorage (this tab only, gone when it closes) and sent as a bearer header.
 const TOKEN_KEY = "vb.token";
 const REFRESH_KEY = "vb.refresh";

@@ -51,7 +51,7 @@ async function drawAgp(target, glucose) {
     width: Math.min(640, target.clientWidth || 600), height: 200, scales: { x: { time: false } },
     axes: [{ values: (u, ticks) => ticks.map((t) => `${String(Math.floor(t / 3600)).padStart(2, "0")}:00`) },
       { label: prefs().glucose }],
-    series: [{}, { label: "10%", stroke: "#9ab" }, { label: "25%", stroke: "#57a" }, { label: "50%", stroke: "#123", width: 2 },
+    series: [{ label: _("Time") }, { label: "10%", stroke: "#9ab" }, { label: "25%", stroke: "#57a" }, { label: "50%", stroke: "#123", width: 2 },
       { label: "75%", stroke: "#57a" }, { label: "90%", stroke: "#9ab" }],
     bands: [{ series: [5, 1], fill: "rgba(80,120,170,0.15)" }, { series: [4, 2], fill: "rgba(80,120,170,0.3)" }],
     legend: { show: false },

@@ -1,4 +1,4 @@
-import { _, api, boot, el, fmt, formatTime, formatValue, formatWeekday, hoursAgo, liveStream, metricName, showError } from "../app.js";
+import { _, api, boot, el, fmt, fmtNodes, raw, formatTime, formatValue, formatWeekday, hoursAgo, liveStream, metricName, showError } from "../app.js";
 
 const user = await boot();
 const box = document.getElementById("family");
@@ -6,10 +6,10 @@ const mine = user.patients.filter((p) => p.relation === "family");
 
 function silentText(device) {
   const since = device.silent_since ?? device.last_seen;
-  if (!since) return fmt(_("The {device} has not sent anything yet."), { device: device.device });
+  if (!since) return fmtNodes(_("The {device} has not sent anything yet."), { device: raw(device.device) });
   const hours = hoursAgo(since);
-  if (hours < 24) return fmt(_("The {device} has not sent anything since {time}."), { device: device.device, time: formatTime(since, false) });
-  return fmt(_("The {device} has not sent anything since {day}."), { device: device.device, day: formatWeekday(since) });
+  if (hours < 24) return fmtNodes(_("The {device} has not sent anything since {time}."), { device: raw(device.device), time: formatTime(since, false) });
+  return fmtNodes(_("The {device} has not sent anything since {day}."), { device: raw(device.device), day: formatWeekday(since) });
 }
 
 function readingText(reading) {
@@ -35,7 +35,7 @@ async function show(patient) {
     el("h3", {}, _("Equipment")),
     el("ul", { class: "plain" }, el("li", { class: gateway?.state === "online" ? "ok" : "warn" }, gatewayText),
       today.devices.map((d) => el("li", { class: d.silent_since ? "warn" : "ok" },
-        d.silent_since ? silentText(d) : fmt(_("The {device} is working; last reading {time}."), { device: d.device, time: formatTime(d.last_seen) })))),
+        d.silent_since ? silentText(d) : fmtNodes(_("The {device} is working; last reading {time}."), { device: raw(d.device), time: formatTime(d.last_seen) })))),
     el("h3", {}, _("Measurements due today")),
     today.due.length ? el("ul", { class: "plain" }, today.due.map((d) => el("li", { class: d.done ? "ok" : "due" },
       fmt(d.done ? _("{metric} between {window}: done.") : _("{metric} between {window}: still to do."), { metric: metricName(d.metric), window: d.window }))))

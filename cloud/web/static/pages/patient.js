@@ -32,13 +32,13 @@ async function chart(metric, uPlot) {
   const unit = formatValue(metric, series.points[0].mean, series.unit).split(" ").slice(1).join(" ");
   const xs = series.points.map((p) => new Date(p.t).getTime() / 1000);
   const data = [xs, series.points.map((p) => conv(p.min)), series.points.map((p) => conv(p.mean)), series.points.map((p) => conv(p.max))];
-  const lines = [{}, { label: _("Lowest"), stroke: "rgba(0,0,0,0)" }, { label: _("Mean"), stroke: "#1f4e8c", width: 2 },
+  const lines = [{ label: _("Time") }, { label: _("Lowest"), stroke: "rgba(0,0,0,0)" }, { label: _("Mean"), stroke: "#1f4e8c", width: 2 },
     { label: _("Highest"), stroke: "rgba(0,0,0,0)" }];
   for (const threshold of series.thresholds ?? []) {
     for (const end of ["low", "high"]) {
       if (threshold[end] === null || threshold[end] === undefined) continue;
       data.push(xs.map(() => conv(threshold[end])));
-      lines.push({ label: `${threshold.label} ${end === "low" ? _("low") : _("high")}`, stroke: "#b35c00", dash: [6, 4], width: 1 });
+      lines.push({ label: `${_("Threshold")} ${end === "low" ? _("low") : _("high")}`, stroke: "#b35c00", dash: [6, 4], width: 1 });
     }
   }
   const last = series.points[series.points.length - 1];
@@ -114,7 +114,7 @@ async function drawEcg(around) {
     const t0 = new Date(strip.start).getTime() / 1000;
     const xs = strip.values.map((_v, i) => t0 + i / strip.rate_hz);
     box.replaceChildren();
-    new uPlot({ width: Math.min(1000, box.clientWidth || 800), height: 180, series: [{}, { label: "ECG (mV)", stroke: "#222" }],
+    new uPlot({ width: Math.min(1000, box.clientWidth || 800), height: 180, series: [{ label: _("Time") }, { label: `${_("ECG")} (mV)`, stroke: "#222" }],
       legend: { show: false } }, [xs, strip.values], box);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {

@@ -1,5 +1,6 @@
 import {
-  _, ApiError, CONDITION_KEYS, announce, api, boot, clearError, conditionName, el, fmt, formatTime, metricName, showError,
+  _, ApiError, CONDITION_KEYS, announce, api, boot, clearError, conditionName, el, fmt, fmtNodes, formatTime, metricName, raw,
+  showError,
 } from "../app.js";
 
 await boot();
@@ -95,9 +96,9 @@ async function load() {
     document.getElementById("patient-name").textContent = patientRecord.display_name;
     document.getElementById("back").href = `/web/patients/${encodeURIComponent(patient)}`;
     record = await api(`${base}/settings`);
-    document.getElementById("version").textContent = record.version
-      ? fmt(_("Version {version}, changed by {by} on {at}"), { version: record.version, by: record.changed_by, at: formatTime(record.changed_at) })
-      : _("No settings saved yet: the defaults apply.");
+    document.getElementById("version").replaceChildren(...(record.version
+      ? fmtNodes(_("Version {version}, changed by {by} on {at}"), { version: record.version, by: raw(record.changed_by), at: formatTime(record.changed_at) })
+      : [_("No settings saved yet: the defaults apply.")]));
     fill(record.settings);
     await loadHistory();
   } catch (error) {
