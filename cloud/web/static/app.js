@@ -216,12 +216,17 @@ export function metricName(metric) {
   return METRIC_NAMES()[metric] ?? metric;
 }
 
+// Catalogue units (vitals/catalogue.py), for values that arrive without one (an alert's threshold).
+const CATALOGUE_UNITS = { spo2: "%", heart_rate: "/min", pulse_rate: "/min", bp_systolic: "mm[Hg]",
+  bp_diastolic: "mm[Hg]", bp_mean: "mm[Hg]", body_temperature: "Cel", respiratory_rate: "/min", body_weight: "kg",
+  blood_glucose: "mmol/L", rr_interval: "ms", perfusion_index: "%", hrv_sdnn: "ms", hrv_rmssd: "ms" };
 const UNIT_TEXT = { "mm[Hg]": "mmHg", Cel: "°C", "/min": "/min", "1": "" };
 const MGDL_PER_MMOLL = 18.016;
 
 /** A value in the user's unit: glucose converted between mmol/L and mg/dL, others as stored. */
 export function displayValue(metric, value, unit) {
   if (value === null || value === undefined) return { value: null, unit: "" };
+  unit = unit || CATALOGUE_UNITS[metric] || "";
   if (metric === "blood_glucose" || unit === "mg/dL" || unit === "mmol/L") {
     let mmol = unit === "mg/dL" ? value / MGDL_PER_MMOLL : value;
     if (current.glucose === "mg/dL") return { value: Math.round(mmol * MGDL_PER_MMOLL), unit: "mg/dL" };
