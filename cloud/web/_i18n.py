@@ -60,7 +60,7 @@ def _match(tag: str) -> str | None:
 def negotiate_language(chosen: str | None, accept_language: str | None) -> str:
     """The language to answer in: the user's stored choice when it is one we have, else the first of
     ``Accept-Language`` we have, else English."""
-    if chosen in LANGUAGES:
+    if chosen is not None and chosen in LANGUAGES:
         return chosen
     for tag in parse_accept_language(accept_language or ""):
         found = _match(tag)

@@ -13,7 +13,8 @@ from cloud.web._i18n import load_catalogues
 
 WEB = Path(__file__).resolve().parents[2] / "cloud" / "web"
 METHODS = [("**/templates/**.html", "jinja2"), ("**/static/**.js", "javascript")]
-OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}, "**/static/**.js": {"parse_template_string": "true"}}
+OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"},
+           "**/static/**.js": {"parse_template_string": "true"}}  # the same as cloud/web/babel.cfg
 
 
 def _source_messages() -> set[str]:
