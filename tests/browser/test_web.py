@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 ENGLISH_MESSAGES = frozenset(load_catalogues(REPO / "cloud" / "web" / "locale")["zh-Hans"].messages)
 # Latin text a Chinese page may show: the product's name, units, score and standard names, times, ids.
-ALLOWED_LATIN = re.compile(r"^(VitalBridge|NEWS|SpO₂|JSON|HH|MM|mmHg|mmol/L|mg/dL|kg|min|AM|PM|\d.*)$")
+ALLOWED_LATIN = re.compile(r"^(VitalBridge|NEWS|SpO|JSON|HH|MM|SDNN|RMSSD|mmHg|mmol|mg|dL|kg|min|ms|mV|\d.*)$")
 VISIBLE_TEXT = """() => {
   const texts = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
