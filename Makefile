@@ -25,14 +25,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed web/node_modules/.package-lock.json
 
 system-packages:
 	@missing=""; \
-	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb; do \
+	for bin in mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb node:nodejs npm:npm \
+	           chromium:chromium; do \
 	  command -v $${bin%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${bin%%:*} ] || missing="$$missing $${bin##*:}"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -45,5 +47,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# The web app's browser packages (charts, API docs, accessibility checker), exactly as the lockfile says;
+# install scripts stay off: the cloud serves the packages' files, it runs none of their code.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) web/node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -194,6 +194,7 @@ async def _run_gateway(options: DemoOptions, cloud: CloudService, mqtt_url: str,
         announce("  open profile: anonymous broker without TLS, InfluxDB without users (for development only)")
     for device in devices:
         announce(f"  {device.patient}: virtual pulse oximeter, scenario {device.address}")
+    announce(f"  dashboard: {cloud.api_url}/web/ (sign in with a login below)")
     announce(f"  doctor login: {DEMO_DOCTOR} / {logins[DEMO_DOCTOR]} (all three patients)")
     announce(f"  family login: {DEMO_FAMILY} / {logins[DEMO_FAMILY]} ({DEMO_PATIENTS[2][0]} only, read-only)")
     announce(f"  try: TOKEN=$(curl -s -d username={DEMO_DOCTOR} -d password={logins[DEMO_DOCTOR]} "

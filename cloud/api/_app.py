@@ -42,6 +42,7 @@ from cloud.rules import Rule, build_rules
 from cloud.store import AlertRecord, SettingsStore, Store
 from cloud.store._registry_models import AlertSeen
 from cloud.timeseries import InfluxError, InfluxV1Client, measurement_of
+from cloud.web import install_web
 from vitals.catalogue import CATALOGUE
 
 __all__ = ["HealthCheck", "create_app", "create_ops_app", "default_security"]
@@ -181,8 +182,9 @@ def create_app(
     enrolment codes (default: codes over ``store``, valid 24 h, and no broker address, so gateways cannot
     enrol until one is given).
     """
-    app = FastAPI(title="VitalBridge", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None, swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    # The docs page is the web app's (cloud.web): its assets come from the local npm packages, never a CDN.
+    app = FastAPI(title="VitalBridge", version="1", docs_url=None, openapi_url="/api/openapi.json",
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     app.state.security = context = security or default_security(store, clock)
     app.state.enrolment = enrolment or Enrolment(EnrolmentCodes(store.engine), broker_url=None)
     install_error_handlers(app)
@@ -288,5 +290,6 @@ def create_app(
     app.include_router(settings_router(SettingsStore(store.engine), influx,
                                        build_rules(None) if rules is None else rules, clock=clock,
                                        on_saved=on_settings_saved))
+    install_web(app)
     check_routes(app)
     return app

@@ -31,6 +31,7 @@ async def test_demo_against_separately_started_servers(stack: Any, tmp_path: Pat
         store.close()
     assert patients == {"patient-003"}  # the hypoxic patient, and only them
     assert any(stack.mqtt_url in line for line in lines)
+    assert any(line.strip().startswith("dashboard: http://") and "/web/ " in line for line in lines)
     # The registry is enforced in the demo: everything published was stored, so its gateway is bound.
     assert any(line.strip().startswith("doctor login: demo.doctor / ") for line in lines)
     assert any(line.strip().startswith("family login: demo.family / ") for line in lines)
@@ -48,5 +49,6 @@ def test_demo_command_starts_its_own_stack_and_prints_the_counts(tmp_path: Path)
     assert final["stored"] == final["published"] > 0
     assert final["alerts"] >= 1
     assert "/api/v1" in completed.stdout
+    assert "dashboard: http://" in completed.stdout and "/web/" in completed.stdout
     assert "doctor login: demo.doctor" in completed.stdout and "family login: demo.family" in completed.stdout
     assert "secure profile" in completed.stdout and "broker mqtts://" in completed.stdout  # the default
