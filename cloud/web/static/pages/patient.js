@@ -57,6 +57,8 @@ async function chart(metric, uPlot) {
   new uPlot({
     width: Math.max(300, Math.min(1000, document.getElementById("charts").clientWidth - 16)), height: 220,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), tz),
+    // The x axis spans the chosen range, not just the data (one reading must not stretch it to years).
+    scales: { x: { time: true, range: () => [range.start.getTime() / 1000, range.end.getTime() / 1000] } },
     series: lines, bands: [{ series: [3, 1], fill: "rgba(31,78,140,0.18)" }], legend: { show: true },
     hooks: { draw: [(u) => {
       const { ctx } = u;
