@@ -189,15 +189,7 @@ class Identity:
                 raise Throttled(max(1, int((_aware(entry.locked_until) - now).total_seconds() + 0.999)))
 
     def _count_failure(self, session: Session, key: str, limit: int, now: dt.datetime) -> None:
-        entry = session.get(LoginThrottle, key)
-        if entry is None or now - _aware(entry.window_start) >= self.throttle.window:
-            if entry is None:
-                entry = LoginThrottle(key=key, failures=0, window_start=now, locked_until=None)
-                session.add(entry)
-            entry.failures, entry.window_start, entry.locked_until = 0, now, None
-        entry.failures += 1
-        if entry.failures >= limit:
-            entry.locked_until = now + self.throttle.lockout
+        count_failure(session, key, limit, self.throttle, now)
 
     # -- refresh tokens ----------------------------------------------------------------------------
     def issue_refresh(self, user: User, *, now: dt.datetime, family: str | None = None) -> str:
@@ -254,6 +246,21 @@ class Identity:
     @staticmethod
     def _revoke_all(session: Session, user_id: int) -> None:
         session.execute(update(RefreshTokenRecord).where(RefreshTokenRecord.user_id == user_id).values(revoked=True))
+
+
+def count_failure(session: Session, key: str, limit: int, throttle: ThrottlePolicy, now: dt.datetime) -> None:
+    """Count one failure of ``key`` (a user or an address) in the throttle table, inside ``session``'s
+    transaction: a new window after ``throttle.window``; ``limit`` failures in a window lock ``key`` out
+    for ``throttle.lockout``."""
+    entry = session.get(LoginThrottle, key)
+    if entry is None or now - _aware(entry.window_start) >= throttle.window:
+        if entry is None:
+            entry = LoginThrottle(key=key, failures=0, window_start=now, locked_until=None)
+            session.add(entry)
+        entry.failures, entry.window_start, entry.locked_until = 0, now, None
+    entry.failures += 1
+    if entry.failures >= limit:
+        entry.locked_until = now + throttle.lockout
 
 
 def _check_password(password: str) -> None:

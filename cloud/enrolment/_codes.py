@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth import ThrottlePolicy
+from cloud.auth._identity import count_failure
 from cloud.enrolment._hashing import code_digest
 from cloud.store._enrolment_models import EnrolmentCodeRecord
 from cloud.store._registry_models import GatewayPatient, GatewayRecord, LoginThrottle
@@ -160,15 +161,7 @@ class EnrolmentCodes:
                                  f"{wait} s", retry_after_s=wait)
 
     def _count_failure(self, session: Session, key: str, now: dt.datetime) -> None:
-        entry = session.get(LoginThrottle, key)
-        if entry is None or now - _aware(entry.window_start) >= self.throttle.window:
-            if entry is None:
-                entry = LoginThrottle(key=key, failures=0, window_start=now, locked_until=None)
-                session.add(entry)
-            entry.failures, entry.window_start, entry.locked_until = 0, now, None
-        entry.failures += 1
-        if entry.failures >= self.throttle.address_failures:
-            entry.locked_until = now + self.throttle.lockout
+        count_failure(session, key, self.throttle.address_failures, self.throttle, now)
 
     def codes(self, gateway: str) -> list[EnrolmentCodeRecord]:
         """Every code issued for ``gateway``, oldest first (hashes only)."""

@@ -49,21 +49,13 @@ def _password(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from cloud.auth import AuthError, Identity
-    from cloud.service import CloudConfig, ConfigError, _safe_url
-    from cloud.store import open_store
+    from vitalbridge.commands._cloud_store import open_cloud_store
 
     name = f"vitalbridge cloud user {args.user_command}"
-    try:
-        config = CloudConfig.from_env(database_url=args.database_url)
-    except ConfigError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        store = open_store(config.database_url)
-    except Exception as exc:
-        print(f"{name}: cannot open the database {_safe_url(config.database_url)}: "
-              f"{str(exc).splitlines()[0][:300]}", file=sys.stderr)
-        return 1
+    opened = open_cloud_store(name, database_url=args.database_url)
+    if isinstance(opened, int):
+        return opened
+    _config, store = opened
     try:
         identity = Identity(store.engine)
         if args.user_command == "list":

@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any
 
+from vitalbridge.commands._cloud_store import open_cloud_store
 from vitalbridge.commands._hl7 import add_hl7_export_parser
 from vitalbridge.commands._pki import add_pki_parser
 from vitalbridge.commands._users import add_user_parser
@@ -98,8 +99,6 @@ def _export_fhir(args: argparse.Namespace) -> int:
 
     from cloud.fhir import FhirSource, SearchError, parse_date_params, write_export
     from cloud.registry import Registry
-    from cloud.service import CloudConfig, ConfigError, _safe_url
-    from cloud.store import open_store
     from cloud.timeseries import InfluxError
 
     name = "vitalbridge cloud export-fhir"
@@ -122,18 +121,11 @@ def _export_fhir(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         print(f"{name}: the directory of --out ({out.parent}) does not exist", file=sys.stderr)
         return 2
-    try:
-        config = CloudConfig.from_env(influx_url=args.influx_url, influx_db=args.influx_db,
-                                      database_url=args.database_url)
-    except ConfigError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        store = open_store(config.database_url)
-    except Exception as exc:
-        print(f"{name}: cannot open the database {_safe_url(config.database_url)}: "
-              f"{str(exc).splitlines()[0][:300]}", file=sys.stderr)
-        return 1
+    opened = open_cloud_store(name, influx_url=args.influx_url, influx_db=args.influx_db,
+                              database_url=args.database_url)
+    if isinstance(opened, int):
+        return opened
+    config, store = opened
 
     async def export() -> int:
         registry = Registry(store.engine)
