@@ -1,7 +1,8 @@
 """Enrolment end to end, as a family would do it: a doctor makes a code through the real API (uvicorn on a
 loopback port), `vitalbridge edge enroll` trades it (a real process), the gateway is paired with a virtual
-oximeter and `vitalbridge edge run` sends through the real Mosquitto into the real influxd, with the registry
-enforced. A used, a wrong and an expired code each get their plain message and a non-zero exit."""
+oximeter and `vitalbridge edge run` sends through the real Mosquitto (TLS, with its own broker account from
+the enrolment) into the real influxd, with the registry enforced. A used, a wrong and an expired code each
+get their plain message and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from cloud.auth import Role
 from cloud.enrolment import EnrolmentCodes
@@ -25,51 +25,36 @@ from cloud.registry import Gateway, Patient
 from cloud.service import CloudConfig, CloudService
 from tests.auth_helpers import PASSWORD, add_user
 from tests.integration.helpers import count_points, wait_for
-from vitalbridge.stack import free_port
+from vitalbridge.stack import LocalStack, free_port
 
 pytestmark = pytest.mark.integration
 
-CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    gateway: str
-    username: str
-    password: str
-
-
-@dataclass
-class RecordingAccounts:
-    """The broker accounts as the cloud calls them. The test broker takes any login, so the password the
-    gateway reads from its file is really sent (the secure profile's keeper checks it too)."""
-
-    added: list[str] = field(default_factory=list)
-
-    def add_gateway(self, gateway: str) -> Credentials:
-        self.added.append(gateway)
-        return Credentials(gateway, gateway, f"pw-{gateway}-0123456789")
-
-    def revoke_gateway(self, gateway: str) -> None:
-        if gateway in self.added:
-            self.added.remove(gateway)
-
-    def ca_pem(self) -> str:
-        return CA_PEM
-
-
 @pytest.fixture
-async def cloud_service(stack: Any, tmp_path: Path, unique_name: Callable[[str], str]) -> AsyncIterator[CloudService]:
-    config = CloudConfig(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=unique_name("vbenrol"),
-                         database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=free_port(),
-                         client_id=unique_name("ingest-"), registry="enforce", registry_cache_s=0.2,
-                         auth_secret="s" * 32, shared_group=unique_name("group-"), gateway_mqtt_url=stack.mqtt_url)
-    service = CloudService(config, broker_accounts=RecordingAccounts())
-    await service.start()
+async def cloud_service(tmp_path: Path, unique_name: Callable[[str], str]) -> AsyncIterator[CloudService]:
+    """The cloud on the stack's secure profile: Mosquitto over TLS with dynamic-security accounts (enrolment
+    makes the gateway's), InfluxDB with users."""
+    stack = LocalStack(tmp_path / "stack", secure=True).start()
     try:
-        yield service
+        database = unique_name("vbenrol")
+        stack.add_influx_database(database)
+        writer, reader = stack.influx_accounts.writer, stack.influx_accounts.reader
+        ingest_user, ingest_password = stack.ingest_credentials()
+        config = CloudConfig(
+            mqtt_url=stack.mqtt_url, mqtt_ca_file=str(stack.ca_file), mqtt_username=ingest_user,
+            mqtt_password=SecretStr(ingest_password), influx_url=stack.influx_url, influx_db=database,
+            influx_username=writer[0], influx_password=SecretStr(writer[1]), influx_read_username=reader[0],
+            influx_read_password=SecretStr(reader[1]), broker_pki_dir=str(stack.pki_dir),
+            database_url=f"sqlite:///{tmp_path / 'cloud.db'}", http_port=free_port(),
+            client_id=unique_name("ingest-"), registry="enforce", registry_cache_s=0.2, auth_secret="s" * 32,
+            shared_group=unique_name("group-"), gateway_mqtt_url=stack.mqtt_url)
+        service = CloudService(config)
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop()
     finally:
-        await service.stop()
+        stack.stop()
 
 
 def _vitalbridge(*args: str) -> subprocess.CompletedProcess[str]:
@@ -108,10 +93,12 @@ async def test_code_enroll_run_stored(cloud_service: CloudService, tmp_path: Pat
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
     for name in ("broker-password", "broker-ca.pem"):
         assert stat.S_IMODE((credentials / name).stat().st_mode) == 0o600
-    assert (credentials / "broker-password").read_text() == f"pw-{gateway}-0123456789\n"
-    assert (credentials / "broker-ca.pem").read_text() == CA_PEM
+    password = (credentials / "broker-password").read_text().strip()
+    assert len(password) >= 16
+    assert cloud_service.broker_accounts is not None
+    assert (credentials / "broker-ca.pem").read_text().strip() == cloud_service.broker_accounts.ca_pem().strip()
     text = config.read_text()
-    assert f"gateway: {gateway}" in text and "pw-" not in text
+    assert f"gateway: {gateway}" in text and password not in text and "mqtts://" in text
 
     paired = await _cli("edge", "pair", "--config", str(config), "--address", "copd_stable", "--transport",
                         "virtual", "--profile", "generic.pulse_oximeter", "--patient", patient)
@@ -126,7 +113,8 @@ async def test_code_enroll_run_stored(cloud_service: CloudService, tmp_path: Pat
         _stdout, stderr = await asyncio.to_thread(process.communicate, timeout=60)
     assert process.returncode == 0, stderr[-2000:]
     assert cloud_service.stats.rejected == 0
-    assert await count_points(cloud_service.influx, where=f"\"patient\" = '{patient}'") > 0
+    assert cloud_service.influx_reader is not None
+    assert await count_points(cloud_service.influx_reader, where=f"\"patient\" = '{patient}'") > 0
 
     # The same code again, a code never issued, and one past its time: plain words, no traceback.
     expired = EnrolmentCodes(store.engine).issue(gateway, created_by="dr.ada",
@@ -139,4 +127,3 @@ async def test_code_enroll_run_stored(cloud_service: CloudService, tmp_path: Pat
         assert "Traceback" not in refused.stderr and refused.stderr.strip().count("\n") == 1  # warning + message
     assert config.read_text() == paired_text  # the refusals changed nothing
     assert cloud_service.broker_accounts is not None
-    assert cloud_service.broker_accounts.added == [gateway]  # type: ignore[attr-defined]
