@@ -69,16 +69,20 @@ class NoDataRule(ConfiguredRule):
                  samples: Sequence[Sample]) -> tuple[RuleState, list[AlertChange]]:
         """Data arrived: remember when; a silence that was open ends at the first new reading."""
         state = dict(state or {"last": None, "open": None})
-        ours = [sample.time_ns for sample in samples if sample.metric in self.metrics]
-        if not ours:
-            return state, []
+        metrics = self.metrics
+        if samples and samples[0].metric in metrics and samples[-1].metric in metrics:
+            first, last = samples[0].time_ns, samples[-1].time_ns  # the usual case: only its metrics
+        else:
+            ours = [sample.time_ns for sample in samples if sample.metric in metrics]
+            if not ours:
+                return state, []
+            first, last = ours[0], ours[-1]
         changes: list[AlertChange] = []
         opened = state.get("open")
         if opened is not None:
-            first = ours[0]
             changes.append(self._change(patient, opened, first, "resolved", resolved_ns=first))
             state["open"] = None
-        state["last"] = max(ours[-1], state.get("last") or ours[-1])
+        state["last"] = max(last, state.get("last") or last)
         return state, changes
 
     def tick(self, state: RuleState | None, patient: str, now_ns: int) -> tuple[RuleState, list[AlertChange]]:

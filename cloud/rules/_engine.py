@@ -63,6 +63,54 @@ class _Active:
     single: str | None  # the rule's one metric, when it has exactly one
 
 
+# How a rule of a plan gets its samples: the group of its one present metric (a str), every sample
+# in time order (True: its metrics cover all present ones), or the time-ordered ones of its metrics.
+_Feed = str | bool
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rules that judge one patient, and per set of metrics present the ones that run and how they are fed."""
+
+    actives: list[_Active]
+    runs: dict[frozenset[str], list[tuple[_Active, _Feed]]] = field(default_factory=dict)
+
+    def run(self, present: frozenset[str]) -> list[tuple[_Active, _Feed]]:
+        """The rules (in their configured order) that see one of ``present``'s metrics."""
+        found = self.runs.get(present)
+        if found is None:
+            if len(self.runs) >= _PLANS:  # a bounded cache: the mixes of metrics a patient sends are few
+                self.runs.clear()
+            found = self.runs[present] = [(active, _feed(active.rule.metrics, present)) for active in self.actives
+                                          if not active.rule.metrics.isdisjoint(present)]
+        return found
+
+
+_PLANS = 64
+
+
+def _feed(metrics: frozenset[str], present: frozenset[str]) -> _Feed:
+    common = metrics & present
+    if len(common) == 1:
+        return next(iter(common))  # that metric's group is its samples in time order
+    return metrics >= present
+
+
+def _group(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    """Samples by metric, each group in time order (ties keep their arrival order)."""
+    by_metric: dict[str, list[Sample]] = {}
+    # Samples usually arrive a stream at a time, each in time order: then grouping is all it takes.
+    for metric, run in groupby(samples, key=_METRIC):
+        group = list(run)
+        times = list(map(_BY_TIME, group))
+        if metric in by_metric or times != sorted(times):
+            break
+        by_metric[metric] = group
+    else:
+        return by_metric
+    return {metric: list(run) for metric, run in groupby(sorted(samples, key=_BY_METRIC_TIME), key=_METRIC)}
+
+
 def _version(rule: Rule, settings: PatientSettings | None) -> str | None:
     own = getattr(rule, "version", None)
     if own is None:
@@ -90,8 +138,9 @@ class RuleEngine:
         self.pending = pending
         self._by_name = {rule.name: rule for rule in rules}
         self.metrics: frozenset[str] = frozenset().union(*(rule.metrics for rule in rules))
-        self._plain = [self._active(rule, None) for rule in self.rules if not getattr(rule, "conditions", None)]
-        self._tuned: dict[str, tuple[PatientSettings, list[_Active]]] = {}
+        self._plain = _Plan([self._active(rule, None) for rule in self.rules
+                             if not getattr(rule, "conditions", None)])
+        self._tuned: dict[str, tuple[PatientSettings, _Plan]] = {}
 
     def rule(self, name: str) -> Rule:
         """The rule called ``name``."""
@@ -108,6 +157,9 @@ class RuleEngine:
         return [active.rule for active in self._rules_for(patient, chosen)]
 
     def _rules_for(self, patient: str, settings: PatientSettings | None) -> list[_Active]:
+        return self._plan(patient, settings).actives
+
+    def _plan(self, patient: str, settings: PatientSettings | None) -> _Plan:
         if settings is None:
             return self._plain
         cached = self._tuned.get(patient)
@@ -123,8 +175,9 @@ class RuleEngine:
             if getattr(tuned, "config", None) is not None and not tuned.config.enabled:  # type: ignore[attr-defined]
                 continue
             active.append(self._active(tuned, settings))
-        self._tuned[patient] = (settings, active)
-        return active
+        plan = _Plan(active)
+        self._tuned[patient] = (settings, plan)
+        return plan
 
     def keys_for(self, patients_metrics: Mapping[str, Iterable[str]]) -> list[StateKey]:
         """The state keys an evaluation of these patients' metrics will read."""
@@ -144,23 +197,20 @@ class RuleEngine:
         result = EngineResult()
         table = self.settings if settings is None else settings
         for patient, samples in samples_by_patient.items():
-            # Grouped by metric (each group in time order; ties keep their arrival order), all in C.
-            by_metric = {metric: list(group)
-                         for metric, group in groupby(sorted(samples, key=_BY_METRIC_TIME), key=_METRIC)}
+            if not samples:
+                continue
+            by_metric = _group(samples)
             ordered: list[Sample] | None = None
-            for active in self._rules_for(patient, table.get(patient)):
+            for active, feed in self._plan(patient, table.get(patient)).run(frozenset(by_metric)):
                 rule = active.rule
-                if active.single is not None:
-                    own = by_metric.get(active.single)
-                    if not own:
-                        continue
+                own: Sequence[Sample]
+                if isinstance(feed, str):
+                    own = by_metric[feed]
                 else:
-                    metrics = rule.metrics
-                    if metrics.isdisjoint(by_metric):
-                        continue
                     if ordered is None:
                         ordered = sorted(samples, key=_BY_TIME)
-                    own = [sample for sample in ordered if sample.metric in metrics]
+                    metrics = rule.metrics
+                    own = ordered if feed else [sample for sample in ordered if sample.metric in metrics]
                 key = (rule.name, patient)
                 stored = states.get(key)
                 watermark = int(stored["watermark"]) if stored else -1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -15,6 +16,8 @@ from vitals.catalogue import get_metric
 from vitals.samples import Sample
 
 __all__ = ["SustainedThresholdConfig", "SustainedThresholdRule"]
+
+_VALUE = itemgetter(2)  # Sample.value
 
 
 class SustainedThresholdConfig(RuleConfig):
@@ -119,6 +122,11 @@ class SustainedThresholdRule(EpisodeRule):
         """As :meth:`EpisodeRule.evaluate`, with a fast scan while no episode is open and nothing crosses."""
         if state is None or state.get("episode") is None:
             threshold, skip, metric, below = self.threshold, self.skip_flags, self.metric, self.lower_is_worse
+            # All in C first: when no value at all crosses (other metrics' and untrusted ones included,
+            # which can only make this say no), nothing does. NaN: min/max give NaN or ignore it; no is safe.
+            if samples and ((min(map(_VALUE, samples)) >= threshold) if below
+                            else (max(map(_VALUE, samples)) <= threshold)):
+                return {"episode": None, "memory": {}}, []
             for sample in samples:
                 if sample.quality & skip or sample.metric != metric:
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -155,6 +156,26 @@ class BaselineRule(EpisodeRule):
             judged = self._close(memory, memory["sum"] / memory["count"])
         memory["period"], memory["sum"], memory["count"] = period, sample.value, 1
         return judged
+
+    def quiet_prefix(self, memory: dict[str, Any], samples: Sequence[Sample]) -> int:
+        """Readings in the open period only add to its sum (in the same order as judging them one by one)."""
+        current = memory.get("period")
+        if current is None:
+            return 0
+        period_ns, skip, metric = self.period_ns, self.skip_flags, self.metric
+        total, count = memory["sum"], memory["count"]
+        index = 0
+        for index, sample in enumerate(samples):  # noqa: B007 (the index is the answer)
+            if sample.quality & skip or sample.metric != metric:
+                continue
+            if sample.time_ns // period_ns != current:
+                break
+            total += sample.value
+            count += 1
+        else:
+            index = len(samples)
+        memory["sum"], memory["count"] = total, count
+        return index
 
     def _close(self, memory: dict[str, Any], value: float) -> tuple[float, bool, bool] | None:
         learnt = memory.get("learnt", 0)
