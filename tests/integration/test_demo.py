@@ -40,7 +40,7 @@ async def test_demo_against_separately_started_servers(stack: Any, tmp_path: Pat
 
 def test_demo_command_starts_its_own_stack_and_prints_the_counts(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "vitalbridge.cli", "demo", "--for", "12", "--history", "5400", "--speed", "600",
+        [sys.executable, "-m", "vitalbridge.cli", "demo", "--for", "25", "--history", "7200", "--speed", "600",
          "--run-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=120, check=False,
     )
