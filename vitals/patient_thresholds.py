@@ -103,7 +103,9 @@ class _Message(BaseModel):
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
+        # A key of the untrusted message may hold anything, a line break included: show it quoted, on one line.
+        where = ".".join(str(p) if is_identifier(str(p)) or isinstance(p, int) or p == "[key]" else repr(str(p))
+                         for p in error["loc"]) or "message"
         parts.append(f"{where}: {error['msg']}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
