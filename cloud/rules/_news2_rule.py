@@ -46,7 +46,9 @@ class News2Config(RuleConfig):
     A score from fewer than all parameters is partial (it can only be too low, never too high) and
     is judged once ``min_parameters`` are observed. ``scale`` and ``on_oxygen`` come from the
     patient's settings; consciousness is not measured at home and is always listed as missing.
-    ``severities`` grades the alert by the band reached.
+    ``severities`` grades the alert by the band reached. A fired alert ends once the score has stayed
+    below ``band`` for ``clear_s`` seconds (a score hovering at the band's edge is one episode, not one per
+    crossing).
     """
 
     type: Literal["news2"] = "news2"
@@ -54,6 +56,7 @@ class News2Config(RuleConfig):
     max_age_s: float = Field(3600.0, gt=0)
     min_parameters: int = Field(3, ge=1, le=7)
     for_s: float = Field(0.0, ge=0)
+    clear_s: float = Field(0.0, ge=0)
     scale: Literal[1, 2] = 1
     on_oxygen: bool | None = None
     severities: dict[_Band, Severity] = Field(default_factory=_default_severities)
@@ -76,6 +79,7 @@ class News2Rule(EpisodeRule):
         self.metrics = frozenset(_PARAMETER)
         self.threshold = float(BAND_ORDER.index(config.band))
         self.for_ns = int(config.for_s * 1e9)
+        self.clear_ns = int(config.clear_s * 1e9)
         self.max_age_ns = int(config.max_age_s * 1e9)
         self.context_ns = self.max_age_ns + self.for_ns
         self.min_rank = BAND_ORDER.index(config.band)
