@@ -216,7 +216,9 @@ def _score(scenario: Scenario, changes: Sequence[AlertChange], judged: int, engi
     seen: set[tuple[str, int]] = set()
     fired: list[Fired] = []
     for change in changes:
-        if change.state != "open" or (change.rule, change.episode_start_ns) in seen:
+        # An episode that fires and ends inside one micro-batch comes out only as its resolution.
+        fired_episode = change.state == "open" or (change.state == "resolved" and change.details.get("fired", True))
+        if not fired_episode or (change.rule, change.episode_start_ns) in seen:
             continue
         seen.add((change.rule, change.episode_start_ns))
         fired.append(Fired(change.rule, change.metric, change.severity, (change.fired_ns - T0) / S))
