@@ -160,7 +160,8 @@ async def _main() -> str:
     return "\n".join([
         "## Web views",
         "",
-        f"{PATIENTS} patients, {DAYS} days: {points:,} points in a real influxd (written in {write_s:,.0f} s); "
+        f"{PATIENTS} patients, {DAYS} day{'s' if DAYS != 1 else ''}: {points:,} points in a real influxd "
+        f"(written in {write_s:,.0f} s); "
         "an oximeter at 1 Hz (SpO2 and pulse) per patient, respiration every minute, blood pressure twice a "
         "day, a daily weighing, glucose every 5 minutes for a quarter of them. Each view is called in-process "
         f"through the whole app, once cold and then {REPEATS} times; goal: every page within "
